@@ -1,0 +1,74 @@
+"""IR graph -> inferred IR graph: every node's shapes, parameters, MACs and
+receptive field, from each layer kind's own rules (archc/layers.py).
+
+A shape conflict is reported at the node's source location with both shapes and
+a hint; nodes downstream of a failed node are skipped, so independent conflicts
+in one spec are all reported at once.
+"""
+
+from __future__ import annotations
+
+from archc.diagnostics import Diagnostics
+from archc.ir import Model
+from archc.layers import RF
+from archc.shapes import ShapeError, describe
+from archc.syntax import Span
+
+
+def infer(model: Model, diags: Diagnostics) -> Model:
+    shapes: dict[str, tuple[int, ...] | None] = {}
+    rfs: dict[str, RF | None] = {}
+    done = []
+    for node in model.nodes:
+        ins = [shapes.get(i) for i in node.inputs]
+        if any(s is None for s in ins):
+            shapes[node.name] = None  # downstream of an error already reported
+            continue
+        try:
+            out = node.infer(ins)
+        except ShapeError as e:
+            span = None
+            if node.loc is not None:
+                span = Span(node.loc.file, node.loc.line, node.loc.col, node.loc.line,
+                            node.loc.col + 1)
+                line = diags.sources.line(span)
+                if line is not None:  # underline the call's name
+                    rest = line[node.loc.col - 1:]
+                    width = len(rest) - len(rest.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                        "abcdefghijklmnopqrstuvwxyz0123456789_"))
+                    span = Span(span.file, span.line, span.col, span.line,
+                                span.col + max(1, width))
+            diags.error("E401", f"shapes do not fit at `{node.name}` ({node.kind}): {e.message}",
+                        span, received="input " + ", ".join(describe(s) for s in ins),
+                        hint=e.hint)
+            shapes[node.name] = None
+            continue
+        trainable, nontrainable, macs = node.count(ins, out)
+        rf = _receptive_field(node, [rfs.get(i) for i in node.inputs])
+        shapes[node.name] = out
+        rfs[node.name] = rf
+        done.append(node.model_copy(update={
+            "in_shapes": tuple(ins), "out_shape": out, "trainable": trainable,
+            "nontrainable": nontrainable, "macs": macs, "rf": rf}))
+    diags.check()
+    return model.model_copy(update={"nodes": tuple(done)})
+
+
+def _receptive_field(node, ins: list[RF | None]) -> RF | None:
+    if node.kind == "input":
+        return RF(size=(1, 1), jump=(1, 1)) if len(node.shape) == 3 else None
+    if any(r is None for r in ins) or not ins:
+        return None
+    w = node.window()
+    if w == "global":
+        return None
+    if w is None:
+        if len(ins) == 1:
+            return ins[0]
+        size = tuple(max(r.size[i] for r in ins) for i in range(2))
+        jump = tuple(max(r.jump[i] for r in ins) for i in range(2))
+        return RF(size=size, jump=jump)
+    (kh, kw), (sh, sw) = w
+    r = ins[0]
+    return RF(size=(r.size[0] + (kh - 1) * r.jump[0], r.size[1] + (kw - 1) * r.jump[1]),
+              jump=(r.jump[0] * sh, r.jump[1] * sw))

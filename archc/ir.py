@@ -1,0 +1,95 @@
+"""The IR: an immutable, typed graph of layer nodes (archc/layers.py).
+
+`Model` is what every later stage reads: the report, the JSON dump (`archc ir
+--json`, loaded back equal), and the backends. Nodes are listed in topological
+order; each names its inputs. Block structure is kept: every node records the
+block-instance path it belongs to (`scope`), and `blocks` lists the instances
+with the block's name and arguments, so a generator can emit one class per block.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from archc.layers import KINDS, Loc
+from archc.training import TrainingConfig
+
+IRNode = Annotated[Union[tuple(KINDS.values())], Field(discriminator="kind")]  # type: ignore
+ArgValue = Union[bool, int, float, str, list[Union[bool, int, float, str]]]
+
+
+class BlockParam(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    default: str | None = None  # the default as written, e.g. "3" or "ch*4"
+
+
+class BlockDefinition(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    params: tuple[BlockParam, ...]
+    loc: Loc
+
+
+class BlockInstance(BaseModel):
+    """One expansion of a block: `path` is the scope its nodes carry."""
+
+    model_config = ConfigDict(frozen=True)
+    path: str
+    block: str
+    args: dict[str, ArgValue]
+    loc: Loc | None = None
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    source: str
+    input_shape: tuple[int, ...]
+    nodes: tuple[IRNode, ...]
+    output: str
+    blocks: tuple[BlockInstance, ...] = ()
+    block_defs: tuple[BlockDefinition, ...] = ()
+    training: TrainingConfig | None = None
+
+    def node(self, name: str):
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.node(self.output).out_shape
+
+    @property
+    def trainable(self) -> int:
+        return sum(n.trainable for n in self.nodes)
+
+    @property
+    def nontrainable(self) -> int:
+        return sum(n.nontrainable for n in self.nodes)
+
+    @property
+    def params(self) -> int:
+        return self.trainable + self.nontrainable
+
+    @property
+    def macs(self) -> int:
+        return sum(n.macs for n in self.nodes)
+
+    @property
+    def activation_elements(self) -> int:
+        """Elements of every node's output for batch 1 (input excluded)."""
+        total = 0
+        for n in self.nodes:
+            if n.kind == "input":
+                continue
+            size = 1
+            for d in n.out_shape:
+                size *= d
+            total += size
+        return total

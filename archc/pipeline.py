@@ -1,0 +1,30 @@
+"""The pass pipeline, on one screen:
+
+    text --parse--> syntax tree --load includes--> program
+         --expand--> IR graph --infer--> inferred IR --> report / backends
+
+Every pass reports the user's mistakes as diagnostics (archc/diagnostics.py)
+and raises `SpecError` at its end if there were any.
+"""
+
+from __future__ import annotations
+
+from archc.diagnostics import Diagnostics, Sources, SpecError
+from archc.expand import build_ir, load
+from archc.infer import infer
+from archc.ir import Model
+
+
+def compile_spec(path: str, text: str | None = None) -> Model:
+    """Compile one .cnn file (or `text` under that name) to an inferred IR Model."""
+    diags = Diagnostics(Sources())
+    program = load(path, diags, text)  # text -> syntax trees, includes resolved
+    model = build_ir(program, diags, source=path)  # blocks, branches, repeats expanded
+    return infer(model, diags)  # shapes, parameters, MACs, receptive fields
+
+
+def compile_text(text: str, name: str = "<spec>") -> Model:
+    return compile_spec(name, text)
+
+
+__all__ = ["compile_spec", "compile_text", "SpecError", "Model"]
