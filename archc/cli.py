@@ -16,12 +16,12 @@ import sys
 from archc import __version__
 
 
-def _compile(path: str, json_errors: bool):
+def _compile(path: str, json_errors: bool, library_ok: bool = False):
     from archc.diagnostics import SpecError
-    from archc.pipeline import compile_spec
+    from archc.pipeline import check_spec, compile_spec
 
     try:
-        return compile_spec(path)
+        return check_spec(path) if library_ok else compile_spec(path)
     except SpecError as e:
         print(e.to_json() if json_errors else e.render(), file=sys.stderr)
         return None
@@ -30,9 +30,13 @@ def _compile(path: str, json_errors: bool):
 def cmd_check(args) -> int:
     failed = 0
     for path in args.specs:
-        model = _compile(path, args.json)
+        model = _compile(path, args.json, library_ok=True)
         if model is None:
             failed += 1
+            continue
+        if isinstance(model, list):
+            if not args.quiet:
+                print(f"ok  {path}: library of {len(model)} blocks ({', '.join(model)})")
             continue
         if not args.quiet:
             print(f"ok  {path}: {model.name}, {len(model.nodes) - 1} layers, "

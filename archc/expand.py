@@ -382,6 +382,39 @@ class Expander:
         return self.expand_seq(self.blocks[u.name].body, Evaluator(env, self.diags), path, x)
 
 
+def check_library(program: Program, diags: Diagnostics) -> list[str]:
+    """A file that only defines blocks: check that every name its blocks call is a
+    layer kind or a block. Returns the block names."""
+    stack: list[S.Seq] = [b.body for b in program.blocks.values()]
+    while stack:
+        seq = stack.pop()
+        for e in seq.elements:
+            u = e.unit
+            if isinstance(u, S.Call):
+                known = (u.name in SPELLINGS or u.name in program.blocks
+                         or (u.name.lower() == "identity" and not u.args))
+                if not known:
+                    suggestion = did_you_mean(u.name, list(SPELLINGS) + list(program.blocks))
+                    diags.error("E201", f"unknown layer or block `{u.name}`", u.name_span,
+                                hint=f"did you mean `{suggestion}`?" if suggestion else None)
+            elif isinstance(u, S.Group):
+                stack.append(u.body)
+            elif isinstance(u, S.Branch):
+                stack.extend(u.branches)
+            elif isinstance(u, S.Cond):
+                stack.append(u.then)
+                if u.orelse is not None:
+                    stack.append(u.orelse)
+    diags.check()
+    return list(program.blocks)
+
+
+def is_library(program: Program) -> bool:
+    main = program.main
+    return not main.inputs and not main.body and not main.trains and bool(
+        main.blocks or main.includes)
+
+
 def _hashable(v: Any) -> Any:
     return v if not isinstance(v, list) else tuple(v)
 
@@ -408,8 +441,11 @@ def build_ir(program: Program, diags: Diagnostics, source: str) -> Model:
         diags.error("E202", f"`{name}` cannot name a model", span,
                     hint=f"{problem}; name it with a line such as `model my_net`")
     if not main.inputs:
+        hint = ("this file only defines blocks: `include` it from a spec" if is_library(program)
+                else None)
         raise diags.fatal("E208", "the spec has no input", S.Span(main.path, 1, 1, 1, 2),
-                          expected="a line such as `input 32*32*3` (or `input 32x32x3`)")
+                          expected="a line such as `input 32*32*3` (or `input 32x32x3`)",
+                          hint=hint)
     for extra in main.inputs[1:]:
         diags.error("E209", "the input is declared more than once", extra.span,
                     notes=(f"first declared at {main.inputs[0].span}",))

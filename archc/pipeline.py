@@ -10,7 +10,7 @@ and raises `SpecError` at its end if there were any.
 from __future__ import annotations
 
 from archc.diagnostics import Diagnostics, Sources, SpecError
-from archc.expand import build_ir, load
+from archc.expand import build_ir, check_library, is_library, load
 from archc.infer import infer
 from archc.ir import Model
 
@@ -23,8 +23,18 @@ def compile_spec(path: str, text: str | None = None) -> Model:
     return infer(model, diags)  # shapes, parameters, MACs, receptive fields
 
 
+def check_spec(path: str) -> Model | list[str]:
+    """Like compile_spec, but a file that only defines blocks (a library such as
+    specs/stdlib.cnn) is checked for unknown names and gives its block names."""
+    diags = Diagnostics(Sources())
+    program = load(path, diags)
+    if is_library(program):
+        return check_library(program, diags)
+    return infer(build_ir(program, diags, source=path), diags)
+
+
 def compile_text(text: str, name: str = "<spec>") -> Model:
     return compile_spec(name, text)
 
 
-__all__ = ["compile_spec", "compile_text", "SpecError", "Model"]
+__all__ = ["compile_spec", "check_spec", "compile_text", "SpecError", "Model"]
