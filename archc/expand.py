@@ -135,8 +135,11 @@ def load(path: str, diags: Diagnostics, text: str | None = None) -> Program:
 def _define_block(program: Program, b: S.BlockDef, diags: Diagnostics) -> None:
     problem = identifier_problem(b.name)
     if problem:
+        # Reported once here; the block is still defined so that its calls do not
+        # each report an unknown name as well.
         diags.error("E202", f"`{b.name}` cannot name a block", b.name_span, hint=problem)
-        return
+        if b.name in SPELLINGS:
+            return
     if b.name in program.blocks:
         first = program.blocks[b.name].span
         diags.error("E205", f"block `{b.name}` is defined twice", b.name_span,

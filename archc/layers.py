@@ -270,8 +270,18 @@ class Conv2D(Node):
                 _once(r, f, "padding", _padding_value(r, v, a.span), a.span)
             elif isinstance(v, Sym) and v.name in ("nobias", "no_bias"):
                 _once(r, f, "use_bias", False, a.span)
-            elif isinstance(v, Sym):
+            elif isinstance(v, Sym) and ACTIVATION_ALIASES.get(v.name.lower(),
+                                                               v.name.lower()) in ACTIVATIONS:
                 _once(r, f, "activation", _activation_name(r, v, a.span, True), a.span)
+            elif isinstance(v, Sym):
+                from archc.diagnostics import did_you_mean
+
+                choices = ("same", "valid", "nobias") + FUSABLE
+                guess = did_you_mean(v.name, choices)
+                raise r.fail(f"{cls.title} has no option `{v.name}`", a.span, code="E307",
+                             expected="a stride `s2`, padding `same`/`valid`/`p1`, `nobias`, "
+                             "or an activation such as `relu`",
+                             hint=f"did you mean `{guess}`?" if guess else None)
             else:
                 raise r.fail(f"{cls.title} does not understand `{show(v)}` here", a.span,
                              code="E301", expected="a stride `s2`, padding `same`/`valid`/`p1`, "

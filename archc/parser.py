@@ -423,7 +423,12 @@ def _syntax_error(e: UnexpectedInput, text: str, path: str, diags: Diagnostics) 
     expected = _expected_words(e.accepts or e.expected or ())
     hint = None
     value = str(tok)
-    if value in ("(", ")") or value in ("{", "}"):
+    accepts = set(e.accepts or e.expected or ())
+    if "RPAR" in accepts and value not in (")",):
+        hint = "is a `)` missing before this?"
+    elif "RBRACE" in accepts and tok.type == "$END":
+        hint = "is a `}` missing?"
+    elif value in ("(", ")") or value in ("{", "}"):
         hint = "brackets must balance: `(...)` for arguments, `{...}` for groups and blocks"
     elif tok.type in ("INT", "FLOAT") and "KEY" in (e.accepts or ()):
         hint = "separate arguments with commas"
