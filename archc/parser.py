@@ -18,6 +18,7 @@ from lark.exceptions import (
     UnexpectedEOF,
     UnexpectedInput,
     UnexpectedToken,
+    VisitError,
 )
 
 from archc import syntax as S
@@ -344,7 +345,7 @@ def decode_source(data: bytes, path: str, diags: Diagnostics) -> str:
     except UnicodeDecodeError as e:
         raise diags.fatal("E002", f"`{path}` is not UTF-8 text (bad byte at offset {e.start})",
                           hint="save the spec as UTF-8")
-    return text
+    return text.removeprefix("\ufeff")  # a byte-order mark some editors write
 
 
 def _check_nesting(text: str, path: str, diags: Diagnostics) -> None:
@@ -375,7 +376,10 @@ def parse(text: str, path: str, diags: Diagnostics) -> S.SpecFile:
         return _parse(text, path)
     except UnexpectedInput as e:
         raise _syntax_error(e, text, path, diags) from None
-    except _TooDeep as e:
+    except VisitError as v:
+        if not isinstance(v.orig_exc, _TooDeep):
+            raise
+        e = v.orig_exc
         raise diags.fatal("E005", f"an expression is nested more than {LIMITS.max_nesting} "
                           "operators deep", e.span, hint="simplify the arithmetic") from None
 
