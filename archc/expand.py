@@ -439,6 +439,9 @@ def build_ir(program: Program, diags: Diagnostics, source: str) -> Model:
     else:
         name = os.path.splitext(os.path.basename(main.path))[0]
         span = S.Span(main.path, 1, 1, 1, 2)
+    for extra in main.extra_models:
+        diags.error("E210", "the model is named more than once", extra.span,
+                    notes=(f"first named at {span}",))
     problem = identifier_problem(name)
     if problem:
         diags.error("E202", f"`{name}` cannot name a model", span,

@@ -55,8 +55,9 @@ def infer(model: Model, diags: Diagnostics) -> Model:
 
 
 def _receptive_field(node, ins: list[RF | None]) -> RF | None:
+    # RF values are built from integers computed here: no validation needed.
     if node.kind == "input":
-        return RF(size=(1, 1), jump=(1, 1)) if len(node.shape) == 3 else None
+        return RF.model_construct(size=(1, 1), jump=(1, 1)) if len(node.shape) == 3 else None
     if any(r is None for r in ins) or not ins:
         return None
     w = node.window()
@@ -67,8 +68,9 @@ def _receptive_field(node, ins: list[RF | None]) -> RF | None:
             return ins[0]
         size = tuple(max(r.size[i] for r in ins) for i in range(2))
         jump = tuple(max(r.jump[i] for r in ins) for i in range(2))
-        return RF(size=size, jump=jump)
+        return RF.model_construct(size=size, jump=jump)
     (kh, kw), (sh, sw) = w
     r = ins[0]
-    return RF(size=(r.size[0] + (kh - 1) * r.jump[0], r.size[1] + (kw - 1) * r.jump[1]),
-              jump=(r.jump[0] * sh, r.jump[1] * sw))
+    return RF.model_construct(
+        size=(r.size[0] + (kh - 1) * r.jump[0], r.size[1] + (kw - 1) * r.jump[1]),
+        jump=(r.jump[0] * sh, r.jump[1] * sw))

@@ -7,7 +7,6 @@ block-instance path it belongs to (`scope`), and `blocks` lists the instances
 with the block's name and arguments, so a generator can emit one class per block.
 """
 
-from __future__ import annotations
 
 from typing import Annotated, Union
 
@@ -21,13 +20,13 @@ ArgValue = Union[bool, int, float, str, list[Union[bool, int, float, str]]]
 
 
 class BlockParam(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     name: str
     default: str | None = None  # the default as written, e.g. "3" or "ch*4"
 
 
 class BlockDefinition(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     name: str
     params: tuple[BlockParam, ...]
     loc: Loc
@@ -36,7 +35,7 @@ class BlockDefinition(BaseModel):
 class BlockInstance(BaseModel):
     """One expansion of a block: `path` is the scope its nodes carry."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     path: str
     block: str
     args: dict[str, ArgValue]
@@ -44,7 +43,9 @@ class BlockInstance(BaseModel):
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # The schema of the whole-graph union is built on first use (JSON load and
+    # dump), not at import: `archc report` never needs it.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str
     source: str

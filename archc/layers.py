@@ -17,7 +17,6 @@ a table from `kind` to its emitter (a test checks that none is missing).
 Adding a layer kind means adding one class here and one emitter per backend.
 """
 
-from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, Union
 
@@ -45,7 +44,7 @@ NO = ("None", "none", "No", "no", "N", "False", "false", "off")
 
 
 class Loc(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     file: str
     line: int
     col: int
@@ -55,7 +54,7 @@ class RF(BaseModel):
     """Receptive field of one output cell on the input, and the input-pixel distance
     between neighbouring output cells (jump), per axis (height, width)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     size: Pair
     jump: Pair
 
@@ -63,7 +62,7 @@ class RF(BaseModel):
 class Node(BaseModel):
     """Fields common to every IR node. Shapes and counts are filled in by inference."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     kind: str
     name: str
@@ -96,7 +95,7 @@ class Node(BaseModel):
 
     # -- language
     @classmethod
-    def bind(cls, r: ArgReader, spelled: str) -> list[tuple[type[Node], dict]]:
+    def bind(cls, r: ArgReader, spelled: str) -> list[tuple[type["Node"], dict]]:
         r.finish()
         return [(cls, {})]
 

@@ -1,8 +1,9 @@
 """Text -> syntax tree (archc/syntax.py), with archc's own diagnostics.
 
 The grammar (archc/grammar.lark) is compiled by lark's LALR(1) generator once
-and cached on disk, so a fresh process pays only for loading the tables. Both
-the LALR parser and the tree transformer are iterative, and the input is checked for size, binary content and nesting depth before
+and cached on disk, so a fresh process pays only for loading the tables. The
+LALR parser builds syntax nodes directly (no parse tree) without recursion, and
+the input is checked for size, binary content and nesting depth before
 lark sees it, so no deep or huge input can exhaust the stack or the memory.
 """
 
@@ -12,7 +13,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer_NonRecursive, v_args
+from lark import Lark, Token, Transformer
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
@@ -32,6 +33,7 @@ TERMINAL_WORDS = {
     "NAME": "a name",
     "KEY": "a label such as `kernel:`",
     "INT": "an integer",
+    "INT_PRODUCT": "a product such as 6*5*5",
     "FLOAT": "a number",
     "STRING": 'a quoted path such as "stdlib.cnn"',
     "DIMS_X": "dimensions such as 32x32x3",
@@ -66,32 +68,51 @@ class _TooDeep(Exception):
         self.span = span
 
 
-class _ToSyntax(Transformer_NonRecursive):
-    """Builds archc.syntax nodes from lark's tree, iteratively (deep input is safe)."""
+class _ToSyntax(Transformer):
+    """Builds archc.syntax nodes. It runs inside the LALR parser, one callback per
+    reduction (no parse tree, no recursion), so deep input is safe and a
+    10,000-layer spec parses in a fraction of a second. Spans are computed from
+    the tokens each node covers."""
 
     def __init__(self, file: str):
         super().__init__()
         self.file = file
 
     # -- helpers
-    def _span(self, meta) -> S.Span:
-        if getattr(meta, "empty", True):
+    def _of(self, item) -> S.Span | None:
+        if isinstance(item, Token):
+            return self._tspan(item)
+        if type(item) is tuple:  # ("repeat", expr) and ("alias", name, span)
+            for x in reversed(item):
+                span = x if isinstance(x, S.Span) else getattr(x, "span", None)
+                if span is not None:
+                    return span
+            return None
+        return getattr(item, "span", None)
+
+    def _cover(self, items) -> S.Span:
+        first = last = None
+        for item in items:
+            span = self._of(item)
+            if span is not None:
+                first = first or span
+                last = span
+        if first is None:
             return S.Span(self.file, 1, 1, 1, 2)
-        return S.Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+        return S.Span(self.file, first.line, first.col, last.end_line, last.end_col)
 
     def _tspan(self, tok: Token) -> S.Span:
         return S.Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column)
 
     # -- top level
-    @v_args(meta=True)
-    def start(self, meta, items):
+    def start(self, items):
         spec = S.SpecFile(path=self.file)
         for item in items:
             if isinstance(item, S.ModelDecl):
                 if spec.model is None:
                     spec.model = item
                 else:
-                    spec.trains.append(item)  # reported as a duplicate later
+                    spec.extra_models.append(item)
             elif isinstance(item, S.Include):
                 spec.includes.append(item)
             elif isinstance(item, S.InputDecl):
@@ -104,93 +125,76 @@ class _ToSyntax(Transformer_NonRecursive):
                 spec.body.append(item)
         return spec
 
-    @v_args(meta=True)
-    def model_decl(self, meta, items):
+    def model_decl(self, items):
         return S.ModelDecl(str(items[0]), self._tspan(items[0]))
 
-    @v_args(meta=True)
-    def include_decl(self, meta, items):
-        return S.Include(str(items[0])[1:-1], self._span(meta))
+    def include_decl(self, items):
+        return S.Include(str(items[0])[1:-1], self._cover(items))
 
-    @v_args(meta=True)
-    def input_decl(self, meta, items):
-        return S.InputDecl(items[-1], self._span(meta))
+    def input_decl(self, items):
+        return S.InputDecl(items[-1], self._cover(items))
 
-    @v_args(meta=True)
-    def dims(self, meta, items):
+    def dims(self, items):
         (item,) = items
         if isinstance(item, Token):  # 32x32x3
             span = self._tspan(item)
             return tuple(S.Num(int(p), span) for p in str(item).split("x"))
         return tuple(_product_factors(item))
 
-    @v_args(meta=True)
-    def block_def(self, meta, items):
+    def block_def(self, items):
         name = items[0]
         params = tuple(p for p in items[1:-1] if p is not None)
-        return S.BlockDef(str(name), params, items[-1], self._span(meta), self._tspan(name))
+        return S.BlockDef(str(name), params, items[-1], self._cover(items), self._tspan(name))
 
-    @v_args(meta=True)
-    def param(self, meta, items):
+    def param(self, items):
         default = items[1] if len(items) > 1 else None
         return S.Param(str(items[0]), default, self._tspan(items[0]))
 
-    @v_args(meta=True)
-    def train_def(self, meta, items):
-        return S.TrainDef(tuple(items), self._span(meta))
+    def train_def(self, items):
+        return S.TrainDef(tuple(items), self._cover(items))
 
-    @v_args(meta=True)
-    def setting(self, meta, items):
-        return S.Setting(str(items[0]), items[1], self._span(meta))
+    def setting(self, items):
+        return S.Setting(str(items[0]), items[1], self._cover(items))
 
     # -- structure
-    @v_args(meta=True)
-    def seq(self, meta, items):
-        return S.Seq(tuple(items), self._span(meta))
+    def seq(self, items):
+        return S.Seq(tuple(items), self._cover(items))
 
-    @v_args(meta=True)
-    def element(self, meta, items):
+    def element(self, items):
         unit, repeat, alias, alias_span = items[0], None, None, None
         for extra in items[1:]:
-            if isinstance(extra, tuple) and extra[0] == "repeat":
+            if type(extra) is tuple and extra[0] == "repeat":
                 repeat = extra[1]
-            elif isinstance(extra, tuple) and extra[0] == "alias":
+            elif type(extra) is tuple and extra[0] == "alias":
                 alias, alias_span = extra[1], extra[2]
-        return S.Element(unit, repeat, alias, alias_span, self._span(meta))
+        return S.Element(unit, repeat, alias, alias_span, self._cover(items))
 
-    @v_args(meta=True)
-    def repeat(self, meta, items):
+    def repeat(self, items):
         if len(items) == 1:
             tok = items[0]
             return ("repeat", S.Num(int(str(tok)[1:]), self._tspan(tok)))
         return ("repeat", items[1])
 
-    @v_args(meta=True)
-    def alias(self, meta, items):
+    def alias(self, items):
         return ("alias", str(items[0]), self._tspan(items[0]))
 
-    @v_args(meta=True)
-    def call(self, meta, items):
+    def call(self, items):
         name = items[0]
         args = items[1] if len(items) > 1 else ()
-        return S.Call(str(name), args, self._span(meta), self._tspan(name))
+        return S.Call(str(name), args, self._cover(items), self._tspan(name))
 
-    @v_args(meta=True)
-    def group(self, meta, items):
-        return S.Group(items[0], self._span(meta))
+    def group(self, items):
+        return S.Group(items[0], self._cover(items))
 
-    @v_args(meta=True)
-    def branch(self, meta, items):
-        return S.Branch(str(items[0]), tuple(items[1:]), self._span(meta))
+    def branch(self, items):
+        return S.Branch(str(items[0]), tuple(items[1:]), self._cover(items))
 
-    @v_args(meta=True)
-    def cond(self, meta, items):
+    def cond(self, items):
         orelse = items[2] if len(items) > 2 else None
-        return S.Cond(items[0], items[1], orelse, self._span(meta))
+        return S.Cond(items[0], items[1], orelse, self._cover(items))
 
     # -- arguments
-    @v_args(meta=True)
-    def args(self, meta, items):
+    def args(self, items):
         out = []
         for item in items:
             if item is None:
@@ -201,77 +205,84 @@ class _ToSyntax(Transformer_NonRecursive):
                 out.append(S.PosArg(item, item.span))
         return tuple(out)
 
-    @v_args(meta=True)
-    def kwarg(self, meta, items):
+    def kwarg(self, items):
         key, value = items
-        return S.KwArg(str(key), value, self._span(meta))
+        return S.KwArg(str(key), value, self._cover(items))
 
-    @v_args(meta=True)
-    def footnote(self, meta, items):
+    def footnote(self, items):
         tok = items[0]
         return S.Footnote(str(tok), self._tspan(tok))
 
     # -- expressions
-    @v_args(meta=True)
-    def compare(self, meta, items):
+    def compare(self, items):
         left, right = items[0], items[2]
         depth = 1 + max(getattr(left, "depth", 0), getattr(right, "depth", 0))
-        return S.BinOp(str(items[1]), left, right, self._span(meta), depth)
+        return S.BinOp(str(items[1]), left, right, self._cover(items), depth)
 
-    @v_args(meta=True)
-    def binop(self, meta, items):
+    def binop(self, items):
         op = str(items[1])
         if op == "\\*":
             op = "*"
         left, right = items[0], items[2]
         depth = 1 + max(getattr(left, "depth", 0), getattr(right, "depth", 0))
         if depth > LIMITS.max_nesting:
-            raise _TooDeep(self._span(meta))
-        return S.BinOp(op, left, right, self._span(meta), depth)
+            raise _TooDeep(self._cover(items))
+        return S.BinOp(op, left, right, self._cover(items), depth)
 
-    @v_args(meta=True)
-    def neg(self, meta, items):
+    def neg(self, items):
         depth = 1 + getattr(items[0], "depth", 0)
         if depth > LIMITS.max_nesting:
-            raise _TooDeep(self._span(meta))
-        return S.Neg(items[0], self._span(meta), depth)
+            raise _TooDeep(self._cover(items))
+        return S.Neg(items[0], self._cover(items), depth)
 
-    @v_args(meta=True)
-    def int(self, meta, items):
+    def int(self, items):
         tok = items[0]
         return S.Num(int(str(tok)), self._tspan(tok))
 
-    @v_args(meta=True)
-    def float(self, meta, items):
+    def int_product(self, items):
+        tok = items[0]
+        text = str(tok)
+        expr: S.Expr | None = None
+        col = tok.column
+        for part in text.replace("\\*", "*").split("*"):
+            # columns of each factor in the original text (escapes included)
+            start = text.index(part, col - tok.column) + tok.column
+            num = S.Num(int(part), S.Span(self.file, tok.line, start, tok.line, start + len(part)))
+            col = start + len(part)
+            if expr is None:
+                expr = num
+            else:
+                depth = expr.depth + 1 if isinstance(expr, S.BinOp) else 1
+                if depth > LIMITS.max_nesting:
+                    raise _TooDeep(S.Span(self.file, tok.line, tok.column, tok.line, start))
+                expr = S.BinOp("*", expr, num, S.Span(self.file, tok.line, tok.column, tok.line,
+                                                       start + len(part)), depth)
+        return expr
+
+    def float(self, items):
         tok = items[0]
         return S.Num(float(str(tok)), self._tspan(tok))
 
-    @v_args(meta=True)
-    def name(self, meta, items):
+    def name(self, items):
         tok = items[0]
         return S.Ref(str(tok), self._tspan(tok))
 
-    @v_args(meta=True)
-    def stride_lit(self, meta, items):
+    def stride_lit(self, items):
         tok = items[0]
         return S.Lit("stride", int(str(tok)[1:]), self._tspan(tok))
 
-    @v_args(meta=True)
-    def pad_lit(self, meta, items):
+    def pad_lit(self, items):
         tok = items[0]
         return S.Lit("pad", int(str(tok)[1:]), self._tspan(tok))
 
-    @v_args(meta=True)
-    def fcall(self, meta, items):
-        return S.FCall(str(items[0]), items[1], self._span(meta))
+    def fcall(self, items):
+        return S.FCall(str(items[0]), items[1], self._cover(items))
 
-    @v_args(meta=True)
-    def paren(self, meta, items):
-        return S.Paren(items[0], self._span(meta))
+    def paren(self, items):
+        return S.Paren(items[0], self._cover(items))
 
-    @v_args(meta=True)
-    def list(self, meta, items):
-        return S.ListExpr(tuple(i for i in items if i is not None), self._span(meta))
+    def list(self, items):
+        return S.ListExpr(tuple(i for i in items if i is not None), self._cover(items))
 
 
 def _product_factors(expr: S.Expr) -> list[S.Expr]:
@@ -307,8 +318,8 @@ def _lark() -> Lark:
         GRAMMAR.read_text(encoding="utf-8"),
         parser="lalr",
         lexer="contextual",
-        propagate_positions=True,
         maybe_placeholders=True,
+        transformer=_ToSyntax("<spec>"),
         cache=cache_path,
     )
 
@@ -376,17 +387,18 @@ def parse(text: str, path: str, diags: Diagnostics) -> S.SpecFile:
         return _parse(text, path)
     except UnexpectedInput as e:
         raise _syntax_error(e, text, path, diags) from None
-    except VisitError as v:
-        if not isinstance(v.orig_exc, _TooDeep):
+    except (VisitError, _TooDeep) as v:
+        e = v.orig_exc if isinstance(v, VisitError) else v
+        if not isinstance(e, _TooDeep):
             raise
-        e = v.orig_exc
         raise diags.fatal("E005", f"an expression is nested more than {LIMITS.max_nesting} "
                           "operators deep", e.span, hint="simplify the arithmetic") from None
 
 
 def _parse(text: str, path: str) -> S.SpecFile:
-    tree = _lark().parse(text)
-    return _ToSyntax(path).transform(tree)
+    parser = _lark()
+    parser.options.transformer.file = path  # spans name this file (one parse at a time)
+    return parser.parse(text)
 
 
 def _expected_words(names) -> str:

@@ -9,28 +9,47 @@ and raises `SpecError` at its end if there were any.
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
+
 from archc.diagnostics import Diagnostics, Sources, SpecError
 from archc.expand import build_ir, check_library, is_library, load
 from archc.infer import infer
 from archc.ir import Model
 
 
+@contextmanager
+def _no_gc():
+    """Compiling allocates many small objects and no reference cycles worth
+    collecting; the cyclic collector would only re-scan them (about 30% of
+    the time of a 10,000-layer spec). Reference counting still frees memory."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def compile_spec(path: str, text: str | None = None) -> Model:
     """Compile one .cnn file (or `text` under that name) to an inferred IR Model."""
-    diags = Diagnostics(Sources())
-    program = load(path, diags, text)  # text -> syntax trees, includes resolved
-    model = build_ir(program, diags, source=path)  # blocks, branches, repeats expanded
-    return infer(model, diags)  # shapes, parameters, MACs, receptive fields
+    with _no_gc():
+        diags = Diagnostics(Sources())
+        program = load(path, diags, text)  # text -> syntax trees, includes resolved
+        model = build_ir(program, diags, source=path)  # blocks, branches, repeats expanded
+        return infer(model, diags)  # shapes, parameters, MACs, receptive fields
 
 
 def check_spec(path: str) -> Model | list[str]:
     """Like compile_spec, but a file that only defines blocks (a library such as
     specs/stdlib.cnn) is checked for unknown names and gives its block names."""
-    diags = Diagnostics(Sources())
-    program = load(path, diags)
-    if is_library(program):
-        return check_library(program, diags)
-    return infer(build_ir(program, diags, source=path), diags)
+    with _no_gc():
+        diags = Diagnostics(Sources())
+        program = load(path, diags)
+        if is_library(program):
+            return check_library(program, diags)
+        return infer(build_ir(program, diags, source=path), diags)
 
 
 def compile_text(text: str, name: str = "<spec>") -> Model:

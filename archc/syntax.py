@@ -1,6 +1,7 @@
 """The syntax tree of a .cnn file: what the user wrote, with source spans.
 
-These are plain frozen dataclasses produced by the parser (archc/parser.py).
+These are named tuples (immutable, and the fastest Python objects to create:
+a 10,000-layer spec makes hundreds of thousands) produced by the parser.
 They carry no meaning yet: names are not resolved, expressions not evaluated.
 The expansion pass (archc/expand.py) gives them meaning and builds the IR.
 """
@@ -8,11 +9,10 @@ The expansion pass (archc/expand.py) gives them meaning and builds the IR.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import NamedTuple, Union
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
+class Span(NamedTuple):
     """A region of one source file, 1-based lines and columns (end exclusive)."""
 
     file: str
@@ -28,22 +28,19 @@ class Span:
 # ---- expressions -----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Num:
+class Num(NamedTuple):
     value: int | float
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class Ref:
+class Ref(NamedTuple):
     """A bare name: a block parameter, or a symbol such as `same` or `relu`."""
 
     name: str
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class Lit:
+class Lit(NamedTuple):
     """A literal written in the slides' shorthand: `s2` (stride) or `p1` (padding)."""
 
     kind: str  # "stride" | "pad"
@@ -51,8 +48,7 @@ class Lit:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class BinOp:
+class BinOp(NamedTuple):
     op: str
     left: Expr
     right: Expr
@@ -60,21 +56,18 @@ class BinOp:
     depth: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class Neg:
+class Neg(NamedTuple):
     operand: Expr
     span: Span
     depth: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class Paren:
+class Paren(NamedTuple):
     inner: Expr
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class FCall:
+class FCall(NamedTuple):
     """`s(2,1)`, `p(1)`, `sgd(momentum=0.9)`: a name applied to arguments."""
 
     name: str
@@ -82,8 +75,7 @@ class FCall:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class ListExpr:
+class ListExpr(NamedTuple):
     items: tuple[Expr, ...]
     span: Span
 
@@ -94,21 +86,18 @@ Expr = Union[Num, Ref, Lit, BinOp, Neg, Paren, FCall, ListExpr]
 # ---- arguments -------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class PosArg:
+class PosArg(NamedTuple):
     value: Expr
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class KwArg:
+class KwArg(NamedTuple):
     key: str
     value: Expr
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class Footnote:
+class Footnote(NamedTuple):
     """A starred marker such as `LRN*` in `B (Yes, LRN*)`: informative only."""
 
     text: str
@@ -121,8 +110,7 @@ Arg = Union[PosArg, KwArg, Footnote]
 # ---- layers and structure --------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
     """A layer (`C(...)`, `B`) or a block invocation (`ConvBNRelu(64)`)."""
 
     name: str
@@ -131,29 +119,25 @@ class Call:
     name_span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class Group:
+class Group(NamedTuple):
     body: Seq
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class Branch:
+class Branch(NamedTuple):
     merge: str  # "concat" | "add"
     branches: tuple[Seq, ...]
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class Cond:
+class Cond(NamedTuple):
     test: Expr
     then: Seq
     orelse: Seq | None
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class Element:
+class Element(NamedTuple):
     unit: Call | Group | Branch | Cond
     repeat: Expr | None
     alias: str | None
@@ -161,8 +145,7 @@ class Element:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class Seq:
+class Seq(NamedTuple):
     elements: tuple[Element, ...]
     span: Span
 
@@ -170,15 +153,13 @@ class Seq:
 # ---- top level -------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Param:
+class Param(NamedTuple):
     name: str
     default: Expr | None
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class BlockDef:
+class BlockDef(NamedTuple):
     name: str
     params: tuple[Param, ...]
     body: Seq
@@ -186,43 +167,39 @@ class BlockDef:
     name_span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class Setting:
+class Setting(NamedTuple):
     key: str
     value: Expr
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class InputDecl:
+class InputDecl(NamedTuple):
     dims: tuple[Expr, ...]
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class Include:
+class Include(NamedTuple):
     path: str
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class ModelDecl:
+class ModelDecl(NamedTuple):
     name: str
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class TrainDef:
+class TrainDef(NamedTuple):
     settings: tuple[Setting, ...]
     span: Span
 
 
-@dataclass(slots=True)
+@dataclass
 class SpecFile:
     """One parsed file, statements sorted by kind, in source order."""
 
     path: str
     model: ModelDecl | None = None
+    extra_models: list[ModelDecl] = field(default_factory=list)
     includes: list[Include] = field(default_factory=list)
     inputs: list[InputDecl] = field(default_factory=list)
     blocks: list[BlockDef] = field(default_factory=list)

@@ -13,7 +13,6 @@
 Parsed and validated here (closed vocabularies, ranges); used by the runners.
 """
 
-from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
@@ -25,7 +24,7 @@ from archc.values import Evaluator, FuncVal, Sym, show
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Optimizer(_Frozen):
