@@ -3,6 +3,8 @@
     archc check SPEC...                 compile, report errors, print a one-line summary
     archc report SPEC [--json|--markdown]
     archc ir SPEC --json                the inferred IR as JSON
+    archc build SPEC... [--backend keras|torch|all] [-o DIR]
+    archc build --all [--check]         every spec in specs/, every backend
 
 Exit status: 0 success, 1 a spec has errors, 2 the command line is wrong.
 These commands import no deep-learning framework.
@@ -73,6 +75,86 @@ def cmd_ir(args) -> int:
     return 0
 
 
+def cmd_build(args) -> int:
+    import glob
+
+    from archc.diagnostics import SpecError
+    from archc.pipeline import check_spec, compile_spec
+    from backends import NAMES, get
+    from backends.common import BackendError, write_module
+
+    specs = list(args.specs)
+    if args.all:
+        specs += sorted(p for p in glob.glob(os.path.join("specs", "*.cnn")))
+    if not specs:
+        print("archc build: name a SPEC or use --all", file=sys.stderr)
+        return 2
+    backends = NAMES if args.backend == "all" else (args.backend,)
+    failed = 0
+    expected: dict[str, set[str]] = {b: set() for b in backends}
+    stale: list[str] = []
+    for path in specs:
+        try:
+            model = compile_spec(path) if not args.all else check_spec(path)
+        except SpecError as e:
+            print(e.render(), file=sys.stderr)
+            failed += 1
+            continue
+        if isinstance(model, list):  # a library of blocks: nothing to generate
+            continue
+        for backend in backends:
+            out_dir = args.output or os.path.join("generated", backend)
+            if args.output and len(backends) > 1:
+                out_dir = os.path.join(args.output, backend)
+            try:
+                source = get(backend).generate(model)
+            except BackendError as e:
+                print(f"error: {path}: {e}", file=sys.stderr)
+                failed += 1
+                continue
+            target = os.path.join(out_dir, f"{model.name}.py")
+            if target in expected[backend]:
+                print(f"error: {path}: another spec already generates {target} "
+                      f"(model names must be unique)", file=sys.stderr)
+                failed += 1
+                continue
+            expected[backend].add(target)
+            if args.check:
+                try:
+                    with open(target, encoding="utf-8") as f:
+                        current = f.read()
+                except OSError:
+                    current = None
+                if current != source:
+                    stale.append(target)
+                continue
+            try:
+                write_module(out_dir, model.name, source)
+            except (BackendError, OSError) as e:
+                print(f"error: {e}", file=sys.stderr)
+                failed += 1
+                continue
+            if not args.quiet:
+                entry = (f"build_{model.name}()" if backend == "keras"
+                         else get(backend).model_class_name(model) + "()")
+                print(f"wrote {target}  ({entry})")
+    if args.check:
+        if args.all:
+            for backend in backends:
+                out_dir = args.output or os.path.join("generated", backend)
+                for f in sorted(glob.glob(os.path.join(out_dir, "*.py"))):
+                    if f not in expected[backend]:
+                        stale.append(f"{f} (no spec generates it)")
+        for s in stale:
+            print(f"stale: {s}", file=sys.stderr)
+        if stale:
+            print("run `archc build --all` and commit the result", file=sys.stderr)
+        elif not failed and not args.quiet:
+            print(f"up to date: {sum(len(v) for v in expected.values())} generated files")
+        return 1 if (stale or failed) else 0
+    return 1 if failed else 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="archc", description="Compile .cnn CNN architecture specs.")
     p.add_argument("--version", action="version", version=f"archc {__version__}")
@@ -96,6 +178,17 @@ def make_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", required=True, help="(the only format)")
     i.add_argument("--indent", action="store_true", help="pretty-print")
     i.set_defaults(func=cmd_ir)
+
+    b = sub.add_parser("build", help="generate Keras and/or PyTorch model source")
+    b.add_argument("specs", nargs="*", metavar="SPEC")
+    b.add_argument("--backend", choices=("keras", "torch", "all"), default="all")
+    b.add_argument("-o", "--output", metavar="DIR", help="output folder "
+                   "(default generated/<backend>/)")
+    b.add_argument("--all", action="store_true", help="every spec in specs/")
+    b.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if a generated file is missing or stale")
+    b.add_argument("-q", "--quiet", action="store_true")
+    b.set_defaults(func=cmd_build)
     return p
 
 

@@ -32,8 +32,9 @@ from archc.values import ArgReader, Evaluator, FuncVal, Sym, Tagged, show
 
 # Words of the language itself, and names a generated module needs for itself.
 RESERVED = {"model", "include", "input", "Input", "block", "train", "concat", "add", "if",
-            "else", "as", "identity", "x", "self", "super", "keras", "layers", "nn", "torch",
-            "tf", "F", "np", "Model", "Module"}
+            "else", "as", "identity", "x", "self", "super", "keras", "layers", "ops", "nn",
+            "torch", "tf", "F", "np", "math", "Model", "Module", "name", "inputs",
+            "in_channels", "optimizer", "scheduler", "schedule", "model"}
 SHORTHAND = re.compile(r"^[spx][0-9]+$")
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BARE_FIRST = {"flatten", "input"}

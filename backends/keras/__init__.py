@@ -1,0 +1,1 @@
+"""Keras 3 backend (TensorFlow, channels-last)."""

@@ -1,0 +1,413 @@
+"""IR -> Keras 3 source.
+
+`LOWER` maps every IR node kind to a function giving the Keras layers it
+becomes (backends/common.py turns those into functions per block). Semantics
+are Keras's own: `same` padding and pooling, channels-last Flatten, batch-norm
+epsilon and momentum as the spec states them. Explicit (PyTorch-style) padding
+becomes a ZeroPadding2D before the layer, or for max pooling a padding with
+-inf (a registered layer below), so that the model computes what the spec says.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable
+
+from archc.ir import Model
+from archc.layers import KINDS, Node
+from archc.shapes import describe
+from backends.common import (
+    BackendError,
+    Body,
+    Instance,
+    Lowered,
+    Op,
+    Raw,
+    Unit,
+    call,
+    check_unique,
+    header,
+    lit,
+    op_source,
+    plan,
+    spec_label,
+)
+
+NAME = "keras"
+FRAMEWORK = "Keras 3"
+
+HELPERS = {
+    "LocalResponseNormalization": '''@keras.saving.register_keras_serializable(package="archc")
+class LocalResponseNormalization(layers.Layer):
+    """AlexNet's LRN: x / (k + alpha * sum of x**2 over `depth` channels) ** beta."""
+
+    def __init__(self, depth=5, alpha=1e-4, beta=0.75, k=2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.depth, self.alpha, self.beta, self.k = depth, alpha, beta, k
+
+    def call(self, x):
+        half = self.depth // 2
+        squared = ops.pad(ops.square(x), [[0, 0], [0, 0], [0, 0], [half, half]])
+        channels = x.shape[-1]
+        total = squared[..., 0:channels]
+        for i in range(1, self.depth):
+            total = total + squared[..., i : i + channels]
+        return x / ops.power(self.k + self.alpha * total, self.beta)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(depth=self.depth, alpha=self.alpha, beta=self.beta, k=self.k)
+        return config''',
+    "NegInfPadding2D": '''@keras.saving.register_keras_serializable(package="archc")
+class NegInfPadding2D(layers.Layer):
+    """Pads height and width with -inf: max pooling then ignores the padding."""
+
+    def __init__(self, padding, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = tuple(tuple(side) for side in padding)
+
+    def call(self, x):
+        (top, bottom), (left, right) = self.padding
+        pads = [[0, 0], [top, bottom], [left, right], [0, 0]]
+        return ops.pad(x, pads, constant_values=float("-inf"))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(padding=self.padding)
+        return config''',
+}
+NEEDS_OPS = {"LocalResponseNormalization", "NegInfPadding2D"}
+
+
+def _hw(pair: tuple[int, int]):
+    """Keras accepts an int for a square size: write it so, as a person would."""
+    return pair[0] if pair[0] == pair[1] else tuple(pair)
+
+
+def _pads(p: tuple[int, int]):
+    """(ph, pw) symmetric zeros -> ZeroPadding2D's argument."""
+    return p[0] if p[0] == p[1] else tuple(p)
+
+
+def _weights(n: Node, weight_decay: float) -> OrderedDict:
+    kw: OrderedDict = OrderedDict()
+    kw["kernel_initializer"] = n.init or "glorot_uniform"
+    if isinstance(n.bias_init, float):
+        kw["bias_initializer"] = Raw(f"keras.initializers.Constant({n.bias_init!r})")
+    else:
+        kw["bias_initializer"] = n.bias_init or "zeros"
+    l2 = n.l2 if n.l2 is not None else (weight_decay / 2 if weight_decay else None)
+    kw["kernel_regularizer"] = Raw(f"keras.regularizers.L2({l2!r})") if l2 else None
+    return kw
+
+
+WEIGHT_DEFAULTS = {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros",
+                   "kernel_regularizer": None}
+
+
+def lower_conv(n, ctx) -> Lowered:
+    ops = []
+    padding = n.padding
+    if not isinstance(padding, str):
+        if padding != (0, 0):
+            ops.append(Op("layers.ZeroPadding2D", [_pads(padding)], attr=".pad"))
+        padding = "valid"
+    kw = OrderedDict(strides=_hw(n.stride), padding=padding, dilation_rate=_hw(n.dilation),
+                     use_bias=n.use_bias, activation=n.activation)
+    kw.update(_weights(n, ctx.weight_decay))
+    ops.append(Op("layers.Conv2D", [n.filters, _hw(n.kernel)], kw,
+                  {"strides": 1, "padding": "valid", "dilation_rate": 1, "use_bias": True,
+                   "activation": None, **WEIGHT_DEFAULTS}))
+    return Lowered(ops)
+
+
+def lower_dense(n, ctx) -> Lowered:
+    kw = OrderedDict(activation=n.activation, use_bias=n.use_bias)
+    kw.update(_weights(n, ctx.weight_decay))
+    return Lowered([Op("layers.Dense", [n.units], kw,
+                       {"activation": None, "use_bias": True, **WEIGHT_DEFAULTS})])
+
+
+def lower_batchnorm(n, ctx) -> Lowered:
+    return Lowered([Op("layers.BatchNormalization", [],
+                       OrderedDict(epsilon=n.epsilon, momentum=n.momentum),
+                       {"epsilon": 0.001, "momentum": 0.99})])
+
+
+def lower_lrn(n, ctx) -> Lowered:
+    ctx.helpers.add("LocalResponseNormalization")
+    return Lowered([Op("LocalResponseNormalization", [],
+                       OrderedDict(depth=n.depth, alpha=n.alpha, beta=n.beta, k=n.bias_k),
+                       {"depth": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0})])
+
+
+def lower_activation(n, ctx) -> Lowered:
+    if n.fn == "leaky_relu":
+        return Lowered([Op("layers.LeakyReLU", [], OrderedDict(negative_slope=n.alpha),
+                           {"negative_slope": 0.3})])
+    if n.fn == "elu":
+        return Lowered([Op("layers.ELU", [], OrderedDict(alpha=n.alpha), {"alpha": 1.0})])
+    if n.fn == "prelu":
+        shared = [1, 2] if len(n.in_shapes[0]) == 3 else None
+        return Lowered([Op("layers.PReLU", [], OrderedDict(shared_axes=shared),
+                           {"shared_axes": None})])
+    return Lowered([Op("layers.Activation", [n.fn])])
+
+
+def lower_pool(n, ctx) -> Lowered:
+    cls = "layers.MaxPooling2D" if n.op == "max" else "layers.AveragePooling2D"
+    ops = []
+    padding = n.padding
+    if not isinstance(padding, str):
+        ph, pw = padding
+        if (ph, pw) != (0, 0):
+            if n.op == "max":
+                ctx.helpers.add("NegInfPadding2D")
+                ops.append(Op("NegInfPadding2D", [((ph, ph), (pw, pw))], attr=".pad"))
+            else:  # PyTorch's average pooling counts the zeros (count_include_pad)
+                ops.append(Op("layers.ZeroPadding2D", [_pads(padding)], attr=".pad"))
+        padding = "valid"
+    ops.append(Op(cls, [_hw(n.kernel)], OrderedDict(strides=_hw(n.stride), padding=padding),
+                  {"padding": "valid"}))
+    return Lowered(ops)
+
+
+def lower_globalpool(n, ctx) -> Lowered:
+    cls = "layers.GlobalMaxPooling2D" if n.op == "max" else "layers.GlobalAveragePooling2D"
+    return Lowered([Op(cls)])
+
+
+def lower_dropout(n, ctx) -> Lowered:
+    return Lowered([Op("layers.Dropout", [n.rate])])
+
+
+def lower_flatten(n, ctx) -> Lowered:
+    return Lowered([Op("layers.Flatten")])
+
+
+def lower_zeropad(n, ctx) -> Lowered:
+    t, b, left, right = n.pad
+    arg = t if t == b == left == right else ((t, b), (left, right))
+    return Lowered([Op("layers.ZeroPadding2D", [arg])])
+
+
+def lower_concat(n, ctx) -> Lowered:
+    return Lowered([Op("layers.Concatenate")], apply="{call}({xs})")
+
+
+def lower_add(n, ctx) -> Lowered:
+    return Lowered([Op("layers.Add")], apply="{call}({xs})")
+
+
+def lower_input(n, ctx) -> Lowered:
+    raise AssertionError("the input is written by the build function")
+
+
+LOWER: dict[str, Callable] = {
+    "input": lower_input,
+    "conv": lower_conv,
+    "batchnorm": lower_batchnorm,
+    "lrn": lower_lrn,
+    "activation": lower_activation,
+    "pool": lower_pool,
+    "globalpool": lower_globalpool,
+    "dropout": lower_dropout,
+    "flatten": lower_flatten,
+    "dense": lower_dense,
+    "zeropad": lower_zeropad,
+    "concat": lower_concat,
+    "add": lower_add,
+}
+
+
+class _Context:
+    def __init__(self, model: Model):
+        self.helpers: set[str] = set()
+        self.weight_decay = model.training.weight_decay if model.training else 0.0
+
+
+def _lowerer(ctx: _Context):
+    def lower(n: Node) -> Lowered:
+        fn = LOWER.get(n.kind)
+        if fn is None:
+            where = f" ({n.loc.file}:{n.loc.line})" if n.loc else ""
+            raise BackendError(f"the Keras backend cannot express `{n.name}` of kind "
+                               f"`{n.kind}`{where}")
+        return fn(n, ctx)
+    return lower
+
+
+def _layer_name(local: str, attr: str, in_block: bool) -> str:
+    if in_block:
+        return f'name=f"{{name}}.{local}{attr}"'
+    return f"name={lit(local + attr)}"
+
+
+def _statements(inst: Instance, unit: Unit | None, in_block: bool, indent: int) -> list[str]:
+    out = []
+    body = Body(inst.items, inst.items[-1].local)
+    for k, item in enumerate(inst.items):
+        ins, var = body.assign(k)
+        if item.child is not None:
+            u = item.child.unit
+            args = [ins[0]]
+            for p in u.params:
+                value = unit.values.get((k, 0, "kw", p)) if unit is not None else None
+                if value is None:
+                    value = u.args_per_instance[u.instances.index(item.child)][p]
+                args.append(f"{p}={lit(value)}")
+            args.append(_layer_name(item.local, "", in_block))
+            out.append(call(u.name, args, indent, prefix=f"{var} = "))
+            continue
+        current = ins
+        for j, op in enumerate(item.lowered.ops):
+            func, args = op_source(op, k, j, unit)
+            args.append(_layer_name(item.local, op.attr, in_block))
+            ctor_args = args
+            if j == len(item.lowered.ops) - 1 and item.lowered.apply == "{call}({xs})":
+                suffix = f"([{', '.join(current)}])"
+            else:
+                suffix = f"({current[0]})"
+            out.append(call(func, ctor_args, indent, suffix=suffix, prefix=f"{var} = "))
+            current = [var]
+    return out
+
+
+def _function(unit: Unit) -> str:
+    inst = unit.instances[0]
+    params = ", ".join(["x", *unit.params, "*", "name"])
+    where = ""
+    if inst.info is not None and inst.info.loc is not None:
+        where = f" ({Path(inst.info.loc.file).name}:{inst.info.loc.line})"
+    doc = f"{unit.block or 'Group'}{where}" + (f", {unit.note}" if unit.note else "") + "."
+    lines = [f"def {unit.name}({params}):", f'    """{doc}"""']
+    lines += _statements(inst, unit, True, 4)
+    lines.append("    return x")
+    return "\n".join(lines)
+
+
+def _build(model: Model, root: Instance) -> str:
+    shape = lit(tuple(model.input_shape))
+    lines = [f"def build_{model.name}():",
+             f'    """The `{model.name}` network; input {describe(model.input_shape)}."""',
+             f'    inputs = keras.Input(shape={shape}, name="input")',
+             "    x = inputs"]
+    lines += _statements(root, None, False, 4)
+    lines.append(f"    return keras.Model(inputs, x, name={lit(model.name)})")
+    return "\n".join(lines)
+
+
+OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}
+LOSSES = {"sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
+          "categorical_crossentropy": "CategoricalCrossentropy"}
+
+
+def _compile(model: Model) -> str | None:
+    t = model.training
+    if t is None:
+        return None
+    lr = t.lr if t.lr is not None else 0.001
+    o = t.optimizer
+    opt_args = [f"learning_rate={lr!r}"]
+    if o.name == "sgd":
+        opt_args += [f"momentum={o.momentum!r}"] if o.momentum else []
+        opt_args += ["nesterov=True"] if o.nesterov else []
+    elif o.name in ("adam", "adamw"):
+        if (o.beta_1, o.beta_2, o.epsilon) != (0.9, 0.999, 1e-7):
+            opt_args += [f"beta_1={o.beta_1!r}", f"beta_2={o.beta_2!r}", f"epsilon={o.epsilon!r}"]
+    loss_args = []
+    if t.from_logits:
+        loss_args.append("from_logits=True")
+    if t.label_smoothing and t.loss == "categorical_crossentropy":
+        loss_args.append(f"label_smoothing={t.label_smoothing!r}")
+    s = t.schedule
+    callbacks = []
+    schedule_fn = None
+    if s.kind == "plateau":
+        args = [f"monitor={lit(s.monitor)}", f"factor={s.factor!r}", f"patience={s.patience}"]
+        if s.min_lr:
+            args.append(f"min_lr={s.min_lr!r}")
+        callbacks.append(call("keras.callbacks.ReduceLROnPlateau", args, 4,
+                              prefix="schedule = "))
+    elif s.kind in ("piecewise", "step", "cosine", "onecycle"):
+        schedule_fn = _schedule_function(model)
+        callbacks.append(call("keras.callbacks.LearningRateScheduler",
+                              [f"learning_rate_{model.name}"], 4, prefix="schedule = "))
+    doc = [f'    """Compile with the spec\'s recipe ({o.name}, lr {lr!r}, {s.kind} schedule'
+           + (f", {t.epochs} epochs" if t.epochs else "")
+           + (f", batch {t.batch_size}" if t.batch_size else "") + ").",
+           "",
+           "    Returns the callbacks to pass to model.fit.",
+           '    """']
+    lines = [f"def compile_{model.name}(model):", *doc,
+             call("model.compile", [
+                 f"optimizer=keras.optimizers.{OPTIMIZERS[o.name]}({', '.join(opt_args)})",
+                 f"loss=keras.losses.{LOSSES[t.loss]}({', '.join(loss_args)})",
+                 'metrics=["accuracy"]'], 4)]
+    lines += callbacks
+    lines.append("    return [schedule]" if callbacks else "    return []")
+    text = "\n".join(lines)
+    if schedule_fn:
+        text = schedule_fn + "\n\n\n" + text
+    return text
+
+
+def _schedule_function(model: Model) -> str:
+    t = model.training
+    s = t.schedule
+    lr0 = t.lr if t.lr is not None else 0.001
+    head = [f"def learning_rate_{model.name}(epoch, lr=None):",
+            f'    """The learning rate of epoch `epoch` (from 0): {s.kind} schedule."""']
+    if s.kind == "piecewise":
+        body = []
+        for b, v in zip(s.boundaries, s.values):
+            body.append(f"    if epoch < {b}:\n        return {v!r}")
+        body.append(f"    return {s.values[-1]!r}")
+    elif s.kind == "step":
+        body = [f"    return {lr0!r} * {s.rate!r} ** ((epoch + {s.offset}) // {s.every})"]
+    elif s.kind == "cosine":
+        epochs = t.epochs or 1
+        body = [f"    progress = min(epoch / {epochs}, 1.0)",
+                "    cosine = float(keras.ops.cos(3.141592653589793 * progress))",
+                f"    return {s.min_lr!r} + ({lr0!r} - {s.min_lr!r}) * 0.5 * (1 + cosine)"]
+    else:  # onecycle, by epoch: warm up for pct_start, then anneal
+        epochs = t.epochs or 1
+        peak = s.max_lr or lr0 * 10
+        warm = max(1, round(s.pct_start * epochs))
+        body = [f"    if epoch < {warm}:",
+                f"        return {lr0!r} + ({peak!r} - {lr0!r}) * epoch / {warm}",
+                f"    progress = min((epoch - {warm}) / max({epochs} - {warm}, 1), 1.0)",
+                f"    return {peak!r} * (1 - progress) + {lr0 / 1e4!r} * progress"]
+    return "\n".join(head + body)
+
+
+def generate(model: Model) -> str:
+    """The Keras module for an inferred IR model (deterministic text)."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    ctx = _Context(model)
+    root, units = plan(model, _lowerer(ctx))
+    check_unique([u.name for u in units] + [f"build_{model.name}", f"compile_{model.name}",
+                                           f"learning_rate_{model.name}"] + sorted(HELPERS),
+                 "functions")
+    env = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
+                      undefined=StrictUndefined, keep_trailing_newline=True,
+                      autoescape=False)
+    text = env.get_template("module.py.j2").render(
+        header=header(model, NAME, FRAMEWORK),
+        title=f"{model.name}: generated Keras model.",
+        spec=spec_label(model),
+        model_name=model.name,
+        input_desc=describe(model.input_shape) + " (H x W x C)" if len(model.input_shape) == 3
+        else describe(model.input_shape),
+        needs_ops=bool(ctx.helpers & NEEDS_OPS),
+        chunks=[HELPERS[h] for h in sorted(ctx.helpers)] + [_function(u) for u in units]
+        + [_build(model, root)] + ([_compile(model)] if model.training else []),
+    )
+    return text.rstrip("\n") + "\n"
+
+
+def missing_kinds() -> set[str]:
+    """IR node kinds this backend has no lowering for (a test keeps it empty)."""
+    return set(KINDS) - set(LOWER)

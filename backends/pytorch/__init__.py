@@ -1,0 +1,1 @@
+"""PyTorch backend (channels-first nn.Modules with Keras semantics)."""

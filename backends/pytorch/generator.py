@@ -1,0 +1,428 @@
+"""IR -> PyTorch source (channels-first nn.Modules).
+
+The module computes the same function as the Keras build of the spec, not only
+the same shapes:
+
+- Keras `same` padding is computed from the static input size; when it is
+  symmetric the layer's own `padding=` is used (no cost), otherwise the odd zero
+  goes to the bottom/right through an explicit nn.ZeroPad2d, as Keras does.
+- `same` max pooling ignores padded cells (PyTorch pads with -inf); `same`
+  average pooling divides by the real cells (count_include_pad=False, or the
+  SamePool2d helper when the padding is uneven).
+- Batch norm: torch momentum = 1 - Keras momentum; epsilon as the spec says
+  (Keras's default 1e-3, not torch's 1e-5).
+- Flatten flattens in Keras's channels-last order (it permutes to N x H x W x C
+  first), so a Dense kernel is the same matrix in both builds, transposed.
+- LRN: torch divides alpha by the window, so alpha * depth is passed; Keras's
+  LeakyReLU slope and PReLU's zero initial slope are written out.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable
+
+from archc.ir import Model
+from archc.layers import KINDS, Node
+from archc.shapes import describe, same_padding
+from backends.common import (
+    BackendError,
+    Body,
+    Instance,
+    Lowered,
+    Op,
+    Unit,
+    call,
+    camel,
+    check_unique,
+    header,
+    lit,
+    op_source,
+    plan,
+    spec_label,
+)
+
+NAME = "torch"
+FRAMEWORK = "PyTorch"
+
+ACT = {  # activation -> expression applied to {y}
+    "relu": "torch.relu({y})", "relu6": "F.relu6({y})", "sigmoid": "torch.sigmoid({y})",
+    "hard_sigmoid": "F.hardsigmoid({y})", "tanh": "torch.tanh({y})",
+    "softmax": "torch.softmax({y}, dim=1)", "linear": "{y}", "elu": "F.elu({y})",
+    "selu": "F.selu({y})", "gelu": "F.gelu({y})", "silu": "F.silu({y})",
+    "softplus": "F.softplus({y})",
+}
+ACT_MODULE = {
+    "relu": "nn.ReLU", "relu6": "nn.ReLU6", "sigmoid": "nn.Sigmoid",
+    "hard_sigmoid": "nn.Hardsigmoid", "tanh": "nn.Tanh", "linear": "nn.Identity",
+    "selu": "nn.SELU", "gelu": "nn.GELU", "silu": "nn.SiLU", "softplus": "nn.Softplus",
+}
+
+HELPERS = {
+    "SamePool2d": '''class SamePool2d(nn.Module):
+    """Keras `same` pooling with uneven padding (the odd cell at the bottom/right):
+    max pooling ignores the padding, average pooling divides by the real cells."""
+
+    def __init__(self, kind, kernel_size, stride, padding):
+        super().__init__()
+        self.kind, self.kernel_size, self.stride = kind, kernel_size, stride
+        self.padding = padding  # (left, right, top, bottom), as F.pad takes it
+
+    def forward(self, x):
+        if self.kind == "max":
+            padded = F.pad(x, self.padding, value=float("-inf"))
+            return F.max_pool2d(padded, self.kernel_size, self.stride)
+        total = F.avg_pool2d(F.pad(x, self.padding), self.kernel_size, self.stride)
+        ones = F.pad(torch.ones_like(x[:, :1]), self.padding)
+        return total / F.avg_pool2d(ones, self.kernel_size, self.stride)''',
+}
+
+
+def _hw(pair):
+    return pair[0] if pair[0] == pair[1] else tuple(pair)
+
+
+def _same(n: Node, kernel, stride, dilation=(1, 1)):
+    """((top, bottom), (left, right)) zeros of Keras `same` for this node's input."""
+    h, w = n.in_shapes[0][0], n.in_shapes[0][1]
+    return (same_padding(h, kernel[0], stride[0], dilation[0]),
+            same_padding(w, kernel[1], stride[1], dilation[1]))
+
+
+def _activation(name: str | None, template: str) -> str:
+    return template if not name else ACT[name].replace("{y}", template)
+
+
+def lower_conv(n, ctx) -> Lowered:
+    cin = n.in_shapes[0][-1]
+    ops = []
+    if n.padding == "same":
+        (t, b), (left, r) = _same(n, n.kernel, n.stride, n.dilation)
+        if t == b and left == r:
+            padding = _hw((t, left))
+        else:
+            ops.append(Op("nn.ZeroPad2d", [(left, r, t, b)], attr="_pad"))
+            padding = 0
+    elif n.padding == "valid":
+        padding = 0
+    else:
+        padding = _hw(n.padding)
+    ops.append(Op("nn.Conv2d", [cin, n.filters, _hw(n.kernel)],
+                  OrderedDict(stride=_hw(n.stride), padding=padding, dilation=_hw(n.dilation),
+                              bias=n.use_bias),
+                  {"stride": 1, "padding": 0, "dilation": 1, "bias": True}))
+    inner = "{op0}({x})" if len(ops) == 1 else "{op1}({op0}({x}))"
+    return Lowered(ops, apply=_activation(n.activation, inner))
+
+
+def lower_dense(n, ctx) -> Lowered:
+    op = Op("nn.Linear", [n.in_shapes[0][0], n.units], OrderedDict(bias=n.use_bias),
+            {"bias": True})
+    return Lowered([op], apply=_activation(n.activation, "{op0}({x})"))
+
+
+def lower_batchnorm(n, ctx) -> Lowered:
+    cls = "nn.BatchNorm2d" if len(n.in_shapes[0]) == 3 else "nn.BatchNorm1d"
+    return Lowered([Op(cls, [n.in_shapes[0][-1]],
+                       OrderedDict(eps=n.epsilon, momentum=round(1 - n.momentum, 12)),
+                       {"eps": 1e-5, "momentum": 0.1})], apply="{op0}({x})")
+
+
+def lower_lrn(n, ctx) -> Lowered:
+    return Lowered([Op("nn.LocalResponseNorm", [n.depth],
+                       OrderedDict(alpha=round(n.alpha * n.depth, 15), beta=n.beta,
+                                   k=n.bias_k),
+                       {"alpha": 1e-4, "beta": 0.75, "k": 1.0})], apply="{op0}({x})")
+
+
+def lower_activation(n, ctx) -> Lowered:
+    if n.fn == "leaky_relu":
+        op = Op("nn.LeakyReLU", [], OrderedDict(negative_slope=n.alpha),
+                {"negative_slope": 0.01})
+    elif n.fn == "elu":
+        op = Op("nn.ELU", [], OrderedDict(alpha=n.alpha), {"alpha": 1.0})
+    elif n.fn == "prelu":
+        op = Op("nn.PReLU", [n.in_shapes[0][-1]], OrderedDict(init=0.0), {})
+    elif n.fn == "softmax":
+        op = Op("nn.Softmax", [], OrderedDict(dim=1), {})
+    else:
+        op = Op(ACT_MODULE[n.fn])
+    return Lowered([op], apply="{op0}({x})")
+
+
+def lower_pool(n, ctx) -> Lowered:
+    kind = "Max" if n.op == "max" else "Avg"
+    kw = OrderedDict(stride=_hw(n.stride), padding=0)
+    defaults = {"padding": 0}
+    if n.padding == "same":
+        (t, b), (left, r) = _same(n, n.kernel, n.stride)
+        if t != b or left != r:
+            ctx.helpers.add("SamePool2d")
+            return Lowered([Op("SamePool2d", [n.op, _hw(n.kernel), _hw(n.stride),
+                                              (left, r, t, b)])], apply="{op0}({x})")
+        kw["padding"] = _hw((t, left))
+        if n.op == "avg":  # Keras divides by the real cells
+            kw["count_include_pad"] = (t, left) == (0, 0)
+            defaults["count_include_pad"] = True
+    elif n.padding != "valid":
+        kw["padding"] = _hw(n.padding)  # PyTorch's own rule: -inf for max, zeros counted
+    return Lowered([Op(f"nn.{kind}Pool2d", [_hw(n.kernel)], kw, defaults)], apply="{op0}({x})")
+
+
+def lower_globalpool(n, ctx) -> Lowered:
+    cls = "nn.AdaptiveMaxPool2d" if n.op == "max" else "nn.AdaptiveAvgPool2d"
+    return Lowered([Op(cls, [1])], apply="torch.flatten({op0}({x}), 1)")
+
+
+def lower_dropout(n, ctx) -> Lowered:
+    return Lowered([Op("nn.Dropout", [n.rate])], apply="{op0}({x})")
+
+
+def lower_flatten(n, ctx) -> Lowered:
+    if len(n.in_shapes[0]) == 3:  # Keras's channels-last order
+        return Lowered([Op("nn.Flatten")], apply="{op0}({x}.permute(0, 2, 3, 1))")
+    return Lowered([Op("nn.Flatten")], apply="{op0}({x})")
+
+
+def lower_zeropad(n, ctx) -> Lowered:
+    t, b, left, r = n.pad
+    return Lowered([Op("nn.ZeroPad2d", [(left, r, t, b)])], apply="{op0}({x})")
+
+
+def lower_concat(n, ctx) -> Lowered:
+    return Lowered([], apply="torch.cat([{xs}], dim=1)")
+
+
+def lower_add(n, ctx) -> Lowered:
+    return Lowered([], apply="{plus}")
+
+
+def lower_input(n, ctx) -> Lowered:
+    raise AssertionError("the input is the forward's argument")
+
+
+LOWER: dict[str, Callable] = {
+    "input": lower_input,
+    "conv": lower_conv,
+    "batchnorm": lower_batchnorm,
+    "lrn": lower_lrn,
+    "activation": lower_activation,
+    "pool": lower_pool,
+    "globalpool": lower_globalpool,
+    "dropout": lower_dropout,
+    "flatten": lower_flatten,
+    "dense": lower_dense,
+    "zeropad": lower_zeropad,
+    "concat": lower_concat,
+    "add": lower_add,
+}
+
+
+class _Context:
+    def __init__(self, model: Model):
+        self.helpers: set[str] = set()
+
+
+def _lowerer(ctx: _Context):
+    def lower(n: Node) -> Lowered:
+        fn = LOWER.get(n.kind)
+        if fn is None:
+            where = f" ({n.loc.file}:{n.loc.line})" if n.loc else ""
+            raise BackendError(f"the PyTorch backend cannot express `{n.name}` of kind "
+                               f"`{n.kind}`{where}")
+        return fn(n, ctx)
+    return lower
+
+
+def _init_lines(inst: Instance, unit: Unit | None, indent: int) -> list[str]:
+    out = []
+    seen = set()
+    for k, item in enumerate(inst.items):
+        if item.child is not None:
+            u = item.child.unit
+            args = []
+            for p in u.params:
+                value = unit.values.get((k, 0, "kw", p)) if unit is not None else None
+                if value is None:
+                    value = u.args_per_instance[u.instances.index(item.child)][p]
+                args.append(f"{p}={lit(value)}")
+            attrs = [item.local]
+            out.append(call(u.class_name, args, indent, prefix=f"self.{item.local} = "))
+        else:
+            attrs = []
+            for j, op in enumerate(item.lowered.ops):
+                func, args = op_source(op, k, j, unit)
+                attr = item.local + op.attr
+                attrs.append(attr)
+                out.append(call(func, args, indent, prefix=f"self.{attr} = "))
+        for a in attrs:
+            if a in seen:
+                raise BackendError(f"two modules would both be named `{a}`")
+            seen.add(a)
+    return out
+
+
+def _forward_lines(inst: Instance, indent: int) -> list[str]:
+    out = []
+    body = Body(inst.items, inst.items[-1].local)
+    pad = " " * indent
+    for k, item in enumerate(inst.items):
+        ins, var = body.assign(k)
+        if item.child is not None:
+            out.append(f"{pad}{var} = self.{item.local}({ins[0]})")
+            continue
+        expr = item.lowered.apply
+        for j, op in enumerate(item.lowered.ops):
+            expr = expr.replace(f"{{op{j}}}", f"self.{item.local}{op.attr}")
+        expr = (expr.replace("{xs}", ", ".join(ins)).replace("{plus}", " + ".join(ins))
+                .replace("{x}", ins[0]))
+        out.append(f"{pad}{var} = {expr}")
+    return out
+
+
+def _class(unit: Unit) -> str:
+    inst = unit.instances[0]
+    where = ""
+    if inst.info is not None and inst.info.loc is not None:
+        where = f" ({Path(inst.info.loc.file).name}:{inst.info.loc.line})"
+    doc = f"{unit.block or 'Group'}{where}" + (f", {unit.note}" if unit.note else "") + "."
+    init_params = ", ".join(["self", *unit.params])
+    lines = [f"class {unit.class_name}(nn.Module):", f'    """{doc}"""', "",
+             f"    def __init__({init_params}):", "        super().__init__()"]
+    lines += _init_lines(inst, unit, 8)
+    lines += ["", "    def forward(self, x):"]
+    lines += _forward_lines(inst, 8)
+    lines.append("        return x")
+    return "\n".join(lines)
+
+
+def model_class_name(model: Model) -> str:
+    return camel(model.name)
+
+
+def _model_class(model: Model, root: Instance) -> str:
+    chw = (model.input_shape[2], model.input_shape[0], model.input_shape[1]) \
+        if len(model.input_shape) == 3 else tuple(model.input_shape)
+    lines = [f"class {model_class_name(model)}(nn.Module):",
+             f'    """The `{model.name}` network. forward() takes N x {" x ".join(map(str, chw))}'
+             f' (channels first);',
+             f'    the spec writes its input {describe(model.input_shape)} (H x W x C)."""'
+             if len(model.input_shape) == 3 else
+             f'    the spec writes its input as a vector of {model.input_shape[0]}."""',
+             "",
+             f"    input_shape = {lit(chw)}",
+             "",
+             "    def __init__(self):",
+             "        super().__init__()"]
+    lines += _init_lines(root, None, 8)
+    lines += ["", "    def forward(self, x):"]
+    lines += _forward_lines(root, 8)
+    lines.append("        return x")
+    return "\n".join(lines)
+
+
+def _training(model: Model) -> str | None:
+    t = model.training
+    if t is None:
+        return None
+    lr = t.lr if t.lr is not None else 0.001
+    o, s = t.optimizer, t.schedule
+    cls = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}[o.name]
+    args = ["model.parameters()", f"lr={lr!r}"]
+    if o.name == "sgd":
+        args += [f"momentum={o.momentum!r}"] if o.momentum else []
+        args += ["nesterov=True"] if o.nesterov else []
+    elif o.name in ("adam", "adamw"):
+        args += [f"betas=({o.beta_1!r}, {o.beta_2!r})", f"eps={o.epsilon!r}"]
+    elif o.name == "rmsprop":  # Keras's defaults: rho 0.9, epsilon 1e-7
+        args += ["alpha=0.9", f"eps={o.epsilon!r}"]
+    if t.weight_decay:
+        args.append(f"weight_decay={t.weight_decay!r}")
+    chunks = []
+    lines = [f"def make_optimizer(model):",
+             f'    """The spec\'s recipe: {o.name}, lr {lr!r}, {s.kind} schedule'
+             + (f", {t.epochs} epochs" if t.epochs else "")
+             + (f", batch {t.batch_size}" if t.batch_size else "") + ".",
+             "",
+             "    Returns (optimizer, scheduler); step the scheduler once per epoch"
+             + (" with the validation metric." if s.kind == "plateau" else "."),
+             '    """',
+             call(f"torch.optim.{cls}", args, 4, prefix="optimizer = ")]
+    if s.kind == "constant":
+        lines.append("    return optimizer, None")
+    elif s.kind == "plateau":
+        mode = "min" if s.monitor == "val_loss" else "max"
+        sargs = ["optimizer", f"mode={lit(mode)}", f"factor={s.factor!r}",
+                 f"patience={s.patience}", "threshold=0.0001", 'threshold_mode="abs"']
+        if s.min_lr:
+            sargs.append(f"min_lr={s.min_lr!r}")
+        lines.append(call("torch.optim.lr_scheduler.ReduceLROnPlateau", sargs, 4,
+                          prefix="scheduler = "))
+        lines.append("    return optimizer, scheduler")
+    else:
+        chunks.append(_schedule_function(model))
+        lines.append(call("torch.optim.lr_scheduler.LambdaLR",
+                          ["optimizer", f"lambda epoch: learning_rate(epoch) / {lr!r}"], 4,
+                          prefix="scheduler = "))
+        lines.append("    return optimizer, scheduler")
+    chunks.append("\n".join(lines))
+    return "\n\n\n".join(chunks)
+
+
+def _schedule_function(model: Model) -> str:
+    t = model.training
+    s = t.schedule
+    lr0 = t.lr if t.lr is not None else 0.001
+    head = ["def learning_rate(epoch):",
+            f'    """The learning rate of epoch `epoch` (from 0): {s.kind} schedule."""']
+    if s.kind == "piecewise":
+        body = []
+        for b, v in zip(s.boundaries, s.values):
+            body.append(f"    if epoch < {b}:\n        return {v!r}")
+        body.append(f"    return {s.values[-1]!r}")
+    elif s.kind == "step":
+        body = [f"    return {lr0!r} * {s.rate!r} ** ((epoch + {s.offset}) // {s.every})"]
+    elif s.kind == "cosine":
+        epochs = t.epochs or 1
+        body = [f"    progress = min(epoch / {epochs}, 1.0)",
+                "    cosine = torch.cos(torch.tensor(3.141592653589793 * progress)).item()",
+                f"    return {s.min_lr!r} + ({lr0!r} - {s.min_lr!r}) * 0.5 * (1 + cosine)"]
+    else:
+        epochs = t.epochs or 1
+        peak = s.max_lr or lr0 * 10
+        warm = max(1, round(s.pct_start * epochs))
+        body = [f"    if epoch < {warm}:",
+                f"        return {lr0!r} + ({peak!r} - {lr0!r}) * epoch / {warm}",
+                f"    progress = min((epoch - {warm}) / max({epochs} - {warm}, 1), 1.0)",
+                f"    return {peak!r} * (1 - progress) + {lr0 / 1e4!r} * progress"]
+    return "\n".join(head + body)
+
+
+def generate(model: Model) -> str:
+    """The PyTorch module for an inferred IR model (deterministic text)."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    ctx = _Context(model)
+    root, units = plan(model, _lowerer(ctx), in_channels_param=True)
+    check_unique([u.class_name for u in units] + [model_class_name(model)] + sorted(HELPERS)
+                 + ["make_optimizer", "learning_rate"], "classes or functions")
+    env = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
+                      undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    chunks = [HELPERS[h] for h in sorted(ctx.helpers)] + [_class(u) for u in units]
+    chunks.append(_model_class(model, root))
+    if model.training:
+        chunks.append(_training(model))
+    text = env.get_template("module.py.j2").render(
+        header=header(model, NAME, FRAMEWORK),
+        title=f"{model.name}: generated PyTorch model.",
+        spec=spec_label(model),
+        class_name=model_class_name(model),
+        chunks=chunks,
+    )
+    return text.rstrip("\n") + "\n"
+
+
+def missing_kinds() -> set[str]:
+    """IR node kinds this backend has no lowering for (a test keeps it empty)."""
+    return set(KINDS) - set(LOWER)
