@@ -313,3 +313,34 @@ def test_torch_export(spec):
     x = torch.randn(1, *model.input_shape)
     exported = torch.export.export(model, (x,))
     torch.testing.assert_close(exported.module()(x), model(x))
+
+
+# ---- training recipes ----------------------------------------------------------
+
+
+@pytest.mark.skipif(not (HAS_TORCH and HAS_KERAS), reason="needs torch and keras")
+@pytest.mark.parametrize("spec, expected", [
+    # the book's LeNet-5 code: epoch <= 2 -> 5e-4, <= 5 -> 2e-4, <= 9 -> 5e-5, then 1e-5
+    ("book_lenet5.cnn", [5e-4] * 3 + [2e-4] * 3 + [5e-5] * 4 + [1e-5] * 3),
+    # GoogLeNet: 0.01 * 0.96 ** floor((1 + epoch) / 8)
+    ("book_googlenet.cnn", [0.01 * 0.96 ** ((1 + e) // 8) for e in range(20)]),
+])
+def test_both_backends_follow_the_same_learning_rates(spec, expected):
+    import torch
+
+    ir = compile_spec(str(SPECS / spec))
+    kmod, kmodel = keras_model(ir)
+    tmod, tmodel = torch_model(ir)
+    keras_rates = [getattr(kmod, f"learning_rate_{ir.name}")(e) for e in range(len(expected))]
+    optimizer, scheduler = tmod.make_optimizer(tmodel)
+    torch_rates = []
+    for _ in expected:
+        torch_rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert keras_rates == pytest.approx(expected, rel=1e-12)
+    assert torch_rates == pytest.approx(expected, rel=1e-12)
+    assert isinstance(optimizer, torch.optim.SGD)
+    callbacks = kmod.__dict__[f"compile_{ir.name}"](kmodel)
+    assert kmodel.optimizer.__class__.__name__ == "SGD"
+    assert type(callbacks[0]).__name__ == "LearningRateScheduler"

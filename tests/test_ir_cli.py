@@ -95,13 +95,22 @@ def test_report_json_and_markdown():
 
 
 def test_report_and_check_import_no_framework():
+    """`archc check`, `archc report` (every format) and `archc ir` on every spec in
+    specs/, in one process that must end with no framework imported."""
+    specs = [str(p) for p in sorted(SPECS.glob("*.cnn"))]
     code = (
-        "import sys\n"
+        "import contextlib, io, sys\n"
         "from archc.cli import main\n"
-        f"assert main(['check', '-q', {str(SPECS / 'vgg16.cnn')!r}]) == 0\n"
-        f"assert main(['report', {str(SPECS / 'densenet121.cnn')!r}]) == 0\n"
-        f"assert main(['ir', {str(SPECS / 'resnet50.cnn')!r}, '--json']) == 0\n"
-        "bad = [m for m in ('tensorflow', 'torch', 'keras', 'jax') if m in sys.modules]\n"
+        f"specs = {specs!r}\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['check', *specs]) == 0\n"
+        "    for spec in specs:\n"
+        "        if spec.endswith('stdlib.cnn'):\n"
+        "            continue\n"
+        "        for fmt in ([], ['--json'], ['--markdown']):\n"
+        "            assert main(['report', spec, *fmt]) == 0\n"
+        "        assert main(['ir', spec, '--json']) == 0\n"
+        "bad = [m for m in ('tensorflow', 'torch', 'keras', 'jax', 'jinja2') if m in sys.modules]\n"
         "assert not bad, bad\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -18,7 +18,6 @@ from archc.ir import Model
 from archc.layers import KINDS, Node
 from archc.shapes import describe
 from backends.common import (
-    BackendError,
     Body,
     Instance,
     Lowered,
@@ -29,8 +28,10 @@ from backends.common import (
     check_unique,
     header,
     lit,
+    lowerer,
     op_source,
     plan,
+    schedule_source,
     spec_label,
 )
 
@@ -227,17 +228,6 @@ class _Context:
         self.weight_decay = model.training.weight_decay if model.training else 0.0
 
 
-def _lowerer(ctx: _Context):
-    def lower(n: Node) -> Lowered:
-        fn = LOWER.get(n.kind)
-        if fn is None:
-            where = f" ({n.loc.file}:{n.loc.line})" if n.loc else ""
-            raise BackendError(f"the Keras backend cannot express `{n.name}` of kind "
-                               f"`{n.kind}`{where}")
-        return fn(n, ctx)
-    return lower
-
-
 def _layer_name(local: str, attr: str, in_block: bool) -> str:
     if in_block:
         return f'name=f"{{name}}.{local}{attr}"'
@@ -331,7 +321,8 @@ def _compile(model: Model) -> str | None:
         callbacks.append(call("keras.callbacks.ReduceLROnPlateau", args, 4,
                               prefix="schedule = "))
     elif s.kind in ("piecewise", "step", "cosine", "onecycle"):
-        schedule_fn = _schedule_function(model)
+        schedule_fn = schedule_source(model, f"learning_rate_{model.name}",
+                                      "float(keras.ops.cos({}))")
         callbacks.append(call("keras.callbacks.LearningRateScheduler",
                               [f"learning_rate_{model.name}"], 4, prefix="schedule = "))
     doc = [f'    """Compile with the spec\'s recipe ({o.name}, lr {lr!r}, {s.kind} schedule'
@@ -353,41 +344,12 @@ def _compile(model: Model) -> str | None:
     return text
 
 
-def _schedule_function(model: Model) -> str:
-    t = model.training
-    s = t.schedule
-    lr0 = t.lr if t.lr is not None else 0.001
-    head = [f"def learning_rate_{model.name}(epoch, lr=None):",
-            f'    """The learning rate of epoch `epoch` (from 0): {s.kind} schedule."""']
-    if s.kind == "piecewise":
-        body = []
-        for b, v in zip(s.boundaries, s.values):
-            body.append(f"    if epoch < {b}:\n        return {v!r}")
-        body.append(f"    return {s.values[-1]!r}")
-    elif s.kind == "step":
-        body = [f"    return {lr0!r} * {s.rate!r} ** ((epoch + {s.offset}) // {s.every})"]
-    elif s.kind == "cosine":
-        epochs = t.epochs or 1
-        body = [f"    progress = min(epoch / {epochs}, 1.0)",
-                "    cosine = float(keras.ops.cos(3.141592653589793 * progress))",
-                f"    return {s.min_lr!r} + ({lr0!r} - {s.min_lr!r}) * 0.5 * (1 + cosine)"]
-    else:  # onecycle, by epoch: warm up for pct_start, then anneal
-        epochs = t.epochs or 1
-        peak = s.max_lr or lr0 * 10
-        warm = max(1, round(s.pct_start * epochs))
-        body = [f"    if epoch < {warm}:",
-                f"        return {lr0!r} + ({peak!r} - {lr0!r}) * epoch / {warm}",
-                f"    progress = min((epoch - {warm}) / max({epochs} - {warm}, 1), 1.0)",
-                f"    return {peak!r} * (1 - progress) + {lr0 / 1e4!r} * progress"]
-    return "\n".join(head + body)
-
-
 def generate(model: Model) -> str:
     """The Keras module for an inferred IR model (deterministic text)."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     ctx = _Context(model)
-    root, units = plan(model, _lowerer(ctx))
+    root, units = plan(model, lowerer(LOWER, ctx, FRAMEWORK))
     check_unique([u.name for u in units] + [f"build_{model.name}", f"compile_{model.name}",
                                            f"learning_rate_{model.name}"] + sorted(HELPERS),
                  "functions")

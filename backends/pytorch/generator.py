@@ -38,8 +38,10 @@ from backends.common import (
     check_unique,
     header,
     lit,
+    lowerer,
     op_source,
     plan,
+    schedule_source,
     spec_label,
 )
 
@@ -224,17 +226,6 @@ class _Context:
         self.helpers: set[str] = set()
 
 
-def _lowerer(ctx: _Context):
-    def lower(n: Node) -> Lowered:
-        fn = LOWER.get(n.kind)
-        if fn is None:
-            where = f" ({n.loc.file}:{n.loc.line})" if n.loc else ""
-            raise BackendError(f"the PyTorch backend cannot express `{n.name}` of kind "
-                               f"`{n.kind}`{where}")
-        return fn(n, ctx)
-    return lower
-
-
 def _init_lines(inst: Instance, unit: Unit | None, indent: int) -> list[str]:
     out = []
     seen = set()
@@ -340,7 +331,7 @@ def _training(model: Model) -> str | None:
     if t.weight_decay:
         args.append(f"weight_decay={t.weight_decay!r}")
     chunks = []
-    lines = [f"def make_optimizer(model):",
+    lines = ["def make_optimizer(model):",
              f'    """The spec\'s recipe: {o.name}, lr {lr!r}, {s.kind} schedule'
              + (f", {t.epochs} epochs" if t.epochs else "")
              + (f", batch {t.batch_size}" if t.batch_size else "") + ".",
@@ -361,7 +352,8 @@ def _training(model: Model) -> str | None:
                           prefix="scheduler = "))
         lines.append("    return optimizer, scheduler")
     else:
-        chunks.append(_schedule_function(model))
+        chunks.append(schedule_source(model, "learning_rate",
+                                      "torch.cos(torch.tensor({})).item()"))
         lines.append(call("torch.optim.lr_scheduler.LambdaLR",
                           ["optimizer", f"lambda epoch: learning_rate(epoch) / {lr!r}"], 4,
                           prefix="scheduler = "))
@@ -370,41 +362,12 @@ def _training(model: Model) -> str | None:
     return "\n\n\n".join(chunks)
 
 
-def _schedule_function(model: Model) -> str:
-    t = model.training
-    s = t.schedule
-    lr0 = t.lr if t.lr is not None else 0.001
-    head = ["def learning_rate(epoch):",
-            f'    """The learning rate of epoch `epoch` (from 0): {s.kind} schedule."""']
-    if s.kind == "piecewise":
-        body = []
-        for b, v in zip(s.boundaries, s.values):
-            body.append(f"    if epoch < {b}:\n        return {v!r}")
-        body.append(f"    return {s.values[-1]!r}")
-    elif s.kind == "step":
-        body = [f"    return {lr0!r} * {s.rate!r} ** ((epoch + {s.offset}) // {s.every})"]
-    elif s.kind == "cosine":
-        epochs = t.epochs or 1
-        body = [f"    progress = min(epoch / {epochs}, 1.0)",
-                "    cosine = torch.cos(torch.tensor(3.141592653589793 * progress)).item()",
-                f"    return {s.min_lr!r} + ({lr0!r} - {s.min_lr!r}) * 0.5 * (1 + cosine)"]
-    else:
-        epochs = t.epochs or 1
-        peak = s.max_lr or lr0 * 10
-        warm = max(1, round(s.pct_start * epochs))
-        body = [f"    if epoch < {warm}:",
-                f"        return {lr0!r} + ({peak!r} - {lr0!r}) * epoch / {warm}",
-                f"    progress = min((epoch - {warm}) / max({epochs} - {warm}, 1), 1.0)",
-                f"    return {peak!r} * (1 - progress) + {lr0 / 1e4!r} * progress"]
-    return "\n".join(head + body)
-
-
 def generate(model: Model) -> str:
     """The PyTorch module for an inferred IR model (deterministic text)."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     ctx = _Context(model)
-    root, units = plan(model, _lowerer(ctx), in_channels_param=True)
+    root, units = plan(model, lowerer(LOWER, ctx, FRAMEWORK), in_channels_param=True)
     check_unique([u.class_name for u in units] + [model_class_name(model)] + sorted(HELPERS)
                  + ["make_optimizer", "learning_rate"], "classes or functions")
     env = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),

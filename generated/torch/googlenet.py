@@ -169,7 +169,7 @@ class Googlenet(nn.Module):
         return x
 
 
-def learning_rate(epoch):
+def learning_rate(epoch, lr=None):
     """The learning rate of epoch `epoch` (from 0): step schedule."""
     return 0.01 * 0.96 ** ((epoch + 0) // 8)
 

@@ -41,7 +41,7 @@ class Lenet5Book(nn.Module):
         return x
 
 
-def learning_rate(epoch):
+def learning_rate(epoch, lr=None):
     """The learning rate of epoch `epoch` (from 0): piecewise schedule."""
     if epoch < 3:
         return 0.0005

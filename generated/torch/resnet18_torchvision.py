@@ -103,7 +103,7 @@ class Resnet18Torchvision(nn.Module):
         return x
 
 
-def learning_rate(epoch):
+def learning_rate(epoch, lr=None):
     """The learning rate of epoch `epoch` (from 0): step schedule."""
     return 0.1 * 0.1 ** ((epoch + 0) // 30)
 

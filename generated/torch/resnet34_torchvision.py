@@ -119,7 +119,7 @@ class Resnet34Torchvision(nn.Module):
         return x
 
 
-def learning_rate(epoch):
+def learning_rate(epoch, lr=None):
     """The learning rate of epoch `epoch` (from 0): step schedule."""
     return 0.1 * 0.1 ** ((epoch + 0) // 30)
 
