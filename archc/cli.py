@@ -5,6 +5,8 @@
     archc ir SPEC --json                the inferred IR as JSON
     archc build SPEC... [--backend keras|torch|all] [-o DIR]
     archc build --all [--check]         every spec in specs/, every backend
+    archc equiv SPEC [--dtype ...] [--direction ...] [--nodes]
+                                        Keras and PyTorch builds compute the same function
 
 Exit status: 0 success, 1 a spec has errors, 2 the command line is wrong.
 These commands import no deep-learning framework.
@@ -155,6 +157,24 @@ def cmd_build(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_equiv(args) -> int:
+    model = _compile(args.spec, False)
+    if model is None:
+        return 1
+    from archc import equiv
+    from backends.common import BackendError
+    from backends.transfer import TransferError
+
+    try:
+        result = equiv.check(model, dtype=args.dtype, batch=args.batch, seed=args.seed,
+                             direction=args.direction, nodes=args.nodes)
+    except (BackendError, TransferError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(equiv.report(model, result))
+    return 0 if result.ok else 1
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="archc", description="Compile .cnn CNN architecture specs.")
     p.add_argument("--version", action="version", version=f"archc {__version__}")
@@ -189,6 +209,17 @@ def make_parser() -> argparse.ArgumentParser:
                    help="write nothing; exit 1 if a generated file is missing or stale")
     b.add_argument("-q", "--quiet", action="store_true")
     b.set_defaults(func=cmd_build)
+
+    e = sub.add_parser("equiv", help="check that the Keras and PyTorch builds agree")
+    e.add_argument("spec", metavar="SPEC")
+    e.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    e.add_argument("--batch", type=int, default=2)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--direction", choices=("keras2torch", "torch2keras"),
+                   default="keras2torch")
+    e.add_argument("--nodes", action="store_true", help="compare every node; report the "
+                   "first that diverges")
+    e.set_defaults(func=cmd_equiv)
     return p
 
 

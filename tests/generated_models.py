@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
-import sys
+
+from backends.runtime import load_module
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "generated"
-
-
-def load_module(path: pathlib.Path, name: str):
-    """Import a generated file under a private module name."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def keras_model(model_ir, folder: pathlib.Path = GENERATED / "keras"):
