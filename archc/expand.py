@@ -24,7 +24,7 @@ from typing import Any
 from archc import syntax as S
 from archc.diagnostics import Diagnostics, SpecError, did_you_mean
 from archc.ir import BlockDefinition, BlockInstance, BlockParam, Model
-from archc.layers import SPELLINGS, Input, Loc, Node
+from archc.layers import SPELLINGS, Add, Concat, Input, Loc, Node
 from archc.limits import LIMITS
 from archc.parser import parse, read_source
 from archc.training import build_training
@@ -361,7 +361,7 @@ class Expander:
             return self.expand_seq(u.body, ev, path, x)
         if isinstance(u, S.Branch):
             outs = [self.expand_seq(b, ev, scope, x) for b in u.branches]
-            cls = SPELLINGS.get(u.merge) or _MERGES[u.merge]
+            cls = MERGES[u.merge]
             name = None
             if alias is not None:
                 name = self.claim(scope, alias, e.alias_span or u.span)
@@ -423,13 +423,7 @@ def _hashable(v: Any) -> Any:
     return v if not isinstance(v, list) else tuple(v)
 
 
-def _merges():
-    from archc.layers import Add, Concat
-
-    return {"concat": Concat, "add": Add}
-
-
-_MERGES = _merges()
+MERGES = {"concat": Concat, "add": Add}  # `concat { a | b }`, `add { a | b }`
 
 
 def build_ir(program: Program, diags: Diagnostics, source: str) -> Model:

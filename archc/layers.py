@@ -82,9 +82,6 @@ class Node(BaseModel):
     title: ClassVar[str] = "layer"
     options: ClassVar[tuple[str, ...]] = ()
 
-    def __init_subclass__(cls, **kw: Any) -> None:
-        super().__init_subclass__(**kw)
-
     @classmethod
     def __pydantic_init_subclass__(cls, **kw: Any) -> None:
         kind = cls.model_fields["kind"].default

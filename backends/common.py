@@ -230,7 +230,6 @@ def _scope_items(model: Model, lower: Callable[[Node], Lowered]) -> Instance:
     infos = {b.path: b for b in model.blocks}
     root = Instance(None, "", [])
     instances: dict[str, Instance] = {"": root}
-    producer_scope: dict[str, str] = {}
     for n in model.nodes:
         if n.kind == "input":
             continue
@@ -246,7 +245,6 @@ def _scope_items(model: Model, lower: Callable[[Node], Lowered]) -> Instance:
         inst = instances[n.scope]
         inst.items.append(Item(local=n.name.rsplit(".", 1)[-1], inputs=list(n.inputs), node=n,
                                lowered=lower(n)))
-        producer_scope[n.name] = n.scope
     shapes = {n.name: n.out_shape for n in model.nodes}
     # resolve inputs to local names: a node of this body, a child block (by its
     # output), or "x" (the body's input)
