@@ -173,10 +173,6 @@ def _weights_options(r: ArgReader) -> dict:
     """Initialisers and L2 weight decay, shared by Conv and Dense."""
     out: dict = {}
     if (a := r.take("init")) is not None:
-        v = r.value(a.value)
-        if not isinstance(v, Sym):
-            raise r.fail("`init:` takes an initializer name such as `he_normal`", a.span,
-                         received=show(v))
         out["init"] = r.symbol(a.value, "initializer", INITIALIZERS)
     if (a := r.take("bias_init")) is not None:
         v = r.value(a.value)

@@ -465,6 +465,16 @@ def _slot_param_name(slot: tuple, inst: Instance) -> str:
     return f"{local}_arg{key}"
 
 
+def unit_doc(unit: Unit) -> str:
+    """`ResnetBlock (stdlib.cnn:24), with s=2, residual_path=1.`: the docstring of
+    a generated block function or class."""
+    info = unit.instances[0].info
+    where = ""
+    if info is not None and info.loc is not None:
+        where = f" ({os.path.basename(info.loc.file)}:{info.loc.line})"
+    return f"{unit.block or 'Group'}{where}" + (f", {unit.note}" if unit.note else "") + "."
+
+
 def resolved(unit: Unit | None, slot: tuple, value: Any) -> Any:
     """The value to write for a slot: the unit's Param or constant."""
     if unit is None:

@@ -33,6 +33,7 @@ from backends.common import (
     plan,
     schedule_source,
     spec_label,
+    unit_doc,
 )
 
 NAME = "keras"
@@ -78,7 +79,6 @@ class NegInfPadding2D(layers.Layer):
         config.update(padding=self.padding)
         return config''',
 }
-NEEDS_OPS = {"LocalResponseNormalization", "NegInfPadding2D"}
 
 
 def _hw(pair: tuple[int, int]):
@@ -254,12 +254,11 @@ def _statements(inst: Instance, unit: Unit | None, in_block: bool, indent: int) 
         for j, op in enumerate(item.lowered.ops):
             func, args = op_source(op, k, j, unit)
             args.append(_layer_name(item.local, op.attr, in_block))
-            ctor_args = args
             if j == len(item.lowered.ops) - 1 and item.lowered.apply == "{call}({xs})":
                 suffix = f"([{', '.join(current)}])"
             else:
                 suffix = f"({current[0]})"
-            out.append(call(func, ctor_args, indent, suffix=suffix, prefix=f"{var} = "))
+            out.append(call(func, args, indent, suffix=suffix, prefix=f"{var} = "))
             current = [var]
     return out
 
@@ -267,10 +266,7 @@ def _statements(inst: Instance, unit: Unit | None, in_block: bool, indent: int) 
 def _function(unit: Unit) -> str:
     inst = unit.instances[0]
     params = ", ".join(["x", *unit.params, "*", "name"])
-    where = ""
-    if inst.info is not None and inst.info.loc is not None:
-        where = f" ({Path(inst.info.loc.file).name}:{inst.info.loc.line})"
-    doc = f"{unit.block or 'Group'}{where}" + (f", {unit.note}" if unit.note else "") + "."
+    doc = unit_doc(unit)
     lines = [f"def {unit.name}({params}):", f'    """{doc}"""']
     lines += _statements(inst, unit, True, 4)
     lines.append("    return x")
@@ -363,7 +359,7 @@ def generate(model: Model) -> str:
         model_name=model.name,
         input_desc=describe(model.input_shape) + " (H x W x C)" if len(model.input_shape) == 3
         else describe(model.input_shape),
-        needs_ops=bool(ctx.helpers & NEEDS_OPS),
+        needs_ops=bool(ctx.helpers),  # every helper layer uses keras.ops
         chunks=[HELPERS[h] for h in sorted(ctx.helpers)] + [_function(u) for u in units]
         + [_build(model, root)] + ([_compile(model)] if model.training else []),
     )

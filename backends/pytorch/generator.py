@@ -43,6 +43,7 @@ from backends.common import (
     plan,
     schedule_source,
     spec_label,
+    unit_doc,
 )
 
 NAME = "torch"
@@ -274,10 +275,7 @@ def _forward_lines(inst: Instance, indent: int) -> list[str]:
 
 def _class(unit: Unit) -> str:
     inst = unit.instances[0]
-    where = ""
-    if inst.info is not None and inst.info.loc is not None:
-        where = f" ({Path(inst.info.loc.file).name}:{inst.info.loc.line})"
-    doc = f"{unit.block or 'Group'}{where}" + (f", {unit.note}" if unit.note else "") + "."
+    doc = unit_doc(unit)
     init_params = ", ".join(["self", *unit.params])
     lines = [f"class {unit.class_name}(nn.Module):", f'    """{doc}"""', "",
              f"    def __init__({init_params}):", "        super().__init__()"]
