@@ -7,9 +7,13 @@
     archc build --all [--check]         every spec in specs/, every backend
     archc equiv SPEC [--dtype ...] [--direction ...] [--nodes]
                                         Keras and PyTorch builds compute the same function
+    archc train SPEC --backend keras|torch --data SET [...]
+    archc evaluate SPEC --weights FILE --data SET [--confusion]
 
-Exit status: 0 success, 1 a spec has errors, 2 the command line is wrong.
-These commands import no deep-learning framework.
+Exit status: 0 success, 1 a spec has errors (or the data or a run failed), 2 the
+command line is wrong, 3 a training loss became non-finite, 130 / 143 a run was
+stopped by SIGINT / SIGTERM (its checkpoint saved).
+check, report, ir and build import no deep-learning framework.
 """
 
 from __future__ import annotations
@@ -175,6 +179,166 @@ def cmd_equiv(args) -> int:
     return 0 if result.ok else 1
 
 
+TRAINERS = {"torch": ("backends.pytorch.train", "TorchTrainer"),
+            "keras": ("backends.keras.train", "KerasTrainer")}
+
+
+def _trainer(backend: str, model, settings):
+    import importlib
+
+    module, cls = TRAINERS[backend]
+    return getattr(importlib.import_module(module), cls)(model, settings)
+
+
+def _training_overrides(args) -> dict | None:
+    """The command line's training settings, validated as a `train { }` section is."""
+    from archc.diagnostics import SpecError
+    from archc.training import parse_settings
+
+    given = {"optimizer": args.optimizer, "schedule": args.schedule}
+    try:
+        parsed = parse_settings({k: v for k, v in given.items() if v is not None},
+                                origin="<command line>")
+    except SpecError as e:
+        print(e.render(), file=sys.stderr)
+        return None
+    for key in ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "augment"):
+        value = getattr(args, key, None)
+        if value is not None:
+            parsed[key] = value
+    return parsed
+
+
+def _load_data(args, model, seed: int):
+    from archc import data as D
+
+    classes = model.output_shape[-1]
+    dataset = D.load(args.data, args.data_dir, seed=seed, shape=model.input_shape,
+                     classes=classes)
+    return D.fit_to_spec(dataset, model.input_shape, classes, resize=args.resize)
+
+
+def cmd_train(args) -> int:
+    model = _compile(args.spec, False)
+    if model is None:
+        return 1
+    overrides = _training_overrides(args)
+    if overrides is None:
+        return 2
+    from pydantic import ValidationError
+
+    from archc import runner
+    from archc.data import DataError
+
+    try:
+        settings = runner.resolve(
+            model, args.backend, args.data, overrides, data_dir=args.data_dir,
+            resize=args.resize, limit=args.limit, seed=args.seed, device=args.device,
+            precision=args.precision, compile=args.compile)
+    except ValidationError as e:
+        print(f"archc train: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    out = args.out or os.path.join("runs", f"{model.name}-{args.backend}-{args.data}")
+    say = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+    try:
+        dataset = _load_data(args, model, args.seed)
+        trainer = _trainer(args.backend, model, settings)
+    except (DataError, runner.RunError) as e:
+        print(f"archc train: {e}", file=sys.stderr)
+        return 1
+    if trainer.rank == 0:
+        say(f"archc train {args.spec} -> {out}\nsettings (command line > spec > default):\n"
+            f"{settings.describe()}\ndata: {dataset.describe()}"
+            + "".join(f"\n  {n}" for n in dataset.notes)
+            + f"\nengine: {trainer.describe()}")
+    try:
+        with runner.StopFlag() as stop:
+            result = runner.train(model, settings, dataset, trainer, out, resume=args.resume,
+                                  log=say, stop=stop, progress=not args.quiet)
+    except runner.RunError as e:
+        print(f"archc train: {e}", file=sys.stderr)
+        return 1
+    finally:
+        trainer.close()
+    if result.status == 0 and result.history and trainer.rank == 0:
+        best = max(result.history, key=lambda h: h["val_accuracy"])
+        last = result.history[-1]
+        print(f"{model.name} on {args.data} ({args.backend}): val_accuracy "
+              f"{last['val_accuracy']:.4f} after {len(result.history)} epochs "
+              f"(best {best['val_accuracy']:.4f} at epoch {best['epoch'] + 1}); run in {out}")
+    return result.status
+
+
+def cmd_evaluate(args) -> int:
+    model = _compile(args.spec, False)
+    if model is None:
+        return 1
+    import json
+
+    from archc import runner
+    from archc.data import DataError
+    from backends.transfer import TransferError, load_weights
+
+    path = args.weights
+    if os.path.isdir(path):
+        path = os.path.join(path, "weights.npz")
+    try:
+        weights = load_weights(path)
+    except (OSError, ValueError) as e:
+        print(f"archc evaluate: cannot read {path}: {e} (expected archc's weights.npz, "
+              f"written by `archc train` or backends.transfer.save_weights)", file=sys.stderr)
+        return 1
+    settings = runner.resolve(model, args.backend, args.data, {"batch_size": args.batch_size},
+                              data_dir=args.data_dir, resize=args.resize, device=args.device,
+                              precision=args.precision)
+    try:
+        dataset = _load_data(args, model, args.seed)
+        trainer = _trainer(args.backend, model, settings)
+        trainer.set_weights(weights)
+    except (DataError, runner.RunError, TransferError) as e:
+        print(f"archc evaluate: {e}", file=sys.stderr)
+        return 1
+    r = runner.evaluate(model, trainer, dataset, settings.batch_size)
+    trainer.close()
+    if args.json:
+        out = {k: v for k, v in r.items() if k != "confusion"}
+        if args.confusion:
+            out["confusion"] = r["confusion"].tolist()
+            out["classes"] = list(dataset.classes)
+        print(json.dumps(out, indent=1))
+        return 0
+    print(f"{model.name} on {dataset.name} test set ({r['examples']:,} examples, "
+          f"{args.backend}): loss {r['loss']:.4f}  top-1 {r['accuracy']:.4f}  "
+          f"top-5 {r['top5']:.4f}")
+    if args.confusion:
+        print(runner.render_confusion(r["confusion"], dataset.classes))
+    return 0
+
+
+def _data_options(p) -> None:
+    from archc.data import NAMES
+
+    p.add_argument("--data", required=True, choices=NAMES)
+    p.add_argument("--data-dir", metavar="DIR", help="where the data files are (also searched: "
+                   "<DIR>/<set>/ and Keras's cache, ~/.keras/datasets)")
+    p.add_argument("--resize", action="store_true", help="resize images to the spec's input "
+                   "(bilinear) and convert grey <-> colour")
+    p.add_argument("--seed", type=int, default=0, help="initial weights, data order, "
+                   "augmentation and rendered data sets (default 0)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="auto: bf16 mixed precision on a GPU that has it, else fp32")
+
+
+def _positive(kind):
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    return parse
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="archc", description="Compile .cnn CNN architecture specs.")
     p.add_argument("--version", action="version", version=f"archc {__version__}")
@@ -220,6 +384,45 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--nodes", action="store_true", help="compare every node; report the "
                    "first that diverges")
     e.set_defaults(func=cmd_equiv)
+
+    t = sub.add_parser("train", help="train a spec's model on a data set (either backend)")
+    t.add_argument("spec", metavar="SPEC")
+    t.add_argument("--backend", choices=tuple(TRAINERS), required=True)
+    _data_options(t)
+    t.add_argument("--epochs", type=_positive(int))
+    t.add_argument("--batch-size", type=_positive(int), dest="batch_size")
+    t.add_argument("--lr", type=_positive(float), help="initial learning rate")
+    t.add_argument("--optimizer", metavar="OPT", help='as in a train section: "adam", '
+                   '"sgd(momentum=0.9, nesterov=true)", "rmsprop", "adamw"')
+    t.add_argument("--schedule", metavar="SCHED", help='as in a train section: "constant", '
+                   '"piecewise(boundaries=[3, 6], values=[0.01, 0.001, 0.0001])", '
+                   '"plateau(factor=0.1, patience=5)", "step(rate=0.96, every=8)", '
+                   '"cosine", "onecycle(max_lr=0.1)"')
+    t.add_argument("--weight-decay", type=float, dest="weight_decay",
+                   help="L2 on conv and dense kernels (gradient weight_decay * w)")
+    t.add_argument("--label-smoothing", type=float, dest="label_smoothing")
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="CIFAR augmentation: pad 4, random crop, random horizontal flip")
+    t.add_argument("--limit", type=_positive(int), metavar="N",
+                   help="train on the first N training examples only")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model (torch)")
+    t.add_argument("--out", metavar="DIR",
+                   help="run folder (default runs/<model>-<backend>-<data>)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    t.set_defaults(func=cmd_train)
+
+    v = sub.add_parser("evaluate", help="loss, top-1 and top-5 accuracy of saved weights")
+    v.add_argument("spec", metavar="SPEC")
+    v.add_argument("--weights", required=True, metavar="FILE",
+                   help="archc weights.npz (or a run folder holding one)")
+    v.add_argument("--backend", choices=tuple(TRAINERS), default="torch")
+    _data_options(v)
+    v.add_argument("--batch-size", type=_positive(int), dest="batch_size", default=256)
+    v.add_argument("--confusion", action="store_true", help="print the confusion matrix")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=cmd_evaluate)
     return p
 
 

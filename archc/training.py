@@ -182,3 +182,21 @@ def build_training(defs: list[S.TrainDef], diags: Diagnostics) -> TrainingConfig
             diags.error("E603", f"training setting `{where}`: {msg}", spans.get(key, defs[0].span),
                         received=repr(err.get("input")) if "input" in err else None)
         return None
+
+
+def parse_settings(settings: dict[str, str], origin: str = "<command line>") -> dict[str, Any]:
+    """Training settings written on the command line in the spec's own syntax
+    (`--optimizer "sgd(momentum=0.9)"`, `--schedule "step(rate=0.96, every=8)"`),
+    parsed and validated exactly as a `train { }` section is. Returns the given
+    fields of a TrainingConfig; raises SpecError, pointing into the settings."""
+    from archc.diagnostics import Sources
+    from archc.parser import parse
+
+    if not settings:
+        return {}
+    text = "train {\n" + "".join(f"  {k}: {v}\n" for k, v in settings.items()) + "}\n"
+    diags = Diagnostics(Sources())
+    spec = parse(text, origin, diags)
+    config = build_training(spec.trains, diags)
+    diags.check()
+    return {k: getattr(config, KEYS[k]) for k in settings}
