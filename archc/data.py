@@ -107,11 +107,16 @@ def _missing(name: str, wanted: str, dirs: list[str]) -> DataError:
 
 class _ArraysOnly(pickle.Unpickler):
     """Admits only what CIFAR-10's python pickles contain: dicts, lists, bytes,
-    ints and NumPy arrays. Anything else (os.system, builtins.eval, ...) is refused."""
+    ints and NumPy arrays, as Python 2 wrote them or Python 3 re-saves them
+    (`_codecs.encode` is how protocol 2 spells bytes; `_frombuffer`, how NumPy
+    pickles arrays at protocol 5). Any other callable (os.system, builtins.eval,
+    ...) is refused."""
 
     ALLOWED = frozenset({("numpy.core.multiarray", "_reconstruct"),
                          ("numpy._core.multiarray", "_reconstruct"),
-                         ("numpy", "ndarray"), ("numpy", "dtype")})
+                         ("numpy.core.numeric", "_frombuffer"),
+                         ("numpy._core.numeric", "_frombuffer"),
+                         ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")})
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
@@ -332,7 +337,8 @@ def render_shape(kind: str, rng: np.random.Generator, size: int = 28) -> np.ndar
     elif kind == "triangle":
         while True:
             p = rng.uniform(lo, hi, (3, 2))
-            area = abs(np.cross(p[1] - p[0], p[2] - p[0])) / 2
+            (ax, ay), (bx, by) = p[1] - p[0], p[2] - p[0]
+            area = abs(ax * by - ay * bx) / 2
             sides = np.linalg.norm(p - np.roll(p, 1, axis=0), axis=1)
             if area >= 40 and sides.min() >= 8:
                 break
@@ -450,27 +456,31 @@ def fit_to_spec(data: Dataset, input_shape: tuple[int, ...], classes: int,
     A spec whose input is a vector of H*W*C takes the images flattened (the seeds'
     fully connected nets). With `resize`, images are resized bilinearly to the
     spec's H x W and converted grey <-> colour."""
-    have = data.shape
+    have, want = data.shape, tuple(input_shape)
+    hw = "x".join(map(str, have))
+    problems = []
     if len(data.classes) != classes:
-        raise DataError(f"the spec ends in {classes} outputs but {data.name} has "
+        problems.append(f"the spec ends in {classes} outputs but {data.name} has "
                         f"{len(data.classes)} classes: make the last layer "
                         f"Dense({len(data.classes)}, softmax) or use another data set")
-    want = tuple(input_shape)
+    flatten = len(want) == 1 and want[0] == int(np.prod(have))
+    if want != have and not flatten:
+        if len(want) != 3:
+            problems.append(f"the spec takes a vector of {want[0]}; {data.name} images are "
+                            f"{hw} ({int(np.prod(have))} values)")
+        elif not resize:
+            problems.append(f"{data.name} images are {hw} (H x W x C) but the spec's input is "
+                            f"{'x'.join(map(str, want))}: pass --resize to resize them "
+                            f"(bilinear) and convert grey <-> colour, or use a spec made for "
+                            f"{hw} input")
+    if problems:
+        raise DataError("\n".join(problems))
     if want == have:
         return data
-    if len(want) == 1 and want[0] == int(np.prod(have)):
+    if flatten:
         return replace(data, x_train=data.x_train.reshape(len(data.x_train), -1),
                        x_test=data.x_test.reshape(len(data.x_test), -1),
-                       notes=(*data.notes, f"flattened {'x'.join(map(str, have))} to {want[0]}"))
-    hw = "x".join(map(str, have))
-    if len(want) != 3:
-        raise DataError(f"the spec takes a vector of {want[0]}; {data.name} images are {hw} "
-                        f"({int(np.prod(have))} values)")
-    if not resize:
-        raise DataError(f"{data.name} images are {hw} (H x W x C) but the spec's input is "
-                        f"{'x'.join(map(str, want))}: pass --resize to resize them "
-                        f"(bilinear) and convert grey <-> colour, or use a spec made for "
-                        f"{hw} input")
+                       notes=(*data.notes, f"flattened {hw} to {want[0]}"))
     notes = list(data.notes)
     xs = []
     for x in (data.x_train, data.x_test):

@@ -496,6 +496,12 @@ def train(ir: Model, settings: Settings, dataset: D.Dataset, trainer: Trainer, r
                 + (f"checkpoint saved to {last_path}. Continue with --resume."
                    if saved else "no checkpoint saved."))
             return RunResult(EXIT_SIGNAL.get(stop.signum, 130), state.history)
+        if not trainer.finite():  # a loss can stay finite over NaN weights (clipped outputs)
+            bar.finish("")
+            msg = f"the weights became non-finite during epoch {epoch + 1}"
+            log(f"error: {msg}. Stopped; no checkpoint was written after it. Lower the "
+                f"learning rate or check the data.")
+            return RunResult(EXIT_NONFINITE, state.history, msg)
         n = max(sums[2], 1)
         val = classification_metrics(trainer.predict(dataset.x_test, settings.batch_size),
                                      dataset.y_test, probabilities)
@@ -505,10 +511,6 @@ def train(ir: Model, settings: Settings, dataset: D.Dataset, trainer: Trainer, r
                "val_top5": val["top5"], "seconds": round(seconds, 3),
                "images_per_second": round((sums[2] - images_before) / max(train_seconds, 1e-9),
                                           1)}
-        if not math.isfinite(row["val_loss"]) and not trainer.finite():
-            log(f"error: the weights became non-finite in epoch {epoch + 1}. Stopped; "
-                f"no checkpoint was written after it.")
-            return RunResult(EXIT_NONFINITE, state.history, "non-finite weights")
         bar.finish(f"epoch {epoch + 1}/{settings.epochs}  lr {lr:.3g}  loss {row['loss']:.4f}  "
                    f"acc {row['accuracy']:.4f}  val_loss {row['val_loss']:.4f}  "
                    f"val_acc {row['val_accuracy']:.4f}  val_top5 {row['val_top5']:.4f}  "

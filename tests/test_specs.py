@@ -57,6 +57,8 @@ FIGURES = {
     "textbook_shape.cnn": (20_005, 19_941, 64, (5,), "keras"),
     "textbook_cifar10.cnn": (1_250_858, 1_250_858, 0, (10,), "keras"),
     "mnist_fc.cnn": (101_770, 101_770, 0, (10,), "seed"),
+    # archc's own: the training runners' offline check on scikit-learn's digits
+    "digits_cnn.cnn": (38_474, 38_378, 96, (10,), "keras"),
     # canonical ImageNet networks
     "resnet50.cnn": (25_636_712, 25_583_592, 53_120, (1000,), "paper"),
     "resnet101.cnn": (44_707_176, 44_601_832, 105_344, (1000,), "paper"),

@@ -136,9 +136,8 @@ class KerasTrainer:
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         from archc.data import as_float
 
-        outs = [self.model.predict_on_batch(as_float(x[s:s + max(batch_size, 256)]))
-                for s in range(0, len(x), max(batch_size, 256))]
-        return np.concatenate([np.asarray(o, dtype=np.float32) for o in outs])
+        out = self.model.predict(as_float(x), batch_size=max(batch_size, 256), verbose=0)
+        return np.asarray(out, dtype=np.float32)
 
     def weights(self) -> dict[str, np.ndarray]:
         return transfer.keras_weights(self.ir, self.model)
@@ -168,8 +167,10 @@ class KerasTrainer:
     def load_checkpoint(self, path: str) -> dict:
         with np.load(path, allow_pickle=False) as z:
             for group, variables in self._variables().items():
-                paths = [str(p) for p in z[f"{group}/paths"]]
-                if paths != [v.path for v in variables]:
+                # Keras numbers unnamed objects (seed generators) per process: the
+                # paths may differ in those numbers, never in count or shapes
+                shapes = [z[f"{group}/{i}"].shape for i in range(len(z[f"{group}/paths"]))]
+                if shapes != [tuple(v.shape) for v in variables]:
                     raise RunError(f"{path}: its {group} variables are not this model's")
                 for i, v in enumerate(variables):
                     v.assign(z[f"{group}/{i}"])

@@ -342,8 +342,11 @@ def _training(model: Model) -> str | None:
         lines.append("    return optimizer, None")
     elif s.kind == "plateau":
         mode = "min" if s.monitor == "val_loss" else "max"
+        # Keras reduces on the `patience`-th epoch without improvement, PyTorch on
+        # the one after: Keras's patience p is PyTorch's p - 1 (0 and 1 act alike)
         sargs = ["optimizer", f"mode={lit(mode)}", f"factor={s.factor!r}",
-                 f"patience={s.patience}", "threshold=0.0001", 'threshold_mode="abs"']
+                 f"patience={max(s.patience - 1, 0)}", "threshold=0.0001",
+                 'threshold_mode="abs"']
         if s.min_lr:
             sargs.append(f"min_lr={s.min_lr!r}")
         lines.append(call("torch.optim.lr_scheduler.ReduceLROnPlateau", sargs, 4,

@@ -179,7 +179,7 @@ def make_optimizer(model):
         optimizer,
         mode="min",
         factor=0.1,
-        patience=5,
+        patience=4,
         threshold=0.0001,
         threshold_mode="abs",
         min_lr=5e-07,

@@ -69,7 +69,7 @@ def make_optimizer(model):
         optimizer,
         mode="max",
         factor=0.1,
-        patience=10,
+        patience=9,
         threshold=0.0001,
         threshold_mode="abs",
     )

@@ -67,7 +67,7 @@ def make_optimizer(model):
         optimizer,
         mode="min",
         factor=0.1,
-        patience=10,
+        patience=9,
         threshold=0.0001,
         threshold_mode="abs",
     )
