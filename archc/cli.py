@@ -196,17 +196,16 @@ def _training_overrides(args) -> dict | None:
     from archc.training import parse_settings
 
     given = {"optimizer": args.optimizer, "schedule": args.schedule}
+    for key in ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "augment"):
+        value = getattr(args, key, None)
+        if value is not None:  # numbers and flags are written back as the spec would
+            given[key] = ("true" if value else "false") if isinstance(value, bool) else repr(value)
     try:
-        parsed = parse_settings({k: v for k, v in given.items() if v is not None},
-                                origin="<command line>")
+        return parse_settings({k: v for k, v in given.items() if v is not None},
+                              origin="<command line>")
     except SpecError as e:
         print(e.render(), file=sys.stderr)
         return None
-    for key in ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "augment"):
-        value = getattr(args, key, None)
-        if value is not None:
-            parsed[key] = value
-    return parsed
 
 
 def _load_data(args, model, seed: int):
@@ -225,19 +224,13 @@ def cmd_train(args) -> int:
     overrides = _training_overrides(args)
     if overrides is None:
         return 2
-    from pydantic import ValidationError
-
     from archc import runner
     from archc.data import DataError
 
-    try:
-        settings = runner.resolve(
-            model, args.backend, args.data, overrides, data_dir=args.data_dir,
-            resize=args.resize, limit=args.limit, seed=args.seed, device=args.device,
-            precision=args.precision, compile=args.compile)
-    except ValidationError as e:
-        print(f"archc train: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}", file=sys.stderr)
-        return 2
+    settings = runner.resolve(
+        model, args.backend, args.data, overrides, data_dir=args.data_dir, resize=args.resize,
+        limit=args.limit, seed=args.seed, device=args.device, precision=args.precision,
+        compile=args.compile)
     out = args.out or os.path.join("runs", f"{model.name}-{args.backend}-{args.data}")
     say = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     try:

@@ -344,7 +344,7 @@ class Progress:
                 f"{rate:,.0f} img/s")
 
     def finish(self, text: str) -> None:
-        if not self.enabled:
+        if not self.enabled or not (text or self.live):
             return
         self.stream.write(("\r" if self.live else "") + text + ("\x1b[K" if self.live else "")
                           + "\n")
@@ -506,11 +506,12 @@ def train(ir: Model, settings: Settings, dataset: D.Dataset, trainer: Trainer, r
         val = classification_metrics(trainer.predict(dataset.x_test, settings.batch_size),
                                      dataset.y_test, probabilities)
         seconds = seconds_before + train_seconds
-        row = {"epoch": epoch, "lr": lr, "loss": sums[0] / n, "accuracy": sums[1] / n,
+        row = {"epoch": epoch, "lr": lr, "loss": float(sums[0] / n),
+               "accuracy": float(sums[1] / n),
                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
                "val_top5": val["top5"], "seconds": round(seconds, 3),
-               "images_per_second": round((sums[2] - images_before) / max(train_seconds, 1e-9),
-                                          1)}
+               "images_per_second": round(float(sums[2] - images_before)
+                                          / max(train_seconds, 1e-9), 1)}
         bar.finish(f"epoch {epoch + 1}/{settings.epochs}  lr {lr:.3g}  loss {row['loss']:.4f}  "
                    f"acc {row['accuracy']:.4f}  val_loss {row['val_loss']:.4f}  "
                    f"val_acc {row['val_accuracy']:.4f}  val_top5 {row['val_top5']:.4f}  "

@@ -454,6 +454,9 @@ def test_bad_command_line_settings(tmp_path):
                "--schedule", "cosine(min_lr=-1)", "--out", str(tmp_path))
     assert r.returncode == 2 and "<command line>" in r.stderr and "min_lr" in r.stderr
     r = _archc("train", str(SPECS / "digits_cnn.cnn"), "--backend", "torch", "--data", "digits",
+               "--label-smoothing", "1.5", "--out", str(tmp_path))
+    assert r.returncode == 2 and "label_smoothing" in r.stderr and "less than 1" in r.stderr
+    r = _archc("train", str(SPECS / "digits_cnn.cnn"), "--backend", "torch", "--data", "digits",
                "--epochs", "0")
     assert r.returncode == 2 and "must be positive" in r.stderr
     r = _archc("evaluate", str(SPECS / "digits_cnn.cnn"), "--data", "digits", "--weights",
@@ -474,6 +477,18 @@ def test_train_prints_and_saves_its_settings(tmp_path):
 
 
 # ---- several processes ------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not HAS_KERAS, reason="keras is not installed")
+def test_the_keras_chief_is_the_one_that_writes():
+    from backends.keras.train import _is_chief
+
+    workers = {"cluster": {"worker": ["a:1", "b:1"]}}
+    assert _is_chief({**workers, "task": {"type": "worker", "index": 0}})
+    assert not _is_chief({**workers, "task": {"type": "worker", "index": 1}})
+    chief = {"cluster": {"chief": ["c:1"], "worker": ["a:1"]}}
+    assert _is_chief({**chief, "task": {"type": "chief", "index": 0}})
+    assert not _is_chief({**chief, "task": {"type": "worker", "index": 0}})
 
 
 @needs_torch

@@ -38,6 +38,15 @@ def _tensorflow(device: str):
     return tf, gpus
 
 
+def _is_chief(tf_config: dict) -> bool:
+    """The worker that logs and writes files: the `chief` task if the cluster has
+    one, else worker 0 (TensorFlow's own convention)."""
+    task = tf_config.get("task", {})
+    if "chief" in tf_config.get("cluster", {}):
+        return task.get("type") == "chief"
+    return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
+
+
 class KerasTrainer:
     def __init__(self, ir: Model, settings: Settings, log=print):
         tf, gpus = _tensorflow(settings.device)
@@ -51,8 +60,7 @@ class KerasTrainer:
         self.rank, self.world = 0, 1
         if "TF_CONFIG" in os.environ:
             self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
-            task = json.loads(os.environ["TF_CONFIG"]).get("task", {})
-            self.rank = int(task.get("index", 0)) if task.get("type") != "chief" else 0
+            self.rank = 0 if _is_chief(json.loads(os.environ["TF_CONFIG"])) else 1
         elif len(gpus) > 1:
             self.strategy = tf.distribute.MirroredStrategy()
         else:

@@ -456,6 +456,14 @@ def mnist_fc():
                Dense(10, activation="softmax"))
 
 
+def digits_cnn():
+    """archc's digits net, written as a Keras listing."""
+    return seq((8, 8, 1), Conv2D(16, 3, padding="same"), BatchNormalization(), Activation("relu"),
+               Conv2D(32, 3, padding="same"), BatchNormalization(), Activation("relu"),
+               MaxPool2D(2, 2), Flatten(), Dense(64, activation="relu"), Dropout(0.2),
+               Dense(10, activation="softmax"))
+
+
 A = keras.applications
 # spec file -> (builder, note)
 REFERENCES = {
@@ -494,6 +502,7 @@ REFERENCES = {
     "textbook_shape.cnn": lambda: textbook_net((28, 28, 1), (8, 3), "same", (16, 3), 5),
     "textbook_cifar10.cnn": keras_cifar10_cnn,
     "mnist_fc.cnn": mnist_fc,
+    "digits_cnn.cnn": digits_cnn,
     "zfnet.cnn": zfnet,
 }
 

@@ -1,0 +1,126 @@
+"""Training throughput (images/s) of the course ResNet18 (specs/resnet18.cnn) under
+archc's shared runner, on each backend, and the runner's overhead against a
+minimal hand-written loop over the same generated model, in one process, rounds
+alternating.
+
+- torch runner:   archc.runner.train for one epoch (batches from archc.data,
+                  per-step reporting, NaN and signal checks, progress), as
+                  `archc train` runs it; images/s of the training epoch.
+- torch minimal:  for x, y in batches: loss(model(x), y).backward(); step()
+                  over the same model, data and batch size.
+- keras runner / keras fit: the runner's model.fit per epoch against a bare
+                  model.fit on the same arrays.
+
+    python benchmarks/train_throughput.py [--rounds 3] [--steps 8] [--batch 32]
+                                          [--device auto|cpu|cuda] [--backends torch,keras]
+
+Goal (issue "training runners"): torch runner / minimal >= 0.95 (overhead <= 5%).
+Data are random CIFAR-shaped images (synthetic): the figure is throughput only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from _common import ROOT
+
+sys.path.insert(0, str(ROOT))
+
+from archc import data as D  # noqa: E402
+from archc import runner  # noqa: E402
+from archc.pipeline import compile_spec  # noqa: E402
+
+
+def run_epoch(ir, settings, dataset, trainer) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        result = runner.train(ir, settings, dataset, trainer, out, progress=False)
+    return result.history[-1]["images_per_second"]
+
+
+def torch_minimal(trainer, dataset, batch: int) -> float:
+    import torch
+
+    from backends.pytorch.train import crossentropy
+
+    model, device = trainer.model, trainer.device
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    x_all = dataset.x_train.astype(np.float32) / 255
+    start = time.perf_counter()
+    for s in range(0, len(x_all), batch):
+        x = torch.from_numpy(x_all[s:s + batch]).permute(0, 3, 1, 2).contiguous().to(device)
+        y = torch.from_numpy(dataset.y_train[s:s + batch]).to(device)
+        loss = crossentropy(model(x), y, probabilities=True).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return len(x_all) / (time.perf_counter() - start)
+
+
+def keras_fit(trainer, dataset, batch: int) -> float:
+    x = dataset.x_train.astype(np.float32) / 255
+    start = time.perf_counter()
+    trainer.model.fit(x, dataset.y_train, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+    return len(x) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=8, help="batches per timed epoch")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--backends", default="torch,keras")
+    args = p.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+    ir = compile_spec(str(ROOT / "specs" / "resnet18.cnn"))
+    n = args.steps * args.batch
+    dataset = D.make_synthetic((32, 32, 3), 10, n_train=n, n_test=args.batch)
+    from archc.cli import _trainer
+    from archc.training import Optimizer
+
+    rows = []
+    for backend in args.backends.split(","):
+        settings = runner.resolve(ir, backend, "synthetic",
+                                  {"epochs": 1, "batch_size": args.batch, "lr": 1e-3,
+                                   "optimizer": Optimizer(name="sgd", momentum=0.9),
+                                   "schedule": {"kind": "constant"}, "augment": False},
+                                  device=args.device)
+        trainer = _trainer(backend, ir, settings)
+        bare = torch_minimal if backend == "torch" else keras_fit
+        bare_name = "minimal loop" if backend == "torch" else "bare model.fit"
+        run_epoch(ir, settings, dataset, trainer)  # warm-up: allocation, tracing
+        bare(trainer, dataset, args.batch)
+        rates = {"runner": [], bare_name: []}
+        for _ in range(args.rounds):
+            rates["runner"].append(run_epoch(ir, settings, dataset, trainer))
+            rates[bare_name].append(bare(trainer, dataset, args.batch))
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        rows.append((backend, trainer.describe(), med["runner"], bare_name, med[bare_name]))
+        trainer.close()
+
+    print(f"ResNet18 (specs/resnet18.cnn), 32x32x3, batch {args.batch}, {args.steps} steps per "
+          f"epoch, median of {args.rounds} alternating rounds")
+    for backend, engine, ours, bare_name, theirs in rows:
+        print(f"{backend:6} {engine}")
+        print(f"       runner {ours:8.1f} images/s   {bare_name} {theirs:8.1f} images/s   "
+              f"ratio {ours / theirs:.3f}")
+    torch_rows = [r for r in rows if r[0] == "torch"]
+    if torch_rows:
+        ratio = torch_rows[0][2] / torch_rows[0][4]
+        print(f"torch runner / minimal loop: {ratio:.3f} (goal >= 0.95: "
+              f"{'met' if ratio >= 0.95 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
