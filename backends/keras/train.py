@@ -120,18 +120,18 @@ class KerasTrainer:
             return
         classes = self.ir.output_shape[-1]
         smooth = bool(self.settings.label_smoothing)
-        sizes: list[int] = []
+        seen_by_batch = [0]  # examples in batches 0..i-1 (Keras may read ahead of the steps)
 
         def batches():
             for _, x, y, _ in data.batches():
-                sizes.append(len(y))
+                seen_by_batch.append(seen_by_batch[-1] + len(y))
                 yield x, (np.eye(classes, dtype=np.float32)[y] if smooth else y)
 
         seen = [0, 0.0, 0.0]  # examples, loss sum, correct so far in this fit
 
         class Report(keras.callbacks.Callback):
             def on_train_batch_end(cb, batch, logs=None):
-                n = sum(sizes[:batch + 1])
+                n = seen_by_batch[batch + 1]
                 loss_sum, correct = logs["loss"] * n, logs["accuracy"] * n
                 delta = np.array([loss_sum - seen[1], correct - seen[2], n - seen[0]])
                 seen[:] = [n, loss_sum, correct]
