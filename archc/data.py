@@ -574,28 +574,30 @@ class Epoch:
     def steps(self) -> int:
         return steps_per_epoch(len(self.x), self.batch_size)
 
+    def _global_batches(self):
+        """(step, the global batch's indices into x) per step."""
+        order = epoch_order(len(self.x), self.seed, self.epoch)
+        for step in range(self.start_step, self.steps):
+            yield step, order[step * self.batch_size:(step + 1) * self.batch_size]
+
+    def _mine(self, n: int) -> slice:
+        """This rank's contiguous part of a global batch of n."""
+        rank, world = self.shard
+        return slice(rank * n // world, (rank + 1) * n // world) if world > 1 else slice(0, n)
+
     def indices(self):
         """(step, this rank's indices into x, the global batch's size) per step."""
-        order = epoch_order(len(self.x), self.seed, self.epoch)
-        rank, world = self.shard
-        for step in range(self.start_step, self.steps):
-            idx = order[step * self.batch_size:(step + 1) * self.batch_size]
-            mine = np.array_split(idx, world)[rank] if world > 1 else idx
-            yield step, mine, len(idx)
+        for step, idx in self._global_batches():
+            yield step, idx[self._mine(len(idx))], len(idx)
 
     def batches(self):
         """(step, float32 images, int64 labels, the global batch's size) per step."""
-        order = epoch_order(len(self.x), self.seed, self.epoch)
-        rank, world = self.shard
-        for step in range(self.start_step, self.steps):
-            idx = order[step * self.batch_size:(step + 1) * self.batch_size]
+        for step, idx in self._global_batches():
             xb, yb = self.x[idx], self.y[idx]
             if self.augment:  # the whole global batch, so that each rank's crops are the same
                 xb = augment(xb, np.random.default_rng([self.seed, self.epoch, 1, step]))
-            if world > 1:
-                part = np.array_split(np.arange(len(idx)), world)[rank]
-                xb, yb = xb[part], yb[part]
-            yield step, as_float(xb), yb, len(idx)
+            mine = self._mine(len(idx))
+            yield step, as_float(xb[mine]), yb[mine], len(idx)
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:

@@ -98,8 +98,8 @@ class Settings(BaseModel):
         return "\n".join(out)
 
 
-TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay",
-              "label_smoothing", "augment")
+TRAIN_KEYS = ("epochs", "batch_size", "optimizer", "lr", "schedule", "weight_decay",
+              "label_smoothing", "augment")  # optimizer before lr: lr's default depends on it
 
 
 def resolve(ir: Model, backend: str, data: str, overrides: dict[str, Any], **run: Any) -> Settings:
@@ -116,8 +116,6 @@ def resolve(ir: Model, backend: str, data: str, overrides: dict[str, Any], **run
             values[key], sources[key] = getattr(spec, key), "spec"
         else:
             values[key], sources[key] = _default(key, values, spec), "default"
-    if values["lr"] is None:
-        values["lr"] = 0.01 if values["optimizer"].name == "sgd" else 0.001
     return Settings(spec=ir.source, model=ir.name, backend=backend, data=data,
                     sources=sources, **values, **run)
 
@@ -128,7 +126,7 @@ def _default(key: str, values: dict, spec: TrainingConfig) -> Any:
     if key == "batch_size":
         return DEFAULT_BATCH
     if key == "lr":  # Keras's defaults: 0.01 for SGD, 0.001 for the adaptive ones
-        return None
+        return 0.01 if values["optimizer"].name == "sgd" else 0.001
     return getattr(spec, key)
 
 
@@ -423,7 +421,6 @@ def train(ir: Model, settings: Settings, dataset: D.Dataset, trainer: Trainer, r
     ckpt_dir = os.path.join(run_dir, "checkpoints")
     last_path = os.path.join(ckpt_dir, "last.ckpt")
     best_path = os.path.join(ckpt_dir, "best.ckpt")
-    probabilities = outputs_probabilities(ir)
     schedule = LearningRate(TrainingConfig(schedule=settings.schedule), settings.lr,
                             settings.epochs)
     state = RunState()
@@ -442,7 +439,7 @@ def train(ir: Model, settings: Settings, dataset: D.Dataset, trainer: Trainer, r
     steps = D.steps_per_epoch(len(x), settings.batch_size)
     stop = stop if stop is not None else StopFlag()
 
-    def save(path: str, rotate: bool = True) -> bool:
+    def save(path: str) -> bool:
         if not main:
             return True
         if not trainer.finite():
@@ -450,8 +447,7 @@ def train(ir: Model, settings: Settings, dataset: D.Dataset, trainer: Trainer, r
             return False
         meta = {"format": CHECKPOINT_FORMAT, "settings": settings.model_dump(mode="json"),
                 "state": state.__dict__}
-        write = (lambda tmp: trainer.save_checkpoint(tmp, meta))
-        rotate_in(path, write) if rotate else atomic_write(path, write)
+        rotate_in(path, lambda tmp: trainer.save_checkpoint(tmp, meta))
         return True
 
     for epoch in range(state.epoch, settings.epochs):
@@ -504,8 +500,7 @@ def train(ir: Model, settings: Settings, dataset: D.Dataset, trainer: Trainer, r
                 f"learning rate or check the data.")
             return RunResult(EXIT_NONFINITE, state.history, msg)
         n = max(sums[2], 1)
-        val = classification_metrics(trainer.predict(dataset.x_test, settings.batch_size),
-                                     dataset.y_test, probabilities)
+        val = evaluate(ir, trainer, dataset, settings.batch_size)
         seconds = seconds_before + train_seconds
         row = {"epoch": epoch, "lr": lr, "loss": float(sums[0] / n),
                "accuracy": float(sums[1] / n),

@@ -19,8 +19,10 @@ import os
 
 import numpy as np
 
+from archc.data import as_float
 from archc.ir import Model
 from archc.runner import RunError, Settings, outputs_probabilities
+from archc.training import TrainingConfig
 from backends import transfer
 from backends.runtime import load_source
 
@@ -48,7 +50,7 @@ def _is_chief(tf_config: dict) -> bool:
 
 
 class KerasTrainer:
-    def __init__(self, ir: Model, settings: Settings, log=print):
+    def __init__(self, ir: Model, settings: Settings):
         tf, gpus = _tensorflow(settings.device)
         import keras
 
@@ -70,7 +72,11 @@ class KerasTrainer:
         self.mixed = self.gpu and settings.precision in ("auto", "bf16")
         keras.mixed_precision.set_global_policy("mixed_bfloat16" if self.mixed else "float32")
         keras.utils.set_random_seed(settings.seed)
-        module = load_source(generate(ir), f"archc_keras_train_{ir.name}")
+        # the build carries the weight decay (kernel L2): the run's, not only the spec's
+        training = (ir.training or TrainingConfig()).model_copy(
+            update={"weight_decay": settings.weight_decay})
+        module = load_source(generate(ir.model_copy(update={"training": training})),
+                             f"archc_keras_train_{ir.name}")
         with self.strategy.scope():
             self.model = getattr(module, f"build_{ir.name}")()
             self.model.compile(optimizer=self._optimizer(), loss=self._loss(),
@@ -99,9 +105,7 @@ class KerasTrainer:
         return losses.SparseCategoricalCrossentropy(from_logits=logits)
 
     def describe(self) -> str:
-        import keras
-
-        parts = [f"Keras {keras.__version__} (TensorFlow {self.tf.__version__}) on "
+        parts = [f"Keras {self.keras.__version__} (TensorFlow {self.tf.__version__}) on "
                  + (f"{len(self.tf.config.list_logical_devices('GPU'))} GPU(s)" if self.gpu
                     else "CPU")]
         if self.mixed:
@@ -142,8 +146,6 @@ class KerasTrainer:
                        callbacks=[Report()], shuffle=False)
 
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
-        from archc.data import as_float
-
         out = self.model.predict(as_float(x), batch_size=max(batch_size, 256), verbose=0)
         return np.asarray(out, dtype=np.float32)
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archc.data import as_float
 from archc.ir import Model
 from archc.runner import RunError, Settings, outputs_probabilities
 from backends import transfer
@@ -83,7 +84,7 @@ def crossentropy(outputs: torch.Tensor, y: torch.Tensor, probabilities: bool,
 
 
 class TorchTrainer:
-    def __init__(self, ir: Model, settings: Settings, log=print):
+    def __init__(self, ir: Model, settings: Settings):
         self.settings = settings
         self.rank, self.world, local_rank = distributed_env()
         self.device = pick_device(settings.device, local_rank)
@@ -218,8 +219,6 @@ class TorchTrainer:
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         self.model.eval()
         outs = []
-        from archc.data import as_float
-
         for s in range(0, len(x), max(batch_size, 256)):
             xb = self._to_device(as_float(x[s:s + max(batch_size, 256)]))
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
