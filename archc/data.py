@@ -30,8 +30,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-NAMES = ("cifar10", "mnist", "fashion_mnist", "digits", "shapes", "colors", "shapes_colors",
-         "synthetic")
+from archc.datasets import NAMES
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck")
@@ -293,7 +292,9 @@ def load_digits(seed: int = 0) -> Dataset:
     try:
         from sklearn.datasets import load_digits as sk_digits
     except ImportError:
-        raise DataError("digits: needs scikit-learn (pip install scikit-learn)") from None
+        from archc.extras import MissingPackage
+
+        raise DataError(f"digits: {MissingPackage('train --data digits', ['sklearn'])}") from None
     d = sk_digits()
     x = (d.images / 16.0).astype(np.float32)[..., None]
     y = d.target.astype(np.int64)

@@ -3,12 +3,17 @@ conditions and repetitions into a flat, topologically ordered list of nodes.
 
 Two walks over the syntax tree:
 
-1. `count`: how many nodes the spec expands to, computed arithmetically (a
-   repeat multiplies, a block call is counted once per distinct argument list),
-   so `x(1000000000)` is refused in microseconds, not after filling memory.
-   It also finds recursive blocks and over-deep block calls.
-2. `expand`: builds the nodes, names them in the seeds' style (`c1 b1 a1 p1 d1`,
-   `resnet_block2.c1`) and records every block instance.
+1. `count`: exactly how many nodes (and block instances) the spec expands to,
+   computed arithmetically (a repeat multiplies, a sequence is counted once per
+   environment, so a block called with the same arguments is counted once), so
+   `x(1000000000)` is refused in microseconds, not after filling memory. It
+   resolves as it counts: it binds each layer call's arguments, evaluates
+   conditions and repeats, finds recursive blocks and over-deep block calls,
+   and records a plan per sequence: the elements that make anything.
+2. `expand`: follows the plans, builds the nodes, names them in the seeds'
+   style (`c1 b1 a1 p1 d1`, `resnet_block2.c1`) and records every block
+   instance. Its work is proportional to what it builds: an element that makes
+   nothing (an empty group repeated 2**50 times) is never visited.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 from archc import syntax as S
 from archc.diagnostics import Diagnostics, SpecError, did_you_mean
 from archc.ir import BlockDefinition, BlockInstance, BlockParam, Model
-from archc.layers import SPELLINGS, Add, Concat, Input, Loc, Node
+from archc.layers import SPELLINGS, Add, Concat, Input, Loc, Node, unknown_layer_hint
 from archc.limits import LIMITS
 from archc.parser import parse, read_source
 from archc.training import build_training
@@ -40,8 +45,10 @@ IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BARE_FIRST = {"flatten", "input"}
 
 
-def identifier_problem(name: str) -> str | None:
-    """Why `name` cannot become a Python identifier in generated code, or None."""
+def identifier_problem(name: str, kind: str | None = None) -> str | None:
+    """Why `name` cannot become a Python identifier in generated code, or None.
+    With `kind` (model, block, parameter, node), also why a backend cannot use it
+    in the form it takes there (backends/names.py)."""
     if not IDENT.match(name):
         return "names are ASCII letters, digits and `_`, not starting with a digit"
     if keyword.iskeyword(name) or keyword.issoftkeyword(name):
@@ -54,6 +61,10 @@ def identifier_problem(name: str) -> str | None:
         return f"`{name}` is a word of the .cnn language"
     if name in SPELLINGS:
         return f"`{name}` is the name of a layer kind"
+    if kind is not None:
+        from backends.names import problem
+
+        return problem(kind, name)
     return None
 
 
@@ -134,7 +145,7 @@ def load(path: str, diags: Diagnostics, text: str | None = None) -> Program:
 
 
 def _define_block(program: Program, b: S.BlockDef, diags: Diagnostics) -> None:
-    problem = identifier_problem(b.name)
+    problem = identifier_problem(b.name, "block")
     if problem:
         # Reported once here; the block is still defined so that its calls do not
         # each report an unknown name as well.
@@ -148,7 +159,7 @@ def _define_block(program: Program, b: S.BlockDef, diags: Diagnostics) -> None:
         return
     names = set()
     for p in b.params:
-        problem = identifier_problem(p.name)
+        problem = identifier_problem(p.name, "parameter")
         if problem:
             diags.error("E202", f"`{p.name}` cannot name a parameter", p.span, hint=problem)
         elif p.name in names:
@@ -175,6 +186,31 @@ class _Scope:
     used: set[str] = field(default_factory=set)
 
 
+class _Env(Evaluator):
+    """An evaluator with the key of its environment: the block and the exact
+    values of its arguments (`repr`, so that 2 and 2.0 differ). What the count
+    learns about a sequence is memoised under this key."""
+
+    def __init__(self, env: dict[str, Any], diags: Diagnostics, key: tuple):
+        super().__init__(env, diags)
+        self.key = key
+
+
+@dataclass
+class _Plan:
+    """What one sequence makes in one environment: its node and block-instance
+    counts, the depth of block calls below it, and the elements that make
+    anything, each with its repeat count and what the count resolved for it
+    (a layer call's bound nodes, a block call's environment, a condition's
+    chosen sequence). The expansion walks only these, so an element that makes
+    nothing costs nothing however often it is repeated."""
+
+    nodes: int
+    instances: int
+    depth: int
+    steps: list[tuple[S.Element, int, Any]]
+
+
 class Expander:
     def __init__(self, program: Program, diags: Diagnostics):
         self.program = program
@@ -182,10 +218,11 @@ class Expander:
         self.diags = diags
         self.nodes: list[Node] = []
         self.instances: list[BlockInstance] = []
+        self.declared: dict[str, S.Span] = {}  # path of each `as` name -> where
         self.scopes: dict[str, _Scope] = defaultdict(_Scope)
-        self._count_memo: dict[tuple, int] = {}
+        self._plans: dict[tuple, _Plan] = {}
 
-    # -- block arguments (shared by both walks)
+    # -- block arguments
     def bind_block(self, call: S.Call, ev: Evaluator) -> dict[str, Any]:
         b = self.blocks[call.name]
         env: dict[str, Any] = {}
@@ -241,28 +278,82 @@ class Expander:
         raise self.diags.fatal("E304", "an `if` needs an integer condition", c.test.span,
                                received=show(v), hint="compare with `==`, `<`, ... or use 0/1")
 
-    # -- walk 1: counting
-    def count_seq(self, seq: S.Seq | list[S.Element], ev: Evaluator, stack: tuple[str, ...]) -> int:
-        elements = seq.elements if isinstance(seq, S.Seq) else seq
-        total = 0
-        for e in elements:
-            n = self._count_unit(e.unit, ev, stack) * self._repeat(e, ev)
-            if n > LIMITS.max_nodes:
-                raise self.diags.fatal(
-                    "E501", f"this expands to {n:,} nodes, more than archc's limit of "
-                    f"{LIMITS.max_nodes:,}", e.span,
-                    hint="check the repeat counts; no real network is this large")
-            total += n
-        if total > LIMITS.max_nodes:
-            raise self.diags.fatal("E501", f"the spec expands to {total:,} nodes, more than "
-                                   f"archc's limit of {LIMITS.max_nodes:,}",
-                                   elements[-1].span if elements else None)
-        return total
+    def _bind_layer(self, u: S.Call, ev: Evaluator) -> list[tuple[type[Node], dict]]:
+        """The nodes a layer call makes (kind and fields), or [] (with an error
+        reported) for an unknown name. `identity` and `(None)` rows make none."""
+        if u.name.lower() == "identity" and not u.args:
+            return []
+        cls = SPELLINGS.get(u.name)
+        if cls is None:
+            self.diags.error(
+                "E201", f"unknown layer or block `{u.name}`", u.name_span,
+                expected="a layer (C, B, A, P, D, Flatten, Dense, GAP, LRN, ZeroPad) or a "
+                "block defined with `block`",
+                hint=unknown_layer_hint(u.name, self.blocks) or
+                "define it with `block Name(params) { ... }` or `include` the file that does")
+            return []
+        return cls.bind(ArgReader(u, ev, cls.title, cls.options), u.name)
 
-    def _count_unit(self, u, ev: Evaluator, stack: tuple[str, ...]) -> int:
+    # -- walk 1: counting (and resolving: names, arguments, conditions, repeats)
+    def count_seq(self, seq: S.Seq | list[S.Element], ev: _Env,
+                  stack: tuple[str, ...]) -> _Plan:
+        """The exact number of nodes and block instances `seq` makes in `ev`,
+        computed without building anything: a repeat multiplies, and a sequence
+        is counted once per environment (a block called with the same arguments
+        a thousand times is counted once)."""
+        elements = seq.elements if isinstance(seq, S.Seq) else seq
+        memo = (id(elements), ev.key)
+        plan = self._plans.get(memo)
+        if plan is not None:
+            return plan
+        nodes = instances = depth = 0
+        steps: list[tuple[S.Element, int, Any]] = []
+        for e in elements:
+            try:
+                n, k, d, data = self._count_unit(e, ev, stack)
+                reps = self._repeat(e, ev)
+            except SpecError:
+                # the element's error is reported: it makes nothing, and the rest of
+                # the file is still checked, which does not depend on it (expansion
+                # knows no shapes; inference runs only on a file without errors)
+                if len(self.diags.items) >= self.diags.limit:
+                    raise
+                continue
+            n, k = n * reps, k * reps
+            self._check_size(n, k, e.span, "this")
+            if n or k:
+                steps.append((e, reps, data))
+            nodes, instances, depth = nodes + n, instances + k, max(depth, d)
+            if nodes > LIMITS.max_nodes or instances > LIMITS.max_nodes:
+                # stop here rather than bind the rest of a huge sequence
+                first = elements[0].span
+                self._check_size(nodes, instances, S.Span(
+                    first.file, first.line, first.col, e.span.end_line, e.span.end_col),
+                    "this sequence", partial=e is not elements[-1])
+        plan = self._plans[memo] = _Plan(nodes, instances, depth, steps)
+        return plan
+
+    def _check_size(self, nodes: int, instances: int, span: S.Span | None, what: str,
+                    partial: bool = False) -> None:
+        """Refuse more than LIMITS.max_nodes nodes or block instances. The figure
+        is exact, or (`partial`: the count stopped at the limit, in the middle
+        of a long sequence) a lower bound, and then said to be one."""
+        for n, unit in ((nodes, "nodes"), (instances, "block instances")):
+            if n > LIMITS.max_nodes:
+                figure = f"at least {n:,}" if partial else f"{n:,}"
+                raise self.diags.fatal(
+                    "E501", f"{what} expands to {figure} {unit}, more than archc's limit of "
+                    f"{LIMITS.max_nodes:,}", span,
+                    hint="check the repeat counts; no real network is this large")
+
+    def _count_unit(self, e: S.Element, ev: _Env,
+                    stack: tuple[str, ...]) -> tuple[int, int, int, Any]:
+        """(nodes, block instances, block-call depth, resolved data) of one unit."""
+        u = e.unit
         if isinstance(u, S.Call):
             if u.name not in self.blocks:
-                return 2  # a layer call makes at most two nodes (Dense + Dropout)
+                specs = self._bind_layer(u, ev)
+                return len(specs), 0, 0, specs
             if u.name in stack:
                 chain = " -> ".join(stack[stack.index(u.name):] + (u.name,))
                 raise self.diags.fatal("E204", f"block `{u.name}` calls itself ({chain})",
@@ -272,19 +363,26 @@ class Expander:
                 raise self.diags.fatal("E503", f"blocks call each other more than "
                                        f"{LIMITS.max_nesting} deep", u.span)
             env = self.bind_block(u, ev)
-            key = (u.name, tuple(sorted((k, _hashable(v)) for k, v in env.items())))
-            if key not in self._count_memo:
-                body = self.blocks[u.name].body
-                self._count_memo[key] = self.count_seq(body, Evaluator(env, self.diags),
-                                                       stack + (u.name,))
-            return self._count_memo[key]
+            key = (u.name, tuple(sorted((k, repr(v)) for k, v in env.items())))
+            inner = _Env(env, self.diags, key)
+            plan = self.count_seq(self.blocks[u.name].body, inner, stack + (u.name,))
+            if len(stack) + plan.depth >= LIMITS.max_nesting:  # a memoised body
+                raise self.diags.fatal("E503", f"blocks call each other more than "
+                                       f"{LIMITS.max_nesting} deep", u.span)
+            return plan.nodes, plan.instances + 1, plan.depth + 1, inner
         if isinstance(u, S.Group):
-            return self.count_seq(u.body, ev, stack)
+            plan = self.count_seq(u.body, ev, stack)
+            return plan.nodes, plan.instances + (e.alias is not None), plan.depth, None
         if isinstance(u, S.Branch):
-            return 1 + sum(self.count_seq(b, ev, stack) for b in u.branches)
+            plans = [self.count_seq(b, ev, stack) for b in u.branches]
+            return (1 + sum(p.nodes for p in plans), sum(p.instances for p in plans),
+                    max(p.depth for p in plans), None)
         if isinstance(u, S.Cond):
             chosen = u.then if self._test(u, ev) else u.orelse
-            return self.count_seq(chosen, ev, stack) if chosen is not None else 0
+            if chosen is None:
+                return 0, 0, 0, None
+            plan = self.count_seq(chosen, ev, stack)
+            return plan.nodes, plan.instances, plan.depth, chosen
         raise AssertionError(u)
 
     # -- walk 2: expansion
@@ -300,7 +398,7 @@ class Expander:
         return f"{scope}.{local}" if scope else local
 
     def claim(self, scope: str, local: str, span: S.Span) -> str | None:
-        problem = identifier_problem(local)
+        problem = identifier_problem(local, "node")
         if problem:
             self.diags.error("E202", f"`{local}` cannot name a layer or block", span, hint=problem)
             return None
@@ -310,38 +408,29 @@ class Expander:
                              hint="names must be unique within a block")
             return None
         st.used.add(local)
-        return f"{scope}.{local}" if scope else local
+        path = f"{scope}.{local}" if scope else local
+        self.declared[path] = span
+        return path
 
-    def expand_seq(self, seq: S.Seq | list[S.Element], ev: Evaluator, scope: str, x: str) -> str:
+    def expand_seq(self, seq: S.Seq | list[S.Element], ev: _Env, scope: str, x: str) -> str:
+        """Build the nodes of `seq`, following the plan its count made (only
+        the elements that make something; arguments already bound)."""
         elements = seq.elements if isinstance(seq, S.Seq) else seq
-        for e in elements:
-            reps = self._repeat(e, ev)
+        for e, reps, data in self._plans[(id(elements), ev.key)].steps:
             for i in range(reps):
                 alias = e.alias
                 if alias is not None and reps > 1:
                     alias = f"{alias}_{i + 1}"
-                x = self._expand_unit(e, e.unit, ev, scope, x, alias)
+                x = self._expand_unit(e, data, ev, scope, x, alias)
         return x
 
-    def _expand_unit(self, e: S.Element, u, ev: Evaluator, scope: str, x: str,
+    def _expand_unit(self, e: S.Element, data: Any, ev: _Env, scope: str, x: str,
                      alias: str | None) -> str:
+        u = e.unit
         if isinstance(u, S.Call):
             if u.name in self.blocks:
-                return self._expand_block(e, u, ev, scope, x, alias)
-            if u.name.lower() == "identity" and not u.args:
-                return x
-            cls = SPELLINGS.get(u.name)
-            if cls is None:
-                suggestion = did_you_mean(u.name, list(SPELLINGS) + list(self.blocks))
-                self.diags.error(
-                    "E201", f"unknown layer or block `{u.name}`", u.name_span,
-                    expected="a layer (C, B, A, P, D, Flatten, Dense, GAP, LRN, ZeroPad) or a "
-                    "block defined with `block`",
-                    hint=f"did you mean `{suggestion}`?" if suggestion else
-                    "define it with `block Name(params) { ... }` or `include` the file that does")
-                return x
-            specs = cls.bind(ArgReader(u, ev, cls.title, cls.options), u.name)
-            for i, (kind_cls, fields) in enumerate(specs):
+                return self._expand_block(e, u, data, scope, x, alias)
+            for i, (kind_cls, fields) in enumerate(data):
                 name = None
                 if alias is not None and i == 0:
                     name = self.claim(scope, alias, e.alias_span or u.span)
@@ -369,21 +458,19 @@ class Expander:
             self.nodes.append(cls(name=name, inputs=tuple(outs), scope=scope, loc=loc(u.span)))
             return name
         if isinstance(u, S.Cond):
-            chosen = u.then if self._test(u, ev) else u.orelse
-            return self.expand_seq(chosen, ev, scope, x) if chosen is not None else x
+            return self.expand_seq(data, ev, scope, x)  # the chosen sequence
         raise AssertionError(u)
 
-    def _expand_block(self, e: S.Element, u: S.Call, ev: Evaluator, scope: str, x: str,
+    def _expand_block(self, e: S.Element, u: S.Call, inner: _Env, scope: str, x: str,
                       alias: str | None) -> str:
-        env = self.bind_block(u, ev)
         path = None
         if alias is not None:
             path = self.claim(scope, alias, e.alias_span or u.span)
         path = path or self.fresh(scope, snake(u.name))
         self.instances.append(BlockInstance(
-            path=path, block=u.name, args={k: arg_value(v) for k, v in env.items()},
+            path=path, block=u.name, args={k: arg_value(v) for k, v in inner.env.items()},
             loc=loc(u.span)))
-        return self.expand_seq(self.blocks[u.name].body, Evaluator(env, self.diags), path, x)
+        return self.expand_seq(self.blocks[u.name].body, inner, path, x)
 
 
 def check_library(program: Program, diags: Diagnostics) -> list[str]:
@@ -398,9 +485,8 @@ def check_library(program: Program, diags: Diagnostics) -> list[str]:
                 known = (u.name in SPELLINGS or u.name in program.blocks
                          or (u.name.lower() == "identity" and not u.args))
                 if not known:
-                    suggestion = did_you_mean(u.name, list(SPELLINGS) + list(program.blocks))
                     diags.error("E201", f"unknown layer or block `{u.name}`", u.name_span,
-                                hint=f"did you mean `{suggestion}`?" if suggestion else None)
+                                hint=unknown_layer_hint(u.name, program.blocks))
             elif isinstance(u, S.Group):
                 stack.append(u.body)
             elif isinstance(u, S.Branch):
@@ -437,7 +523,7 @@ def build_ir(program: Program, diags: Diagnostics, source: str) -> Model:
     for extra in main.extra_models:
         diags.error("E210", "the model is named more than once", extra.span,
                     notes=(f"first named at {span}",))
-    problem = identifier_problem(name)
+    problem = identifier_problem(name, "model")
     if problem:
         diags.error("E202", f"`{name}` cannot name a model", span,
                     hint=f"{problem}; name it with a line such as `model my_net`")
@@ -467,11 +553,23 @@ def build_ir(program: Program, diags: Diagnostics, source: str) -> Model:
                           hint="add layers after the input, e.g. `C(6*5*5, s1, same) B A(relu)`")
     training = build_training(main.trains, diags)
     ex = Expander(program, diags)
-    ex.count_seq(main.body, ev, ())
+    ev = _Env({}, diags, ())
+    total = ex.count_seq(main.body, ev, ()).nodes + 1  # and the input node
+    if total > LIMITS.max_nodes:
+        raise diags.fatal("E501", f"the spec expands to {total:,} nodes, more than "
+                          f"archc's limit of {LIMITS.max_nodes:,}", main.body[-1].span,
+                          hint="check the repeat counts; no real network is this large")
     ex.scopes[""].used.add("input")
     ex.nodes.append(Input(name="input", shape=tuple(dims), loc=loc(decl.span)))
     out = ex.expand_seq(main.body, ev, "", "input")
+    _check_collisions(program, ex, name, diags)
     diags.check()
+    if len(ex.nodes) == 1:  # only the input: every layer was switched off (`B(No)`, `if 0`)
+        library = ("; this file defines blocks: if it is a library, drop its top-level "
+                   "layers and input and `include` it from a spec") if main.blocks else ""
+        raise diags.fatal("E003", "the spec's layers produce no layer", main.body[0].span,
+                          hint="every layer here is switched off (such as `B(None)` or an "
+                          f"`if` whose condition is 0){library}")
     defs = tuple(
         BlockDefinition(
             name=b.name,
@@ -482,6 +580,54 @@ def build_ir(program: Program, diags: Diagnostics, source: str) -> Model:
         if any(i.block == b.name for i in ex.instances))
     return Model(name=name, source=source, input_shape=tuple(dims), nodes=tuple(ex.nodes),
                  output=out, blocks=tuple(ex.instances), block_defs=defs, training=training)
+
+
+def _check_collisions(program: Program, ex: Expander, model: str, diags: Diagnostics) -> None:
+    """Names that are fine alone but meet in a generated module: a block and the
+    model, two blocks, a parameter and a block, a layer and a block or the
+    parameters of the block it is in (backends/names.py says which forms meet)."""
+    from backends.names import collision
+
+    scope_block = {i.path: i.block for i in ex.instances}
+    used = list(dict.fromkeys(i.block for i in ex.instances if i.block in program.blocks))
+    others: list[tuple[str, str]] = [("model", model)]
+    for b in used:
+        d = program.blocks[b]
+        for kind, other in others:
+            hint = collision("block", b, kind, other)
+            if hint:
+                diags.error("E211", f"block `{b}` clashes with the {kind} `{other}` in "
+                            "generated code", d.name_span, hint=hint)
+                break
+        others.append(("block", b))
+    for b in used:
+        for p in program.blocks[b].params:
+            for kind, other in others:
+                hint = collision("parameter", p.name, kind, other)
+                if hint:
+                    diags.error("E211", f"parameter `{p.name}` clashes with the {kind} "
+                                f"`{other}` in generated code", p.span, hint=hint)
+                    break
+    node_names = {n.name for n in ex.nodes}
+    for path, span in ex.declared.items():
+        scope, _, local = path.rpartition(".")
+        # PyTorch names a layer's padding helper `<layer>_pad`
+        if local.endswith("_pad") and path[: -len("_pad")] in node_names:
+            diags.error("E211", f"the name `{local}` clashes with the layer "
+                        f"`{local[: -len('_pad')]}` in generated code", span,
+                        hint=f"rename the layer; PyTorch names the padding of "
+                        f"`{local[: -len('_pad')]}` `self.{local}`")
+            continue
+        candidates = list(others)
+        block = scope_block.get(scope)
+        if block in program.blocks:
+            candidates += [("parameter", p.name) for p in program.blocks[block].params]
+        for kind, other in candidates:
+            hint = collision("node", local, kind, other)
+            if hint:
+                diags.error("E211", f"the name `{local}` clashes with the {kind} `{other}` "
+                            "in generated code", span, hint=hint)
+                break
 
 
 def _source_text(diags: Diagnostics, e: S.Expr | None) -> str | None:

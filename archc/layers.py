@@ -36,7 +36,66 @@ FUSABLE = ("relu", "relu6", "sigmoid", "hard_sigmoid", "tanh", "softmax", "linea
            "elu", "selu", "gelu", "silu", "softplus")
 ACTIVATIONS = FUSABLE + ("leaky_relu", "prelu")
 ACTIVATION_ALIASES = {"swish": "silu", "leakyrelu": "leaky_relu", "lrelu": "leaky_relu",
-                      "identity": "linear", "none": "linear"}
+                      "identity": "linear", "none": "linear", "hardsigmoid": "hard_sigmoid",
+                      "relu_6": "relu6"}
+# Activations of Keras or PyTorch that archc does not have. They are named as what
+# they are, never "corrected" into a supported function close in letters
+# (`hard_swish` is not `hard_sigmoid`, `celu` not `elu`).
+UNSUPPORTED_ACTIVATIONS = {
+    "hard_swish": "hard swish", "hardswish": "hard swish", "hard_silu": "hard swish",
+    "mish": "mish", "celu": "CELU", "glu": "GLU", "softsign": "softsign",
+    "log_softmax": "log-softmax", "logsoftmax": "log-softmax", "exponential": "exponential",
+    "hard_tanh": "hard tanh", "hardtanh": "hard tanh", "tanhshrink": "tanh shrink",
+    "tanh_shrink": "tanh shrink", "softshrink": "soft shrink", "hardshrink": "hard shrink",
+    "rrelu": "randomized leaky ReLU", "log_sigmoid": "log-sigmoid", "logsigmoid": "log-sigmoid",
+    "sparse_plus": "sparse plus", "squareplus": "squareplus", "threshold": "threshold",
+    "softmin": "softmin", "sparsemax": "sparsemax",
+}
+# Layers of Keras or PyTorch that archc does not have (lower case), named as what
+# they are rather than "corrected" into a different layer (`Cropping2D` is not
+# `Conv2D`, `Conv1D` not `Conv2D`).
+UNSUPPORTED_LAYERS = {
+    **dict.fromkeys(("cropping1d", "cropping2d", "cropping3d"), "cropping is not supported"),
+    **dict.fromkeys(("conv1d", "conv3d"), "1-D and 3-D convolutions are not supported"),
+    **dict.fromkeys(("conv2dtranspose", "convtranspose2d", "deconv", "deconv2d"),
+                    "transposed convolutions are not supported"),
+    **dict.fromkeys(("depthwiseconv2d", "separableconv2d"),
+                    "depthwise and separable convolutions are not supported"),
+    **dict.fromkeys(("upsampling2d", "upsample", "upsamplingnearest2d",
+                     "upsamplingbilinear2d", "resizing"), "upsampling is not supported"),
+    **dict.fromkeys(("layernormalization", "layernorm", "groupnormalization", "groupnorm",
+                     "instancenorm2d", "unitnormalization"),
+                    "the only normalisations are `B` and `LRN`"),
+    **dict.fromkeys(("reshape", "permute", "repeatvector", "unflatten"), "the only reshaping is `Flatten`"),
+    **dict.fromkeys(("multiply", "subtract", "average", "maximum", "minimum", "dot"),
+                    "the merges are `concat { a | b }` and `add { a | b }`"),
+    **dict.fromkeys(("embedding", "lstm", "gru", "simplernn", "rnn", "attention",
+                     "multiheadattention", "transformer"), "sequence layers are not supported"),
+    **dict.fromkeys(("maxpool1d", "maxpooling1d", "avgpool1d", "averagepooling1d",
+                     "maxpool3d", "maxpooling3d", "avgpool3d", "averagepooling3d",
+                     "globalaveragepooling1d", "globalmaxpooling1d"),
+                    "1-D and 3-D pooling are not supported"),
+    **dict.fromkeys(("spatialdropout2d", "alphadropout", "gaussiandropout",
+                     "gaussiannoise", "dropout2d"), "the only dropout is `D(rate)`"),
+}
+
+
+def unknown_layer_hint(name: str, blocks) -> str | None:
+    """What to say about a call of an unknown layer `name`: what it is if archc
+    knows it under another form or knows it is missing, else a misspelling of a
+    layer or block, else None."""
+    low = name.lower()
+    act = ACTIVATION_ALIASES.get(low, low)
+    if act in ACTIVATIONS:
+        return f"activations are written `A({act})`"
+    if act in UNSUPPORTED_ACTIVATIONS:
+        return f"archc does not support the {UNSUPPORTED_ACTIVATIONS[act]} activation"
+    if low in UNSUPPORTED_LAYERS:
+        return f"archc has no `{name}` ({UNSUPPORTED_LAYERS[low]})"
+    from archc.diagnostics import did_you_mean
+
+    suggestion = did_you_mean(name, list(SPELLINGS) + list(blocks))
+    return f"did you mean `{suggestion}`?" if suggestion else None
 # Keras's defaults for the activations that take a parameter.
 DEFAULT_ALPHA = {"leaky_relu": 0.3, "elu": 1.0}
 YES = ("Yes", "yes", "Y", "True", "true", "on")
@@ -163,6 +222,9 @@ def _activation_name(r: ArgReader, value: Any, span, fusable_only: bool) -> str:
     hint = did_you_mean(written, allowed)
     if fusable_only and name in ACTIVATIONS:
         hint_text = f"write `{name}` as its own layer: `A({name})`"
+    elif name in UNSUPPORTED_ACTIVATIONS:
+        raise r.fail(f"archc does not support the {UNSUPPORTED_ACTIVATIONS[name]} activation "
+                     f"`{written}`", span, code="E307", expected=", ".join(allowed))
     else:
         hint_text = f"did you mean `{hint}`?" if hint else None
     raise r.fail(f"unknown activation `{written}`", span, code="E307",
@@ -265,6 +327,8 @@ class Conv2D(Node):
             elif isinstance(v, Sym) and ACTIVATION_ALIASES.get(v.name.lower(),
                                                                v.name.lower()) in ACTIVATIONS:
                 _once(r, f, "activation", _activation_name(r, v, a.span, True), a.span)
+            elif isinstance(v, Sym) and v.name.lower() in UNSUPPORTED_ACTIVATIONS:
+                _activation_name(r, v, a.span, True)  # says it is not supported
             elif isinstance(v, Sym):
                 from archc.diagnostics import did_you_mean
 
@@ -294,7 +358,9 @@ class Conv2D(Node):
         f.update(_weights_options(r))
         if f.get("dilation", (1, 1)) != (1, 1) and f.get("stride", (1, 1)) != (1, 1):
             raise r.fail("a convolution cannot have both a stride and a dilation above 1",
-                         hint="Keras and PyTorch both refuse this combination")
+                         hint="Keras's Conv2D refuses strides > 1 together with "
+                         "dilation_rate > 1 (PyTorch accepts it), and the spec must build "
+                         "in both")
         r.finish()
         return [(cls, f)]
 
@@ -751,11 +817,19 @@ class Dense(Node):
         if a is None:
             raise r.fail("`Dense` needs its number of units: `Dense(128, relu)`", code="E303")
         f: dict = {"units": r.positive_int(a.value, "the number of units")}
-        act = r.next_pos() or r.take("activation")
-        if act is not None:
-            f["activation"] = _activation_name(r, r.value(act.value), act.span, True)
+        for p in list(r.pos):  # `nobias` and the activation, in either order, as `C(...)`
+            v = r.value(p.value)
+            if isinstance(v, Sym) and v.name in ("nobias", "no_bias"):
+                r.pos.remove(p)
+                _once(r, f, "use_bias", False, p.span)
+            elif "activation" not in f:
+                r.pos.remove(p)
+                f["activation"] = _activation_name(r, v, p.span, True)
+        if (act := r.take("activation")) is not None:
+            _once(r, f, "activation", _activation_name(r, r.value(act.value), act.span, True),
+                  act.span)
         if (b := r.take("bias")) is not None:
-            f["use_bias"] = _yes_no(r, r.value(b.value), b.span)
+            _once(r, f, "use_bias", _yes_no(r, r.value(b.value), b.span), b.span)
         f.update(_weights_options(r))
         out: list[tuple[type[Node], dict]] = [(cls, f)]
         # The slides' long form `Dense (神经元: 128, 激活: relu, Dropout: 0.2)`

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Limits:
     max_file_bytes: int = 1 << 20  # 1 MiB of spec text
+    max_tokens: int = 100_000  # names, numbers and signs in one file (parse time)
     max_nesting: int = 64  # brackets, expression operators, block calls
     max_nodes: int = 200_000  # IR nodes after expansion
     max_int: int = (1 << 31) - 1  # any integer a spec writes or computes

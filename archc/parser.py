@@ -9,7 +9,9 @@ lark sees it, so no deep or huge input can exhaust the stack or the memory.
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,7 +35,6 @@ TERMINAL_WORDS = {
     "NAME": "a name",
     "KEY": "a label such as `kernel:`",
     "INT": "an integer",
-    "INT_PRODUCT": "a product such as 6*5*5",
     "FLOAT": "a number",
     "STRING": 'a quoted path such as "stdlib.cnn"',
     "DIMS_X": "dimensions such as 32x32x3",
@@ -56,6 +57,7 @@ TERMINAL_WORDS = {
     "EQUAL": "`=`",
     "VBAR": "`|`",
     "MINUS": "`-`",
+    "NEG": "`-`",
     "ADDOP": "an operator",
     "MULOP": "an operator",
     "CMP": "a comparison",
@@ -66,6 +68,34 @@ TERMINAL_WORDS = {
 class _TooDeep(Exception):
     def __init__(self, span: S.Span):
         self.span = span
+
+
+class _TooLarge(Exception):
+    """A number literal beyond archc's integer limit (or a float that overflows)."""
+
+    def __init__(self, text: str, span: S.Span):
+        self.text = text
+        self.span = span
+
+
+# Digits of the largest integer a spec may write: a literal with more
+# significant digits is refused before Python converts it (a conversion is
+# quadratic in the length, and refused beyond 4,300 digits).
+_MAX_DIGITS = len(str(LIMITS.max_int))
+
+
+def _int_literal(digits: str, span: S.Span) -> int:
+    significant = digits.lstrip("0")
+    if len(significant) > _MAX_DIGITS:
+        raise _TooLarge(digits, span)
+    return int(significant or "0")
+
+
+def _float_literal(text: str, span: S.Span) -> float:
+    value = float(text)  # linear in the length; never raises for the FLOAT pattern
+    if value in (float("inf"), float("-inf")):
+        raise _TooLarge(text, span)
+    return value
 
 
 class _ToSyntax(Transformer):
@@ -138,7 +168,7 @@ class _ToSyntax(Transformer):
         (item,) = items
         if isinstance(item, Token):  # 32x32x3
             span = self._tspan(item)
-            return tuple(S.Num(int(p), span) for p in str(item).split("x"))
+            return tuple(S.Num(_int_literal(p, span), span) for p in str(item).split("x"))
         return tuple(_product_factors(item))
 
     def block_def(self, items):
@@ -172,7 +202,8 @@ class _ToSyntax(Transformer):
     def repeat(self, items):
         if len(items) == 1:
             tok = items[0]
-            return ("repeat", S.Num(int(str(tok)[1:]), self._tspan(tok)))
+            span = self._tspan(tok)
+            return ("repeat", S.Num(_int_literal(str(tok)[1:], span), span))
         return ("repeat", items[1])
 
     def alias(self, items):
@@ -225,43 +256,27 @@ class _ToSyntax(Transformer):
             op = "*"
         left, right = items[0], items[2]
         depth = 1 + max(getattr(left, "depth", 0), getattr(right, "depth", 0))
+        a, b = left.span, right.span  # both operands are expressions, with spans
+        span = S.Span(self.file, a.line, a.col, b.end_line, b.end_col)
         if depth > LIMITS.max_nesting:
-            raise _TooDeep(self._cover(items))
-        return S.BinOp(op, left, right, self._cover(items), depth)
+            raise _TooDeep(span)
+        return S.BinOp(op, left, right, span, depth)
 
-    def neg(self, items):
-        depth = 1 + getattr(items[0], "depth", 0)
+    def neg(self, items):  # items: the NEG token (for the span), the operand
+        depth = 1 + getattr(items[1], "depth", 0)
         if depth > LIMITS.max_nesting:
             raise _TooDeep(self._cover(items))
-        return S.Neg(items[0], self._cover(items), depth)
+        return S.Neg(items[1], self._cover(items), depth)
 
     def int(self, items):
         tok = items[0]
-        return S.Num(int(str(tok)), self._tspan(tok))
-
-    def int_product(self, items):
-        tok = items[0]
-        text = str(tok)
-        expr: S.Expr | None = None
-        col = tok.column
-        for part in text.replace("\\*", "*").split("*"):
-            # columns of each factor in the original text (escapes included)
-            start = text.index(part, col - tok.column) + tok.column
-            num = S.Num(int(part), S.Span(self.file, tok.line, start, tok.line, start + len(part)))
-            col = start + len(part)
-            if expr is None:
-                expr = num
-            else:
-                depth = expr.depth + 1 if isinstance(expr, S.BinOp) else 1
-                if depth > LIMITS.max_nesting:
-                    raise _TooDeep(S.Span(self.file, tok.line, tok.column, tok.line, start))
-                expr = S.BinOp("*", expr, num, S.Span(self.file, tok.line, tok.column, tok.line,
-                                                       start + len(part)), depth)
-        return expr
+        span = self._tspan(tok)
+        return S.Num(_int_literal(str(tok), span), span)
 
     def float(self, items):
         tok = items[0]
-        return S.Num(float(str(tok)), self._tspan(tok))
+        span = self._tspan(tok)
+        return S.Num(_float_literal(str(tok), span), span)
 
     def name(self, items):
         tok = items[0]
@@ -269,11 +284,13 @@ class _ToSyntax(Transformer):
 
     def stride_lit(self, items):
         tok = items[0]
-        return S.Lit("stride", int(str(tok)[1:]), self._tspan(tok))
+        span = self._tspan(tok)
+        return S.Lit("stride", _int_literal(str(tok)[1:], span), span)
 
     def pad_lit(self, items):
         tok = items[0]
-        return S.Lit("pad", int(str(tok)[1:]), self._tspan(tok))
+        span = self._tspan(tok)
+        return S.Lit("pad", _int_literal(str(tok)[1:], span), span)
 
     def fcall(self, items):
         return S.FCall(str(items[0]), items[1], self._cover(items))
@@ -377,22 +394,60 @@ def _check_nesting(text: str, path: str, diags: Diagnostics) -> None:
             depth = max(0, depth - 1)
 
 
+# The words, numbers and signs of a spec, roughly as the grammar's lexer splits
+# them (never fewer): comments count nothing, a quoted path one.
+_TOKENS = re.compile(r'#[^\n]*|("[^"\n]*"|[^\W\d]\w*|[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?'
+                     r'|//|[=!<>]=|\\\*|\S)')
+
+
+def _check_tokens(text: str, path: str, diags: Diagnostics) -> None:
+    """Refuse more than LIMITS.max_tokens tokens before lark sees them: the LALR
+    parser is pure Python (a few microseconds a token), so this bounds the parse
+    of any file to a few seconds. A token is at least a byte, so a file that
+    short is not scanned."""
+    if len(text) <= LIMITS.max_tokens:
+        return
+    found = _TOKENS.findall(text)
+    if len(found) - found.count("") <= LIMITS.max_tokens:
+        return
+    tokens = (m for m in _TOKENS.finditer(text) if m.group(1))
+    first_over = next(itertools.islice(tokens, LIMITS.max_tokens, None))
+    line = text.count("\n", 0, first_over.start()) + 1
+    col = first_over.start() - (text.rfind("\n", 0, first_over.start()) + 1) + 1
+    span = S.Span(path, line, col, line, col + len(first_over.group(1)))
+    raise diags.fatal("E006", f"the spec has more than {LIMITS.max_tokens:,} tokens (names, "
+                      "numbers and signs); this is the first one over", span,
+                      hint="write repeated layers once with a repeat `xN` or a block")
+
+
 def parse(text: str, path: str, diags: Diagnostics) -> S.SpecFile:
     """Parse one file's text into a SpecFile, or raise SpecError."""
     diags.sources.add(path, text)
     if len(text.encode("utf-8")) > LIMITS.max_file_bytes:
         raise diags.fatal("E004", f"`{path}` is larger than {LIMITS.max_file_bytes:,} bytes")
+    _check_tokens(text, path, diags)
     _check_nesting(text, path, diags)
     try:
         return _parse(text, path)
     except UnexpectedInput as e:
         raise _syntax_error(e, text, path, diags) from None
-    except (VisitError, _TooDeep) as v:
+    except (VisitError, _TooDeep, _TooLarge) as v:
         e = v.orig_exc if isinstance(v, VisitError) else v
+        if isinstance(e, _TooLarge):
+            raise diags.fatal("E305", f"the number {_quoted_number(e.text)} is too large", e.span,
+                              expected=f"integers up to {LIMITS.max_int:,} and finite numbers"
+                              ) from None
         if not isinstance(e, _TooDeep):
             raise
         raise diags.fatal("E005", f"an expression is nested more than {LIMITS.max_nesting} "
                           "operators deep", e.span, hint="simplify the arithmetic") from None
+
+
+def _quoted_number(text: str, keep: int = 12) -> str:
+    """`123` as is; a long literal as `123456...789` (5,000 characters)."""
+    if len(text) <= 2 * keep + 3:
+        return f"`{text}`"
+    return f"`{text[:keep]}...{text[-keep:]}` ({len(text):,} characters)"
 
 
 def _parse(text: str, path: str) -> S.SpecFile:
@@ -448,4 +503,30 @@ def _syntax_error(e: UnexpectedInput, text: str, path: str, diags: Diagnostics) 
         hint = "brackets must balance: `(...)` for arguments, `{...}` for groups and blocks"
     elif tok.type in ("INT", "FLOAT") and "KEY" in (e.accepts or ()):
         hint = "separate arguments with commas"
+    if value == "|":
+        hint = _merge_hint(text, getattr(tok, "start_pos", None))
     return diags.fatal("E103", f"unexpected `{value}`", span, expected=expected or None, hint=hint)
+
+
+MERGE_WORDS = ("concat", "add")  # archc/expand.py: MERGES
+
+
+def _merge_hint(text: str, pos: int | None) -> str:
+    """`multiply { a | b }`: `|` separates branches only in a merge; name the merges."""
+    merges = " and ".join(f"`{m} {{ a | b }}`" for m in MERGE_WORDS)
+    hint = f"`|` separates the branches of a merge; the merges are {merges}"
+    if pos is None:
+        return hint
+    depth = 0
+    for i in range(pos - 1, -1, -1):  # the `{` this `|` stands in
+        c = text[i]
+        if c == "}":
+            depth += 1
+        elif c == "{":
+            if depth == 0:
+                word = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*$", text[max(0, i - 100):i])
+                if word and word.group(1) not in MERGE_WORDS:
+                    return f"`{word.group(1)}` is not a merge: {hint}"
+                return hint
+            depth -= 1
+    return hint

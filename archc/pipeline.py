@@ -19,7 +19,7 @@ from archc.ir import Model
 
 
 @contextmanager
-def _no_gc():
+def no_gc():
     """Compiling allocates many small objects and no reference cycles worth
     collecting; the cyclic collector would only re-scan them (about 30% of
     the time of a 10,000-layer spec). Reference counting still frees memory."""
@@ -32,9 +32,12 @@ def _no_gc():
             gc.enable()
 
 
+_no_gc = no_gc  # the name it had
+
+
 def compile_spec(path: str, text: str | None = None) -> Model:
     """Compile one .cnn file (or `text` under that name) to an inferred IR Model."""
-    with _no_gc():
+    with no_gc():
         diags = Diagnostics(Sources())
         program = load(path, diags, text)  # text -> syntax trees, includes resolved
         model = build_ir(program, diags, source=path)  # blocks, branches, repeats expanded
@@ -44,7 +47,7 @@ def compile_spec(path: str, text: str | None = None) -> Model:
 def check_spec(path: str) -> Model | list[str]:
     """Like compile_spec, but a file that only defines blocks (a library such as
     specs/stdlib.cnn) is checked for unknown names and gives its block names."""
-    with _no_gc():
+    with no_gc():
         diags = Diagnostics(Sources())
         program = load(path, diags)
         if is_library(program):

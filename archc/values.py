@@ -8,6 +8,7 @@ huge numbers.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -75,6 +76,9 @@ class Evaluator:
         if isinstance(v, int) and not isinstance(v, bool) and abs(v) > LIMITS.max_int:
             raise self.fail("E305", f"the number {v:,} is too large", span,
                             expected=f"integers up to {LIMITS.max_int:,}")
+        if isinstance(v, float) and not math.isfinite(v):  # 1e308*10, and inf-inf (NaN)
+            raise self.fail("E305", "this computes a number too large for a float", span,
+                            received=show(v), expected="finite numbers")
         return v
 
     def eval(self, e: S.Expr) -> Any:

@@ -20,13 +20,19 @@ def load_generated(backend: str, name: str):
     return module
 
 
-def alternate(runs: dict, rounds: int, steps: int, batch: int) -> dict[str, float]:
-    """Median images/s of each callable, timed in turn, `steps` calls per round."""
+def alternate(runs: dict, rounds: int, steps: int, batch: int, sync=None) -> dict[str, float]:
+    """Median images/s of each callable, timed in turn, `steps` calls per round, the
+    order reversed every other round. `sync` (e.g. torch.cuda.synchronize) is called
+    before and after each timed stretch, so that asynchronous device work counts."""
     rates = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, step in runs.items():
+    sync = sync or (lambda: None)
+    for i in range(rounds):
+        for name in list(runs)[:: 1 if i % 2 == 0 else -1]:
+            step = runs[name]
+            sync()
             t = time.perf_counter()
             for _ in range(steps):
                 step()
+            sync()
             rates[name].append(steps * batch / (time.perf_counter() - t))
     return {name: statistics.median(r) for name, r in rates.items()}

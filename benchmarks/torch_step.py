@@ -9,6 +9,10 @@ function, torchvision's habit) is timed too, to show what Keras's uneven
 padding costs.
 
     python benchmarks/torch_step.py [--rounds 5] [--steps 10] [--batch 32] [--no-compile]
+                                    [--bf16] [--channels-last]
+
+A second instance of the generated model is timed as a control: its ratio to the
+first shows the noise of the measurement.
 
 Goal (issue "PyTorch backend"): generated / hand-written >= 0.98.
 """
@@ -62,10 +66,12 @@ class HandResNet18(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def step_fn(model, x, y):
+def step_fn(model, x, y, bf16=False):
     def step():
         model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
     return step
 
 
@@ -75,34 +81,43 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (as the runner on a GPU)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     args = p.parse_args()
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    x = torch.randn(args.batch, 3, 32, 32, device=device)
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    x = torch.randn(args.batch, 3, 32, 32, device=device).to(memory_format=fmt)
     y = torch.randint(0, 10, (args.batch,), device=device)
-    models = {"generated": load_generated("torch", "resnet18").Resnet18(),
+    generated = load_generated("torch", "resnet18").Resnet18
+    models = {"generated": generated(), "generated (control)": generated(),
               "hand (same fn)": HandResNet18(keras_pad=True),
               "hand (pad=1)": HandResNet18(keras_pad=False)}
     counts = {sum(q.numel() for q in m.parameters()) for m in models.values()}
     assert len(counts) == 1, counts
-    print(f"device: {device}, batch {args.batch}, torch {torch.__version__}")
+    sync = torch.cuda.synchronize if device == "cuda" else None
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = True
+    print(f"device: {device}, batch {args.batch}, torch {torch.__version__}, "
+          f"bf16 {args.bf16}, channels-last {args.channels_last}")
     modes = [("eager", lambda m: m)]
     if not args.no_compile:
         modes.append(("compile", torch.compile))
     for mode, wrap in modes:
         steps = {}
         for name, m in models.items():
-            m = wrap(m.to(device).train())
-            step = step_fn(m, x, y)
+            m = wrap(m.to(device, memory_format=fmt).train())
+            step = step_fn(m, x, y, args.bf16)
             for _ in range(3):  # warm up (and compile)
                 step()
             steps[name] = step
-        rates = alternate(steps, args.rounds, args.steps, args.batch)
+        rates = alternate(steps, args.rounds, args.steps, args.batch, sync)
         for name, r in rates.items():
-            print(f"{mode:<8} {name:<16} {r:8.1f} images/s")
+            print(f"{mode:<8} {name:<20} {r:10.1f} images/s")
         ratio = rates["generated"] / rates["hand (same fn)"]
         print(f"{mode:<8} ratio generated / hand-written (same function): {ratio:.3f} "
-              f"(goal >= 0.98: {'met' if ratio >= 0.98 else 'NOT met'}); "
+              f"(goal >= 0.98: {'met' if ratio >= 0.98 else 'NOT met'}); control "
+              f"generated / generated: {rates['generated (control)'] / rates['generated']:.3f}; "
               f"cost of Keras's uneven padding: "
               f"{rates['hand (pad=1)'] / rates['hand (same fn)']:.3f}x")
 

@@ -188,14 +188,19 @@ def test_build_refuses_to_overwrite_a_foreign_file(tmp_path):
 
 
 def test_clashing_definitions_are_refused():
-    model = compile_str("model vgg\nblock BuildVgg() { C(1*1*1) }\ninput 4*4*1\nBuildVgg()\n",
-                        name="clash.cnn")
-    with pytest.raises(BackendError, match="build_vgg"):
-        get("keras").generate(model)
-    model = compile_str("model vgg\nblock Vgg() { C(1*1*1) }\ninput 4*4*1\nVgg()\n",
-                        name="clash.cnn")
+    """Refused where the block is declared (E211), before any backend runs; the
+    generators keep their own check as a backstop."""
+    from backends.common import check_unique
+    from tests.helpers import errors
+
+    (d,) = errors("model vgg\nblock BuildVgg() { C(1*1*1) }\ninput 4*4*1\nBuildVgg()\n",
+                  name="clash.cnn")
+    assert (d.code, d.span.line, d.span.col) == ("E211", 2, 7) and "build_vgg" in d.hint
+    (d,) = errors("model vgg\nblock Vgg() { C(1*1*1) }\ninput 4*4*1\nVgg()\n",
+                  name="clash.cnn")
+    assert (d.code, d.span.line, d.span.col) == ("E211", 2, 7) and "`Vgg`" in d.hint
     with pytest.raises(BackendError, match="`Vgg`"):
-        get("torch").generate(model)
+        check_unique(["Vgg", "Vgg"], "classes")
 
 
 def test_generated_code_is_formatted():
@@ -341,3 +346,22 @@ def test_both_backends_follow_the_same_learning_rates(spec, expected):
     callbacks = kmod.__dict__[f"compile_{ir.name}"](kmodel)
     assert kmodel.optimizer.__class__.__name__ == "SGD"
     assert type(callbacks[0]).__name__ == "LearningRateScheduler"
+
+
+@pytest.mark.skipif(not (HAS_TORCH and HAS_KERAS), reason="needs torch and keras")
+def test_node_names_never_take_a_block_parameter(tmp_path):
+    """`block Foo(c1)`: its first convolution (node `c1`) is held in `c1_`, not in a
+    local `c1` that would overwrite the parameter in Foo's Keras function."""
+    import numpy as np
+    import torch
+
+    from backends.runtime import load_source
+
+    ir = compile_str("input 8*8*1\nblock Foo(c1) { concat { C(c1*1*1) | C(c1*1*1) } }\n"
+                     "Foo(2) Foo(3)\n", name="param_local.cnn")
+    assert [n.name for n in ir.nodes][1:4] == ["foo1.c1", "foo1.c2", "foo1.cat1"]
+    assert "    c1_ = layers.Conv2D(c1, 1" in get("keras").generate(ir)
+    kmodel = load_source(get("keras").generate(ir), "archc_param_local_k").build_param_local()
+    assert kmodel(np.zeros((1, 8, 8, 1), "float32")).shape == (1, 8, 8, 6)
+    tmodel = load_source(get("torch").generate(ir), "archc_param_local_t").ParamLocal()
+    assert tmodel(torch.zeros(1, 1, 8, 8)).shape == (1, 6, 8, 8)

@@ -78,7 +78,7 @@ help: insert `Flatten` (or global pooling `GAP`) before it"""
 
 def test_every_error_in_a_spec_is_reported():
     ds = errors("input 8*8*1\nConx(1)\nC(1*1*1, sme)\nA(rel)\n")
-    assert [(d.code, d.span.line) for d in ds] == [("E201", 2), ("E307", 3)]
+    assert [(d.code, d.span.line) for d in ds] == [("E201", 2), ("E307", 3), ("E307", 4)]
     ds = errors("input 8*8*1\nadd { C(2*1*1) | identity }\nadd { C(3*1*1) | identity }\n")
     assert [d.code for d in ds] == ["E401"]  # the second add is downstream of the first
     ds = errors("input 8*8*1\nconcat { add { C(2*1*1) | identity } | add { C(3*1*1) | identity } }")

@@ -12,8 +12,10 @@ import collections
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
@@ -130,3 +132,67 @@ def test_the_fuzzer_reaches_the_compiler():
     draw()
     past_parser = sum(n for k, n in outcomes.items() if k not in ("E0", "E1"))
     assert past_parser >= 10, outcomes
+
+
+# ---- structured mutations (benchmarks/fuzz_long.py) ------------------------------
+# The mutation classes that found issue 11's defects: huge integers, deep nesting
+# of groups and brackets, long lines, token duplication; a few seeds each in the
+# default run. The long run (20,000 inputs) is `python benchmarks/fuzz_long.py`.
+
+
+def _fuzz_long():
+    import importlib.util
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "fuzz_long.py"
+    spec = importlib.util.spec_from_file_location("fuzz_long", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fuzz_long"] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+FUZZ_LONG = _fuzz_long()
+CORPUS = FUZZ_LONG.corpus()
+CI_SEEDS = int(os.environ.get("ARCHC_FUZZ_SEEDS", "6"))
+
+
+def _assert_diagnosed(text: str, what: str) -> None:
+    outcome, seconds, exc = FUZZ_LONG.run_one(text, limit=30)  # over 30 s: a hang
+    assert outcome not in ("traceback", "hang"), (
+        f"{what}: {outcome} {FUZZ_LONG.signature(exc)}: {exc!r}\ninput: {text[:300]!r}")
+
+
+@pytest.mark.parametrize("mutator", ["huge_integer", "deep_nesting", "long_line",
+                                     "token_duplication", "byte_edit", "splice",
+                                     "replace_word", "replace_number", "token_delete_or_swap"])
+@pytest.mark.parametrize("seed", range(CI_SEEDS))
+def test_structured_mutations_of_the_spec_library(mutator, seed):
+    import random
+
+    rng = random.Random(f"{mutator}-{seed}")
+    fn = getattr(FUZZ_LONG, mutator)
+    text = rng.choice(CORPUS)
+    for _ in range(rng.randint(1, 3)):
+        text = fn(rng, text, CORPUS)
+    _assert_diagnosed(text, mutator)
+
+
+@pytest.mark.parametrize("seed", range(4 * CI_SEEDS))
+def test_mixed_mutations_of_the_spec_library(seed):
+    import random
+
+    text, muts = FUZZ_LONG.mutate(random.Random(seed), CORPUS)
+    _assert_diagnosed(text, "+".join(muts))
+
+
+@pytest.mark.slow
+def test_long_fuzz_run_small_version():
+    """A small run of benchmarks/fuzz_long.py: 1,000 inputs, the valid ones through
+    both generators. No traceback, no hang (10 s). The goal of no input over 2 s
+    holds except for inputs that make large models (a mutation repeating a line
+    1,000 times makes tens of thousands of nodes, and compiling and emitting
+    them takes a few seconds): the time is bounded by the limits, not zero."""
+    report = FUZZ_LONG.run(1000, seed=3, limit=10, minimise_budget=100)
+    assert report.n == 1000
+    assert not report.tracebacks and not report.hangs, report.summary()
+    assert report.max_time < 10, report.summary()

@@ -61,8 +61,9 @@ def make_trainer(ir, settings):
     return _trainer(settings.backend, ir, settings)
 
 
-def setup(ir, backend, data="digits", seed=0, **overrides):
-    settings = runner.resolve(ir, backend, data, overrides, seed=seed, device="cpu")
+def setup(ir, backend, data="digits", seed=0, limit=None, **overrides):
+    settings = runner.resolve(ir, backend, data, overrides, seed=seed, device="cpu",
+                              limit=limit)
     dataset = D.fit_to_spec(D.load(data, seed=seed, shape=ir.input_shape,
                                    classes=ir.output_shape[-1]),
                             ir.input_shape, ir.output_shape[-1])
@@ -107,7 +108,7 @@ def test_command_line_settings_are_checked_like_a_train_section():
     with pytest.raises(SpecError) as e:
         parse_settings({"schedule": "step(rate=2, every=8)"})
     text = e.value.render()
-    assert "<command line>" in text and "rate" in text and "^" in text
+    assert "the command line, --schedule" in text and "rate" in text and "^" in text
     with pytest.raises(SpecError):
         parse_settings({"optimizer": "sgdd"})
     assert parse_settings({"optimizer": "sgd(momentum=0.9, nesterov=true)"})[
@@ -250,9 +251,11 @@ def test_digits_reaches_95_percent(tmp_path, backend):
     final = result.history[-1]
     assert final["val_accuracy"] >= 0.95, result.history
     assert final["val_top5"] >= 0.99
+    assert result.warnings == []  # batch norm's moving statistics fit the run's 360 steps
     # what the run leaves behind
-    for f in ("settings.json", "history.json", "history.csv", "curves.png", "weights.npz",
-              "weights.txt", "checkpoints/last.ckpt", "checkpoints/best.ckpt"):
+    for f in ("settings.json", "history.json", "history.csv", "curves.png", "weights-last.npz",
+              "weights-best.npz", "weights.txt", "checkpoints/last.ckpt",
+              "checkpoints/best.ckpt"):
         assert (tmp_path / f).is_file(), f
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     csv_lines = (tmp_path / "history.csv").read_text().splitlines()
@@ -260,6 +263,32 @@ def test_digits_reaches_95_percent(tmp_path, backend):
     assert len(csv_lines) == 1 + len(result.history)
     saved = json.loads((tmp_path / "settings.json").read_text())
     assert saved["epochs"] == 8 and saved["sources"]["epochs"] == "spec"
+
+
+@needs_both
+def test_a_confidently_wrong_softmax_head_trains_as_keras_does(tmp_path):
+    """Keras's fit takes a softmax head's loss from the softmax's input, so an example
+    with p(true class) < 1e-7 still has a gradient; a loss on the clipped
+    probabilities would have none. One SGD step from the same weights on both."""
+    ir = compile_str(PLAIN)
+    kw = {"epochs": 1, "batch_size": 32, "lr": 0.01, "limit": 32,
+          "optimizer": parse_settings({"optimizer": "sgd"})["optimizer"]}
+    trainers = {b: make_trainer(ir, setup(ir, b, **kw)[0]) for b in ("torch", "keras")}
+    _, dataset = setup(ir, "torch")
+    weights = trainers["torch"].weights()
+    head = ir.output  # the last Dense: scaled up, its softmax is confidently wrong
+    weights[f"{head}/kernel"] = weights[f"{head}/kernel"] * 300
+    for t in trainers.values():
+        t.set_weights(weights)
+    x, y = dataset.x_train[:32], dataset.y_train[:32]
+    p = trainers["torch"].predict(D.as_float(x), 32)[np.arange(32), y]
+    assert (p < 1e-7).sum() >= 5, p  # the case the clipped loss gets wrong
+    for backend, t in trainers.items():
+        train(ir, backend, tmp_path / backend, trainer=t, **kw)
+    wt, wk = trainers["torch"].weights(), trainers["keras"].weights()
+    moved = np.abs(wt[f"{head}/kernel"] - weights[f"{head}/kernel"]).max()
+    for key in wt:
+        np.testing.assert_allclose(wt[key], wk[key], rtol=1e-4, atol=1e-4 * moved, err_msg=key)
 
 
 @needs_both
@@ -344,7 +373,7 @@ def test_a_damaged_last_checkpoint_falls_back_to_the_previous(tmp_path):
     assert (tmp_path / "checkpoints" / "last.ckpt.prev").is_file()
     last.write_bytes(last.read_bytes()[:100])  # torn
     result, _ = train(ir, "torch", tmp_path, resume=True, epochs=3, batch_size=256)
-    assert result.status == 0 and [h["epoch"] for h in result.history] == [0, 1, 2]
+    assert result.status == 0 and [h["epoch"] for h in result.history] == [1, 2, 3]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -411,20 +440,99 @@ def test_command_line_weight_decay_reaches_the_keras_build():
 # ---- weights ---------------------------------------------------------------------------
 
 
-@needs_both
-def test_exported_weights_load_into_the_other_backend(tmp_path):
-    ir = compile_spec(str(SPECS / "digits_cnn.cnn"))
-    result, trainer = train(ir, "torch", tmp_path, epochs=2)
+def _evaluate(weights, backend):
     r = subprocess.run([sys.executable, "-m", "archc", "evaluate", str(SPECS / "digits_cnn.cnn"),
-                        "--weights", str(tmp_path), "--data", "digits", "--backend", "keras",
+                        "--weights", str(weights), "--data", "digits", "--backend", backend,
                         "--json", "--confusion"], capture_output=True, text=True, env=ENV)
     assert r.returncode == 0, r.stderr
-    got = json.loads(r.stdout)
-    final = result.history[-1]
-    assert got["accuracy"] == pytest.approx(final["val_accuracy"], abs=1 / 359)
-    assert got["loss"] == pytest.approx(final["val_loss"], rel=1e-4)
+    return json.loads(r.stdout)
+
+
+@needs_both
+def test_exported_weights_load_into_the_other_backend(tmp_path):
+    """A run folder means its best epoch's weights; weights-last.npz the last epoch's;
+    checkpoints load too, into either backend."""
+    ir = compile_spec(str(SPECS / "digits_cnn.cnn"))
+    # a third epoch at lr 0.5 wrecks what two epochs at 0.003 learned: best != last
+    wreck = parse_settings({"schedule": "piecewise(boundaries=[2], values=[0.003, 0.5])"})
+    result, _ = train(ir, "torch", tmp_path, epochs=3, schedule=wreck["schedule"])
+    h = result.history
+    best = max(range(len(h)), key=lambda i: (h[i]["val_accuracy"], -i))
+    assert best != len(h) - 1, h  # the test is about telling the two apart
+    for weights, row in ((tmp_path, h[best]), (tmp_path / "weights-best.npz", h[best]),
+                         (tmp_path / "checkpoints" / "best.ckpt", h[best]),
+                         (tmp_path / "weights-last.npz", h[-1]),
+                         (tmp_path / "checkpoints" / "last.ckpt", h[-1])):
+        for backend in ("keras", "torch"):
+            got = _evaluate(weights, backend)
+            assert got["accuracy"] == pytest.approx(row["val_accuracy"], abs=1 / 359), weights
+            assert got["loss"] == pytest.approx(row["val_loss"], rel=1e-4), weights
     assert np.trace(got["confusion"]) == round(got["accuracy"] * got["examples"])
     assert len(got["classes"]) == 10
+
+
+@needs_both
+def test_keras_checkpoints_load_into_torch(tmp_path):
+    ir = compile_spec(str(SPECS / "digits_cnn.cnn"))
+    result, _ = train(ir, "keras", tmp_path, epochs=1)
+    got = _evaluate(tmp_path / "checkpoints" / "last.ckpt", "torch")
+    assert got["accuracy"] == pytest.approx(result.history[-1]["val_accuracy"], abs=1 / 359)
+    assert got["loss"] == pytest.approx(result.history[-1]["val_loss"], rel=1e-4)
+
+
+@needs_both
+def test_checkpoints_are_told_from_weights_without_a_framework(tmp_path):
+    ir = compile_spec(str(SPECS / "digits_cnn.cnn"))
+    train(ir, "torch", tmp_path / "t", epochs=1, limit=64)
+    train(ir, "keras", tmp_path / "k", epochs=1, limit=64)
+    assert runner.checkpoint_backend(str(tmp_path / "t" / "checkpoints" / "best.ckpt")) == "torch"
+    assert runner.checkpoint_backend(str(tmp_path / "k" / "checkpoints" / "best.ckpt")) == "keras"
+    assert runner.checkpoint_backend(str(tmp_path / "k" / "weights-best.npz")) is None
+    (tmp_path / "junk").write_bytes(b"not a zip")
+    assert runner.checkpoint_backend(str(tmp_path / "junk")) is None
+    r = _archc("evaluate", str(SPECS / "course_lenet5.cnn"), "--data", "synthetic", "--weights",
+               str(tmp_path / "t" / "checkpoints" / "best.ckpt"))
+    assert r.returncode == 1 and "cannot load" in r.stderr and "Traceback" not in r.stderr
+
+
+# ---- batch norm on short runs ------------------------------------------------------------------
+
+DIGITS_BN_099 = (SPECS / "digits_cnn.cnn").read_text().replace("B(momentum: 0.9)", "B")
+
+
+def test_batchnorm_warning_rule():
+    ir = compile_str(DIGITS_BN_099)
+    lagging = {"accuracy": 0.98, "val_accuracy": 0.90}
+    w = runner.batchnorm_warning(ir, lagging, 360)
+    assert w and "momentum 0.99" in w and "2.7%" in w and "360" in w and "459 steps" in w
+    assert "`B(momentum: 0.9)`" in w and "44 steps" in w
+    assert runner.batchnorm_warning(ir, lagging, 459) is None  # converged: 0.99**459 < 1%
+    assert runner.batchnorm_warning(ir, {"accuracy": 0.98, "val_accuracy": 0.97}, 360) is None
+    few = runner.batchnorm_warning(ir, lagging, 12)  # 0.9 would not converge either
+    assert "`B(momentum: 0.68)`" in few and "12 steps" in few
+    assert runner.batchnorm_warning(compile_spec(str(SPECS / "digits_cnn.cnn")), lagging,
+                                    360) is None  # momentum 0.9
+    assert runner.batchnorm_warning(compile_str(PLAIN), lagging, 10) is None  # no batch norm
+
+
+@needs_torch
+def test_a_short_run_with_slow_batchnorm_statistics_says_so(tmp_path):
+    """Keras's momentum 0.99 on digits, 3 epochs of 45 steps: validation far below
+    training, and the run says why and how to fix it."""
+    ir = compile_str(DIGITS_BN_099)
+    result, _ = train(ir, "torch", tmp_path, epochs=3)
+    final = result.history[-1]
+    assert final["accuracy"] - final["val_accuracy"] > 0.1, final
+    assert len(result.warnings) == 1 and "B(momentum:" in result.warnings[0]
+    fixed, _ = train(compile_spec(str(SPECS / "digits_cnn.cnn")), "torch", tmp_path / "f",
+                     epochs=3)
+    assert fixed.warnings == [] and fixed.history[-1]["val_accuracy"] > 0.95
+    # on the command line the warning shows even with -q (it is not progress)
+    spec = tmp_path / "digits_bn099.cnn"
+    spec.write_text(DIGITS_BN_099)
+    r = _archc("train", str(spec), "--backend", "torch", "--data", "digits", "--epochs", "3",
+               "-q", "--out", str(tmp_path / "cli"))
+    assert r.returncode == 0 and r.stderr.count("warning: validation accuracy") == 1, r.stderr
 
 
 def test_weights_txt_names_shapes_and_values():
@@ -472,7 +580,7 @@ def test_a_spec_that_does_not_fit_the_data_is_a_clear_error(tmp_path):
 def test_bad_command_line_settings(tmp_path):
     r = _archc("train", str(SPECS / "digits_cnn.cnn"), "--backend", "torch", "--data", "digits",
                "--schedule", "cosine(min_lr=-1)", "--out", str(tmp_path))
-    assert r.returncode == 2 and "<command line>" in r.stderr and "min_lr" in r.stderr
+    assert r.returncode == 2 and "the command line, --schedule" in r.stderr and "min_lr" in r.stderr
     r = _archc("train", str(SPECS / "digits_cnn.cnn"), "--backend", "torch", "--data", "digits",
                "--label-smoothing", "1.5", "--out", str(tmp_path))
     assert r.returncode == 2 and "label_smoothing" in r.stderr and "less than 1" in r.stderr
@@ -531,8 +639,8 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     assert two.stdout.count("val_accuracy") == 1  # rank 0 alone reports
     from backends.transfer import load_weights
 
-    a, b = load_weights(str(tmp_path / "one" / "weights.npz")), load_weights(
-        str(tmp_path / "two" / "weights.npz"))
+    a, b = load_weights(str(tmp_path / "one" / "weights-last.npz")), load_weights(
+        str(tmp_path / "two" / "weights-last.npz"))
     for key in a:
         np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=1e-5, err_msg=key)
     h1 = json.loads((tmp_path / "one" / "history.json").read_text())
@@ -540,6 +648,31 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     for x, y in zip(h1, h2):
         assert x["loss"] == pytest.approx(y["loss"], rel=1e-4)
         assert x["val_accuracy"] == pytest.approx(y["val_accuracy"], abs=1 / 359)
+
+
+@needs_torch
+def test_one_process_under_torchrun_goes_through_ddp(tmp_path):
+    """torchrun with one process uses DistributedDataParallel (so one GPU runs the
+    multi-GPU path) and trains exactly as a plain run does."""
+    spec = tmp_path / "plain_digits.cnn"
+    spec.write_text(PLAIN)
+    common = ["train", str(spec), "--backend", "torch", "--data", "digits", "--device", "cpu",
+              "--epochs", "1", "--limit", "256"]
+    plain = _archc(*common, "--out", str(tmp_path / "plain"))
+    assert plain.returncode == 0, plain.stderr
+    assert "DistributedDataParallel" not in plain.stdout + plain.stderr
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc_per_node", "1", "-m", "archc", *common,
+                          "--out", str(tmp_path / "ddp")],
+                         capture_output=True, text=True, env=ENV, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert "DistributedDataParallel x1 (gloo)" in ddp.stdout + ddp.stderr
+    from backends.transfer import load_weights
+
+    a = load_weights(str(tmp_path / "plain" / "weights-last.npz"))
+    b = load_weights(str(tmp_path / "ddp" / "weights-last.npz"))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
 # ---- the textbook's experiments (seed 001) ------------------------------------------------------

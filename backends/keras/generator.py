@@ -236,7 +236,7 @@ def _layer_name(local: str, attr: str, in_block: bool) -> str:
 
 def _statements(inst: Instance, unit: Unit | None, in_block: bool, indent: int) -> list[str]:
     out = []
-    body = Body(inst.items, inst.items[-1].local)
+    body = Body(inst.items, inst.items[-1].local, unit.params if unit is not None else ())
     for k, item in enumerate(inst.items):
         ins, var = body.assign(k)
         if item.child is not None:
@@ -245,7 +245,7 @@ def _statements(inst: Instance, unit: Unit | None, in_block: bool, indent: int) 
             for p in u.params:
                 value = unit.values.get((k, 0, "kw", p)) if unit is not None else None
                 if value is None:
-                    value = u.args_per_instance[u.instances.index(item.child)][p]
+                    value = u.args_of(item.child)[p]
                 args.append(f"{p}={lit(value)}")
             args.append(_layer_name(item.local, "", in_block))
             out.append(call(u.name, args, indent, prefix=f"{var} = "))

@@ -28,8 +28,9 @@ from backends.runtime import load_source
 
 
 def _tensorflow(device: str):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    from archc.extras import import_framework
+
+    tf = import_framework("tensorflow")  # quietly, unless `-v` imported it already
 
     gpus = tf.config.list_physical_devices("GPU")
     if device == "cpu" and gpus:
@@ -50,6 +51,8 @@ def _is_chief(tf_config: dict) -> bool:
 
 
 class KerasTrainer:
+    backend = "keras"
+
     def __init__(self, ir: Model, settings: Settings):
         tf, gpus = _tensorflow(settings.device)
         import keras

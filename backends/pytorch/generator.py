@@ -13,12 +13,17 @@ the same shapes:
   (Keras's default 1e-3, not torch's 1e-5).
 - Flatten flattens in Keras's channels-last order (it permutes to N x H x W x C
   first), so a Dense kernel is the same matrix in both builds, transposed.
-- LRN: torch divides alpha by the window, so alpha * depth is passed; Keras's
-  LeakyReLU slope and PReLU's zero initial slope are written out.
+- LRN: torch divides alpha by the window, so alpha * depth is passed; PReLU's
+  zero initial slope is written out.
+- LeakyReLU: Keras (TensorFlow's leaky_relu) takes its slope as a float32
+  attribute, even in a float64 model, so the slope written out is the spec's
+  rounded to float32 (0.3 -> 0.30000001192092896): the same function in float64,
+  not only in float32.
 """
 
 from __future__ import annotations
 
+import struct
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
@@ -30,6 +35,7 @@ from backends.common import (
     BackendError,
     Body,
     Instance,
+    Item,
     Lowered,
     Op,
     Unit,
@@ -139,9 +145,14 @@ def lower_lrn(n, ctx) -> Lowered:
                        {"alpha": 1e-4, "beta": 0.75, "k": 1.0})], apply="{op0}({x})")
 
 
+def _float32(value: float) -> float:
+    """`value` rounded to the nearest float32, as a Python float."""
+    return struct.unpack("<f", struct.pack("<f", value))[0]
+
+
 def lower_activation(n, ctx) -> Lowered:
-    if n.fn == "leaky_relu":
-        op = Op("nn.LeakyReLU", [], OrderedDict(negative_slope=n.alpha),
+    if n.fn == "leaky_relu":  # the slope Keras applies: float32 (see the docstring)
+        op = Op("nn.LeakyReLU", [], OrderedDict(negative_slope=_float32(n.alpha)),
                 {"negative_slope": 0.01})
     elif n.fn == "elu":
         op = Op("nn.ELU", [], OrderedDict(alpha=n.alpha), {"alpha": 1.0})
@@ -237,7 +248,7 @@ def _init_lines(inst: Instance, unit: Unit | None, indent: int) -> list[str]:
             for p in u.params:
                 value = unit.values.get((k, 0, "kw", p)) if unit is not None else None
                 if value is None:
-                    value = u.args_per_instance[u.instances.index(item.child)][p]
+                    value = u.args_of(item.child)[p]
                 args.append(f"{p}={lit(value)}")
             attrs = [item.local]
             out.append(call(u.class_name, args, indent, prefix=f"self.{item.local} = "))
@@ -255,7 +266,28 @@ def _init_lines(inst: Instance, unit: Unit | None, indent: int) -> list[str]:
     return out
 
 
-def _forward_lines(inst: Instance, indent: int) -> list[str]:
+def _softmax_tail(root: Instance) -> Item | None:
+    """The model's last statement when it applies a softmax (a softmax node, or one
+    fused into a conv or dense), else None."""
+    item = root.items[-1]
+    n = item.node
+    if item.child is None and n is not None and (
+            (n.kind == "activation" and n.fn == "softmax")
+            or getattr(n, "activation", None) == "softmax"):
+        return item
+    return None
+
+
+def _expr(item: Item, apply: str, ins: list[str]) -> str:
+    for j, op in enumerate(item.lowered.ops):
+        apply = apply.replace(f"{{op{j}}}", f"self.{item.local}{op.attr}")
+    return (apply.replace("{xs}", ", ".join(ins)).replace("{plus}", " + ".join(ins))
+            .replace("{x}", ins[0]))
+
+
+def _forward_lines(inst: Instance, indent: int, logits: bool = False) -> list[str]:
+    """The forward's statements; with `logits` (the model ends in a softmax), the last
+    returns the scores before the softmax when self.logits is set."""
     out = []
     body = Body(inst.items, inst.items[-1].local)
     pad = " " * indent
@@ -264,12 +296,19 @@ def _forward_lines(inst: Instance, indent: int) -> list[str]:
         if item.child is not None:
             out.append(f"{pad}{var} = self.{item.local}({ins[0]})")
             continue
-        expr = item.lowered.apply
-        for j, op in enumerate(item.lowered.ops):
-            expr = expr.replace(f"{{op{j}}}", f"self.{item.local}{op.attr}")
-        expr = (expr.replace("{xs}", ", ".join(ins)).replace("{plus}", " + ".join(ins))
-                .replace("{x}", ins[0]))
-        out.append(f"{pad}{var} = {expr}")
+        if logits and k == len(inst.items) - 1:
+            if item.node.kind == "activation":  # nn.Softmax of the previous value
+                scores, probabilities = ins[0], _expr(item, item.lowered.apply, ins)
+            else:  # fused: the conv or dense without its softmax
+                before, after = ACT["softmax"].split("{y}")
+                apply = item.lowered.apply
+                assert apply.startswith(before) and apply.endswith(after), apply
+                out.append(f"{pad}{var} = {_expr(item, apply[len(before):-len(after)], ins)}")
+                scores, probabilities = var, ACT["softmax"].replace("{y}", var)
+            out += [f"{pad}if self.logits:", f"{pad}    return {scores}",
+                    f"{pad}return {probabilities}"]
+            continue
+        out.append(f"{pad}{var} = {_expr(item, item.lowered.apply, ins)}")
     return out
 
 
@@ -304,11 +343,34 @@ def _model_class(model: Model, root: Instance) -> str:
              "",
              "    def __init__(self):",
              "        super().__init__()"]
+    logits = _softmax_tail(root) is not None
+    if logits:
+        if any(item.local == "logits" for item in root.items):
+            raise BackendError("a node or block named `logits` would hide the model's "
+                               "`logits` switch (its output ends in a softmax): rename it")
+        lines[2] = lines[2][:-3]  # the docstring goes on
+        lines[3:3] = SOFTMAX_DOC
+        lines[-2:] = ["    def __init__(self, logits=False):",
+                      "        super().__init__()",
+                      "        self.logits = logits"]
     lines += _init_lines(root, None, 8)
     lines += ["", "    def forward(self, x):"]
-    lines += _forward_lines(root, 8)
-    lines.append("        return x")
+    lines += _forward_lines(root, 8, logits)
+    if not logits:
+        lines.append("        return x")
     return "\n".join(lines)
+
+
+# The model class's docstring, when the spec ends in a softmax.
+SOFTMAX_DOC = [
+    "",
+    "    The spec ends in a softmax, so forward() returns probabilities, as the Keras",
+    "    model does. PyTorch's losses take logits: nn.CrossEntropyLoss applies",
+    "    log-softmax itself, so training on these outputs applies softmax twice.",
+    "    Build the model with `logits=True` to get the scores before the softmax",
+    "    (the same modules and state_dict; softmax(scores, dim=1) is forward()'s",
+    '    default output)."""',
+]
 
 
 def _training(model: Model) -> str | None:

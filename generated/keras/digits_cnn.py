@@ -16,10 +16,10 @@ def build_digits_cnn():
     inputs = keras.Input(shape=(8, 8, 1), name="input")
     x = inputs
     x = layers.Conv2D(16, 3, padding="same", name="c1")(x)
-    x = layers.BatchNormalization(name="b1")(x)
+    x = layers.BatchNormalization(momentum=0.9, name="b1")(x)
     x = layers.Activation("relu", name="a1")(x)
     x = layers.Conv2D(32, 3, padding="same", name="c2")(x)
-    x = layers.BatchNormalization(name="b2")(x)
+    x = layers.BatchNormalization(momentum=0.9, name="b2")(x)
     x = layers.Activation("relu", name="a2")(x)
     x = layers.MaxPooling2D(2, strides=2, name="p1")(x)
     x = layers.Flatten(name="flatten")(x)

@@ -36,7 +36,7 @@ class LocalResponseNormalization(layers.Layer):
 
 def inception(x, c1, c3r, c3, c5r, c5, pp, *, name):
     """Inception (googlenet.cnn:15), with b0=0."""
-    c1 = layers.Conv2D(
+    c1_ = layers.Conv2D(
         c1,
         1,
         padding="same",
@@ -52,7 +52,7 @@ def inception(x, c1, c3r, c3, c5r, c5, pp, *, name):
         bias_initializer=keras.initializers.Constant(0.0),
         name=f"{name}.c2",
     )(x)
-    c3 = layers.Conv2D(
+    c3_ = layers.Conv2D(
         c3,
         3,
         padding="same",
@@ -68,7 +68,7 @@ def inception(x, c1, c3r, c3, c5r, c5, pp, *, name):
         bias_initializer=keras.initializers.Constant(0.0),
         name=f"{name}.c4",
     )(x)
-    c5 = layers.Conv2D(
+    c5_ = layers.Conv2D(
         c5,
         5,
         padding="same",
@@ -85,7 +85,7 @@ def inception(x, c1, c3r, c3, c5r, c5, pp, *, name):
         bias_initializer=keras.initializers.Constant(0.0),
         name=f"{name}.c6",
     )(x)
-    x = layers.Concatenate(name=f"{name}.cat1")([c1, c3, c5, x])
+    x = layers.Concatenate(name=f"{name}.cat1")([c1_, c3_, c5_, x])
     return x
 
 

@@ -24,7 +24,7 @@ def build_shape_textbook():
     x = layers.MaxPooling2D(2, strides=2, name="p2")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(32, name="f1")(x)
-    x = layers.BatchNormalization(name="b1")(x)
+    x = layers.BatchNormalization(momentum=0.9, name="b1")(x)
     x = layers.Activation("relu", name="a3")(x)
     x = layers.Dense(5, activation="softmax", name="f2")(x)
     return keras.Model(inputs, x, name="shape_textbook")

@@ -14,12 +14,20 @@ from torch import nn
 
 class AlexnetNotes(nn.Module):
     """The `alexnet_notes` network. forward() takes N x 3 x 227 x 227 (channels first);
-    the spec writes its input 227 x 227 x 3 (H x W x C)."""
+    the spec writes its input 227 x 227 x 3 (H x W x C).
+
+    The spec ends in a softmax, so forward() returns probabilities, as the Keras
+    model does. PyTorch's losses take logits: nn.CrossEntropyLoss applies
+    log-softmax itself, so training on these outputs applies softmax twice.
+    Build the model with `logits=True` to get the scores before the softmax
+    (the same modules and state_dict; softmax(scores, dim=1) is forward()'s
+    default output)."""
 
     input_shape = (3, 227, 227)
 
-    def __init__(self):
+    def __init__(self, logits=False):
         super().__init__()
+        self.logits = logits
         self.c1 = nn.Conv2d(3, 96, 11, stride=4)
         self.b1 = nn.BatchNorm2d(96, eps=0.001, momentum=0.01)
         self.p1 = nn.MaxPool2d(3, stride=2)
@@ -59,5 +67,7 @@ class AlexnetNotes(nn.Module):
         x = self.d1(x)
         x = torch.tanh(self.f2(x))
         x = self.d2(x)
-        x = torch.softmax(self.f3(x), dim=1)
-        return x
+        x = self.f3(x)
+        if self.logits:
+            return x
+        return torch.softmax(x, dim=1)

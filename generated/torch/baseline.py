@@ -14,12 +14,20 @@ from torch import nn
 
 class Baseline(nn.Module):
     """The `baseline` network. forward() takes N x 3 x 32 x 32 (channels first);
-    the spec writes its input 32 x 32 x 3 (H x W x C)."""
+    the spec writes its input 32 x 32 x 3 (H x W x C).
+
+    The spec ends in a softmax, so forward() returns probabilities, as the Keras
+    model does. PyTorch's losses take logits: nn.CrossEntropyLoss applies
+    log-softmax itself, so training on these outputs applies softmax twice.
+    Build the model with `logits=True` to get the scores before the softmax
+    (the same modules and state_dict; softmax(scores, dim=1) is forward()'s
+    default output)."""
 
     input_shape = (3, 32, 32)
 
-    def __init__(self):
+    def __init__(self, logits=False):
         super().__init__()
+        self.logits = logits
         self.c1 = nn.Conv2d(3, 6, 5, padding=2)
         self.b1 = nn.BatchNorm2d(6, eps=0.001, momentum=0.01)
         self.a1 = nn.ReLU()
@@ -39,8 +47,10 @@ class Baseline(nn.Module):
         x = self.flatten(x.permute(0, 2, 3, 1))
         x = torch.relu(self.f1(x))
         x = self.d2(x)
-        x = torch.softmax(self.f2(x), dim=1)
-        return x
+        x = self.f2(x)
+        if self.logits:
+            return x
+        return torch.softmax(x, dim=1)
 
 
 def make_optimizer(model):

@@ -14,12 +14,20 @@ from torch import nn
 
 class Cifar10Textbook(nn.Module):
     """The `cifar10_textbook` network. forward() takes N x 3 x 32 x 32 (channels first);
-    the spec writes its input 32 x 32 x 3 (H x W x C)."""
+    the spec writes its input 32 x 32 x 3 (H x W x C).
+
+    The spec ends in a softmax, so forward() returns probabilities, as the Keras
+    model does. PyTorch's losses take logits: nn.CrossEntropyLoss applies
+    log-softmax itself, so training on these outputs applies softmax twice.
+    Build the model with `logits=True` to get the scores before the softmax
+    (the same modules and state_dict; softmax(scores, dim=1) is forward()'s
+    default output)."""
 
     input_shape = (3, 32, 32)
 
-    def __init__(self):
+    def __init__(self, logits=False):
         super().__init__()
+        self.logits = logits
         self.c1 = nn.Conv2d(3, 32, 3, padding=1)
         self.a1 = nn.ReLU()
         self.c2 = nn.Conv2d(32, 32, 3)
@@ -57,8 +65,9 @@ class Cifar10Textbook(nn.Module):
         x = self.a5(x)
         x = self.d3(x)
         x = self.f2(x)
-        x = self.a6(x)
-        return x
+        if self.logits:
+            return x
+        return self.a6(x)
 
 
 def make_optimizer(model):

@@ -14,17 +14,25 @@ from torch import nn
 
 class DigitsCnn(nn.Module):
     """The `digits_cnn` network. forward() takes N x 1 x 8 x 8 (channels first);
-    the spec writes its input 8 x 8 x 1 (H x W x C)."""
+    the spec writes its input 8 x 8 x 1 (H x W x C).
+
+    The spec ends in a softmax, so forward() returns probabilities, as the Keras
+    model does. PyTorch's losses take logits: nn.CrossEntropyLoss applies
+    log-softmax itself, so training on these outputs applies softmax twice.
+    Build the model with `logits=True` to get the scores before the softmax
+    (the same modules and state_dict; softmax(scores, dim=1) is forward()'s
+    default output)."""
 
     input_shape = (1, 8, 8)
 
-    def __init__(self):
+    def __init__(self, logits=False):
         super().__init__()
+        self.logits = logits
         self.c1 = nn.Conv2d(1, 16, 3, padding=1)
-        self.b1 = nn.BatchNorm2d(16, eps=0.001, momentum=0.01)
+        self.b1 = nn.BatchNorm2d(16, eps=0.001)
         self.a1 = nn.ReLU()
         self.c2 = nn.Conv2d(16, 32, 3, padding=1)
-        self.b2 = nn.BatchNorm2d(32, eps=0.001, momentum=0.01)
+        self.b2 = nn.BatchNorm2d(32, eps=0.001)
         self.a2 = nn.ReLU()
         self.p1 = nn.MaxPool2d(2, stride=2)
         self.flatten = nn.Flatten()
@@ -43,8 +51,10 @@ class DigitsCnn(nn.Module):
         x = self.flatten(x.permute(0, 2, 3, 1))
         x = torch.relu(self.f1(x))
         x = self.d1(x)
-        x = torch.softmax(self.f2(x), dim=1)
-        return x
+        x = self.f2(x)
+        if self.logits:
+            return x
+        return torch.softmax(x, dim=1)
 
 
 def make_optimizer(model):

@@ -57,12 +57,20 @@ class Inception(nn.Module):
 
 class GooglenetBook(nn.Module):
     """The `googlenet_book` network. forward() takes N x 3 x 224 x 224 (channels first);
-    the spec writes its input 224 x 224 x 3 (H x W x C)."""
+    the spec writes its input 224 x 224 x 3 (H x W x C).
+
+    The spec ends in a softmax, so forward() returns probabilities, as the Keras
+    model does. PyTorch's losses take logits: nn.CrossEntropyLoss applies
+    log-softmax itself, so training on these outputs applies softmax twice.
+    Build the model with `logits=True` to get the scores before the softmax
+    (the same modules and state_dict; softmax(scores, dim=1) is forward()'s
+    default output)."""
 
     input_shape = (3, 224, 224)
 
-    def __init__(self):
+    def __init__(self, logits=False):
         super().__init__()
+        self.logits = logits
         self.c1_pad = nn.ZeroPad2d((2, 3, 2, 3))
         self.c1 = nn.Conv2d(3, 64, 7, stride=2)
         self.p1 = SamePool2d("max", 3, 2, (0, 1, 0, 1))
@@ -165,8 +173,10 @@ class GooglenetBook(nn.Module):
         x = self.p5(x)
         x = self.d1(x)
         x = self.flatten(x.permute(0, 2, 3, 1))
-        x = torch.softmax(self.f1(x), dim=1)
-        return x
+        x = self.f1(x)
+        if self.logits:
+            return x
+        return torch.softmax(x, dim=1)
 
 
 def learning_rate(epoch, lr=None):

@@ -55,12 +55,20 @@ class InceptionBlk(nn.Module):
 
 class Inception10(nn.Module):
     """The `inception10` network. forward() takes N x 3 x 32 x 32 (channels first);
-    the spec writes its input 32 x 32 x 3 (H x W x C)."""
+    the spec writes its input 32 x 32 x 3 (H x W x C).
+
+    The spec ends in a softmax, so forward() returns probabilities, as the Keras
+    model does. PyTorch's losses take logits: nn.CrossEntropyLoss applies
+    log-softmax itself, so training on these outputs applies softmax twice.
+    Build the model with `logits=True` to get the scores before the softmax
+    (the same modules and state_dict; softmax(scores, dim=1) is forward()'s
+    default output)."""
 
     input_shape = (3, 32, 32)
 
-    def __init__(self):
+    def __init__(self, logits=False):
         super().__init__()
+        self.logits = logits
         self.conv_bn_relu1 = ConvBNRelu(in_channels=3, ch=16, k=3, s=1, c1_padding=1)
         self.inception_blk1 = InceptionBlk(in_channels=16, ch=16, s=2)
         self.inception_blk2 = InceptionBlk(in_channels=64, ch=16, s=1)
@@ -76,8 +84,10 @@ class Inception10(nn.Module):
         x = self.inception_blk3(x)
         x = self.inception_blk4(x)
         x = torch.flatten(self.p1(x), 1)
-        x = torch.softmax(self.f1(x), dim=1)
-        return x
+        x = self.f1(x)
+        if self.logits:
+            return x
+        return torch.softmax(x, dim=1)
 
 
 def make_optimizer(model):

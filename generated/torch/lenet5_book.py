@@ -14,12 +14,20 @@ from torch import nn
 
 class Lenet5Book(nn.Module):
     """The `lenet5_book` network. forward() takes N x 1 x 28 x 28 (channels first);
-    the spec writes its input 28 x 28 x 1 (H x W x C)."""
+    the spec writes its input 28 x 28 x 1 (H x W x C).
+
+    The spec ends in a softmax, so forward() returns probabilities, as the Keras
+    model does. PyTorch's losses take logits: nn.CrossEntropyLoss applies
+    log-softmax itself, so training on these outputs applies softmax twice.
+    Build the model with `logits=True` to get the scores before the softmax
+    (the same modules and state_dict; softmax(scores, dim=1) is forward()'s
+    default output)."""
 
     input_shape = (1, 28, 28)
 
-    def __init__(self):
+    def __init__(self, logits=False):
         super().__init__()
+        self.logits = logits
         self.c1 = nn.Conv2d(1, 6, 5, padding=2)
         self.p1 = nn.AvgPool2d(2, stride=2)
         self.c2 = nn.Conv2d(6, 16, 5)
@@ -37,8 +45,10 @@ class Lenet5Book(nn.Module):
         x = torch.tanh(self.c3(x))
         x = self.flatten(x.permute(0, 2, 3, 1))
         x = torch.tanh(self.f1(x))
-        x = torch.softmax(self.f2(x), dim=1)
-        return x
+        x = self.f2(x)
+        if self.logits:
+            return x
+        return torch.softmax(x, dim=1)
 
 
 def learning_rate(epoch, lr=None):

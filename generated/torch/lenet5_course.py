@@ -14,12 +14,20 @@ from torch import nn
 
 class Lenet5Course(nn.Module):
     """The `lenet5_course` network. forward() takes N x 3 x 32 x 32 (channels first);
-    the spec writes its input 32 x 32 x 3 (H x W x C)."""
+    the spec writes its input 32 x 32 x 3 (H x W x C).
+
+    The spec ends in a softmax, so forward() returns probabilities, as the Keras
+    model does. PyTorch's losses take logits: nn.CrossEntropyLoss applies
+    log-softmax itself, so training on these outputs applies softmax twice.
+    Build the model with `logits=True` to get the scores before the softmax
+    (the same modules and state_dict; softmax(scores, dim=1) is forward()'s
+    default output)."""
 
     input_shape = (3, 32, 32)
 
-    def __init__(self):
+    def __init__(self, logits=False):
         super().__init__()
+        self.logits = logits
         self.c1 = nn.Conv2d(3, 6, 5)
         self.a1 = nn.Sigmoid()
         self.p1 = nn.MaxPool2d(2, stride=2)
@@ -41,8 +49,10 @@ class Lenet5Course(nn.Module):
         x = self.flatten(x.permute(0, 2, 3, 1))
         x = torch.sigmoid(self.f1(x))
         x = torch.sigmoid(self.f2(x))
-        x = torch.softmax(self.f3(x), dim=1)
-        return x
+        x = self.f3(x)
+        if self.logits:
+            return x
+        return torch.softmax(x, dim=1)
 
 
 def make_optimizer(model):

@@ -14,12 +14,20 @@ from torch import nn
 
 class MnistCnnTextbook(nn.Module):
     """The `mnist_cnn_textbook` network. forward() takes N x 1 x 28 x 28 (channels first);
-    the spec writes its input 28 x 28 x 1 (H x W x C)."""
+    the spec writes its input 28 x 28 x 1 (H x W x C).
+
+    The spec ends in a softmax, so forward() returns probabilities, as the Keras
+    model does. PyTorch's losses take logits: nn.CrossEntropyLoss applies
+    log-softmax itself, so training on these outputs applies softmax twice.
+    Build the model with `logits=True` to get the scores before the softmax
+    (the same modules and state_dict; softmax(scores, dim=1) is forward()'s
+    default output)."""
 
     input_shape = (1, 28, 28)
 
-    def __init__(self):
+    def __init__(self, logits=False):
         super().__init__()
+        self.logits = logits
         self.c1 = nn.Conv2d(1, 8, 5)
         self.a1 = nn.ReLU()
         self.p1 = nn.MaxPool2d(2, stride=2)
@@ -43,5 +51,7 @@ class MnistCnnTextbook(nn.Module):
         x = self.f1(x)
         x = self.b1(x)
         x = self.a3(x)
-        x = torch.softmax(self.f2(x), dim=1)
-        return x
+        x = self.f2(x)
+        if self.logits:
+            return x
+        return torch.softmax(x, dim=1)

@@ -14,12 +14,20 @@ from torch import nn
 
 class MnistFc(nn.Module):
     """The `mnist_fc` network. forward() takes N x 1 x 28 x 28 (channels first);
-    the spec writes its input 28 x 28 x 1 (H x W x C)."""
+    the spec writes its input 28 x 28 x 1 (H x W x C).
+
+    The spec ends in a softmax, so forward() returns probabilities, as the Keras
+    model does. PyTorch's losses take logits: nn.CrossEntropyLoss applies
+    log-softmax itself, so training on these outputs applies softmax twice.
+    Build the model with `logits=True` to get the scores before the softmax
+    (the same modules and state_dict; softmax(scores, dim=1) is forward()'s
+    default output)."""
 
     input_shape = (1, 28, 28)
 
-    def __init__(self):
+    def __init__(self, logits=False):
         super().__init__()
+        self.logits = logits
         self.flatten = nn.Flatten()
         self.f1 = nn.Linear(784, 128)
         self.f2 = nn.Linear(128, 10)
@@ -27,8 +35,10 @@ class MnistFc(nn.Module):
     def forward(self, x):
         x = self.flatten(x.permute(0, 2, 3, 1))
         x = torch.relu(self.f1(x))
-        x = torch.softmax(self.f2(x), dim=1)
-        return x
+        x = self.f2(x)
+        if self.logits:
+            return x
+        return torch.softmax(x, dim=1)
 
 
 def make_optimizer(model):

@@ -76,12 +76,20 @@ class Bottleneck_2(nn.Module):
 
 class Resnet101(nn.Module):
     """The `resnet101` network. forward() takes N x 3 x 224 x 224 (channels first);
-    the spec writes its input 224 x 224 x 3 (H x W x C)."""
+    the spec writes its input 224 x 224 x 3 (H x W x C).
+
+    The spec ends in a softmax, so forward() returns probabilities, as the Keras
+    model does. PyTorch's losses take logits: nn.CrossEntropyLoss applies
+    log-softmax itself, so training on these outputs applies softmax twice.
+    Build the model with `logits=True` to get the scores before the softmax
+    (the same modules and state_dict; softmax(scores, dim=1) is forward()'s
+    default output)."""
 
     input_shape = (3, 224, 224)
 
-    def __init__(self):
+    def __init__(self, logits=False):
         super().__init__()
+        self.logits = logits
         self.zp1 = nn.ZeroPad2d((3, 3, 3, 3))
         self.c1 = nn.Conv2d(3, 64, 7, stride=2)
         self.b1 = nn.BatchNorm2d(64, eps=1.001e-05, momentum=0.01)
@@ -165,8 +173,10 @@ class Resnet101(nn.Module):
         x = self.bottleneck32(x)
         x = self.bottleneck33(x)
         x = torch.flatten(self.p2(x), 1)
-        x = torch.softmax(self.f1(x), dim=1)
-        return x
+        x = self.f1(x)
+        if self.logits:
+            return x
+        return torch.softmax(x, dim=1)
 
 
 def make_optimizer(model):

@@ -76,12 +76,20 @@ class BookBottleneck_2(nn.Module):
 
 class Resnet50Book(nn.Module):
     """The `resnet50_book` network. forward() takes N x 3 x 224 x 224 (channels first);
-    the spec writes its input 224 x 224 x 3 (H x W x C)."""
+    the spec writes its input 224 x 224 x 3 (H x W x C).
+
+    The spec ends in a softmax, so forward() returns probabilities, as the Keras
+    model does. PyTorch's losses take logits: nn.CrossEntropyLoss applies
+    log-softmax itself, so training on these outputs applies softmax twice.
+    Build the model with `logits=True` to get the scores before the softmax
+    (the same modules and state_dict; softmax(scores, dim=1) is forward()'s
+    default output)."""
 
     input_shape = (3, 224, 224)
 
-    def __init__(self):
+    def __init__(self, logits=False):
         super().__init__()
+        self.logits = logits
         self.c1 = nn.Conv2d(3, 64, 7, stride=2)
         self.b1 = nn.BatchNorm2d(64, eps=0.001, momentum=0.01)
         self.a1 = nn.ReLU()
@@ -129,8 +137,10 @@ class Resnet50Book(nn.Module):
         x = self.book_bottleneck16(x)
         x = self.p2(x)
         x = self.flatten(x.permute(0, 2, 3, 1))
-        x = torch.softmax(self.f1(x), dim=1)
-        return x
+        x = self.f1(x)
+        if self.logits:
+            return x
+        return torch.softmax(x, dim=1)
 
 
 def make_optimizer(model):

@@ -48,12 +48,20 @@ class VGGBlock1x1(nn.Module):
 
 class Vgg16C(nn.Module):
     """The `vgg16_c` network. forward() takes N x 3 x 224 x 224 (channels first);
-    the spec writes its input 224 x 224 x 3 (H x W x C)."""
+    the spec writes its input 224 x 224 x 3 (H x W x C).
+
+    The spec ends in a softmax, so forward() returns probabilities, as the Keras
+    model does. PyTorch's losses take logits: nn.CrossEntropyLoss applies
+    log-softmax itself, so training on these outputs applies softmax twice.
+    Build the model with `logits=True` to get the scores before the softmax
+    (the same modules and state_dict; softmax(scores, dim=1) is forward()'s
+    default output)."""
 
     input_shape = (3, 224, 224)
 
-    def __init__(self):
+    def __init__(self, logits=False):
         super().__init__()
+        self.logits = logits
         self.vgg_block1 = VGGBlock(in_channels=3, ch=64)
         self.vgg_block2 = VGGBlock(in_channels=64, ch=128)
         self.vgg_block1x11 = VGGBlock1x1(in_channels=128, ch=256)
@@ -73,5 +81,7 @@ class Vgg16C(nn.Module):
         x = self.flatten(x.permute(0, 2, 3, 1))
         x = torch.relu(self.f1(x))
         x = torch.relu(self.f2(x))
-        x = torch.softmax(self.f3(x), dim=1)
-        return x
+        x = self.f3(x)
+        if self.logits:
+            return x
+        return torch.softmax(x, dim=1)
