@@ -14,6 +14,7 @@ over the generated model.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 
@@ -31,9 +32,13 @@ from backends.runtime import build_torch
 GPU_RESIDENT_LIMIT = 0.25  # at most this share of free GPU memory for the training set
 
 
-def distributed_env() -> tuple[int, int, int]:
-    """(rank, world size, local rank) as torchrun sets them; (0, 1, 0) otherwise."""
-    return (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
+def distributed_env() -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) as torchrun sets them; None outside torchrun.
+    Under torchrun the runner always goes through DistributedDataParallel, one
+    process included, so a one-GPU launch runs the multi-GPU code path."""
+    if "WORLD_SIZE" not in os.environ:
+        return None
+    return (int(os.environ.get("RANK", "0")), int(os.environ["WORLD_SIZE"]),
             int(os.environ.get("LOCAL_RANK", "0")))
 
 
@@ -68,9 +73,10 @@ def make_optimizer(model: nn.Module, settings: Settings) -> torch.optim.Optimize
 
 def crossentropy(outputs: torch.Tensor, y: torch.Tensor, probabilities: bool,
                  label_smoothing: float = 0.0) -> torch.Tensor:
-    """Per-example cross-entropy with Keras's conventions: softmax outputs are
-    normalised and clipped to [1e-7, 1 - 1e-7] before the log; smoothing mixes
-    in the uniform distribution."""
+    """Per-example cross-entropy with Keras's conventions: logits go through
+    log-softmax; probabilities (a softmax head whose logits are not at hand) are
+    normalised and clipped to [1e-7, 1 - 1e-7] before the log; smoothing mixes in
+    the uniform distribution."""
     outputs = outputs.float()
     if probabilities:
         p = outputs / outputs.sum(dim=1, keepdim=True)
@@ -84,12 +90,16 @@ def crossentropy(outputs: torch.Tensor, y: torch.Tensor, probabilities: bool,
 
 
 class TorchTrainer:
+    backend = "torch"
+
     def __init__(self, ir: Model, settings: Settings):
         self.settings = settings
-        self.rank, self.world, local_rank = distributed_env()
+        env = distributed_env()
+        self.distributed = env is not None
+        self.rank, self.world, local_rank = env or (0, 1, 0)
         self.device = pick_device(settings.device, local_rank)
         self.cuda = self.device.type == "cuda"
-        if self.world > 1 and not torch.distributed.is_initialized():
+        if self.distributed and not torch.distributed.is_initialized():
             torch.distributed.init_process_group("nccl" if self.cuda else "gloo")
         if self.cuda:
             torch.cuda.set_device(self.device)
@@ -102,7 +112,7 @@ class TorchTrainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.net: nn.Module = self.model
-        if self.world > 1:
+        if self.distributed:
             self.net = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.cuda else None)
         if settings.compile:
@@ -110,6 +120,10 @@ class TorchTrainer:
         self.optimizer = make_optimizer(self.model, settings)
         self.ir = ir
         self.probabilities = outputs_probabilities(ir)
+        # Keras's fit takes a softmax head's loss from the softmax's input, not from
+        # the clipped probabilities (a confidently wrong example keeps its gradient):
+        # train on the generated model's logits (`logits=True`), predict probabilities
+        self.train_logits = self.probabilities and hasattr(self.model, "logits")
         bf16 = self.cuda and torch.cuda.is_bf16_supported()
         if settings.precision == "bf16" and not bf16:
             raise RunError("--precision bf16 needs a CUDA device that supports bfloat16")
@@ -127,7 +141,7 @@ class TorchTrainer:
             parts.append("channels-last")
         if self.settings.compile:
             parts.append("torch.compile")
-        if self.world > 1:
+        if self.distributed:
             parts.append(f"DistributedDataParallel x{self.world} "
                          f"({torch.distributed.get_backend()})")
         return ", ".join(parts)
@@ -187,6 +201,9 @@ class TorchTrainer:
 
     def train_epoch(self, data, report, stop) -> None:
         self.net.train()
+        if self.train_logits:
+            self.model.logits = True
+        clipped = self.probabilities and not self.train_logits
         ls = self.settings.label_smoothing
         acc = torch.zeros(4, dtype=torch.float64, device=self.device)
         pending = 0
@@ -194,7 +211,7 @@ class TorchTrainer:
         for step, x, y, n_global in self._batches(data):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 out = self.net(x)
-            per_example = crossentropy(out, y, self.probabilities, ls)
+            per_example = crossentropy(out, y, clipped, ls)
             # DDP averages gradients over ranks: scale so the result is the global mean
             loss = per_example.sum() * (self.world / n_global)
             self.optimizer.zero_grad(set_to_none=True)
@@ -207,7 +224,7 @@ class TorchTrainer:
             pending += 1
             if pending == self.sync_every or step == last or stop:
                 acc[3] = 1.0 if stop else 0.0
-                if self.world > 1:
+                if self.distributed:
                     torch.distributed.all_reduce(acc)
                 values = acc.tolist()
                 acc.zero_()
@@ -218,6 +235,8 @@ class TorchTrainer:
     @torch.no_grad()
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         self.model.eval()
+        if self.train_logits:
+            self.model.logits = False
         outs = []
         for s in range(0, len(x), max(batch_size, 256)):
             xb = self._to_device(as_float(x[s:s + max(batch_size, 256)]))
@@ -254,5 +273,17 @@ class TorchTrainer:
         return json.loads(ckpt["meta"])
 
     def close(self) -> None:
-        if self.world > 1 and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        """Leave the process group together: a rank that tears gloo down while
+        another still holds its connections can abort the whole job (SIGABRT,
+        "terminate called without an active exception"), so every rank waits at a
+        barrier first, bounded so that a rank which died cannot hang the others."""
+        if not (self.distributed and torch.distributed.is_initialized()):
+            return
+        try:
+            if self.cuda:
+                torch.distributed.barrier(device_ids=[self.device.index])
+            else:
+                torch.distributed.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+        except RuntimeError:
+            pass  # another rank is gone; tear down alone
+        torch.distributed.destroy_process_group()
