@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from archc.syntax import Span
+from archc.language.syntax import Span
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Hard limits, checked before anything is expanded, so that no input can make
 archc run out of time, memory or stack. A 60-byte spec can otherwise mean 10^10
-layers; the expansion pass counts nodes arithmetically first (archc/expand.py).
+layers; the expansion pass counts nodes arithmetically first (archc/passes/expand.py).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ import gc
 from contextlib import contextmanager
 
 from archc.diagnostics import Diagnostics, Sources, SpecError
-from archc.expand import build_ir, check_library, is_library, load
-from archc.infer import infer
+from archc.passes.expand import build_ir, check_library, is_library, load
+from archc.passes.infer import infer
 from archc.ir import Model
 
 

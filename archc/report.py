@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from archc.ir import Model
-from archc.shapes import describe
+from archc.ir.shapes import describe
 
 
 def _si(n: float) -> str:

@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from archc import syntax as S
+from archc.language import syntax as S
 from archc.diagnostics import Diagnostics, did_you_mean
-from archc.values import Evaluator, FuncVal, Sym, show
+from archc.language.values import Evaluator, FuncVal, Sym, show
 
 
 class _Frozen(BaseModel):
@@ -275,7 +275,7 @@ def parse_settings(settings: dict[str, str], origin: str = "the command line") -
     fields of a TrainingConfig; raises SpecError whose diagnostics quote the option
     and its value, with a caret under the bad part."""
     from archc.diagnostics import Sources, SpecError
-    from archc.parser import parse
+    from archc.language.parser import parse
 
     if not settings:
         return {}

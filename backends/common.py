@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable
 
 from archc import __version__
 from archc.ir import BlockInstance, Model
-from archc.layers import Node
+from archc.ir.kinds import Node
 from archc.pipeline import no_gc
 
 LINE = 100
@@ -471,7 +471,7 @@ def _make_unit(block: str, name: str, class_name: str, members: list[Instance], 
 
 
 def _snake(name: str) -> str:
-    from archc.expand import snake
+    from archc.passes.expand import snake
 
     return snake(name)
 

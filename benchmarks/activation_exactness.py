@@ -22,7 +22,7 @@ def main() -> None:
     import torch
     from torch import nn
 
-    from archc.layers import ACTIVATIONS
+    from archc.ir.kinds import ACTIVATIONS
     from backends.pytorch.generator import _float32
     from backends.runtime import keras_dtype
 

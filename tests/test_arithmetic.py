@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archc.diagnostics import Diagnostics, Sources, SpecError
-from archc.parser import parse, product_factors
+from archc.language.parser import parse, product_factors
 from archc.pipeline import compile_spec
-from archc.values import Evaluator
+from archc.language.values import Evaluator
 from tests.helpers import compile_str
 
 REPROS = pathlib.Path(__file__).parent / "repros"

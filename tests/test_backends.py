@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from archc.layers import KINDS
+from archc.ir.kinds import KINDS
 from archc.pipeline import compile_spec
 from backends import NAMES, get
 from backends.common import BackendError, write_module

@@ -480,7 +480,7 @@ ACTIVATION_CASES = ["relu", "relu6", "sigmoid", "hard_sigmoid", "tanh", "linear"
 @pytest.mark.parametrize("fn", ACTIVATION_CASES)
 def test_every_activation_float64(fn, direction):
     """Every activation archc supports, as a node and (where it can be) fused."""
-    from archc.layers import ACTIVATIONS, FUSABLE
+    from archc.ir.kinds import ACTIVATIONS, FUSABLE
 
     assert {c.split(",")[0] for c in ACTIVATION_CASES} == set(ACTIVATIONS)
     fused = f"C(6*3*3, s1, same, {fn})\n" if fn in FUSABLE else ""

@@ -1,4 +1,4 @@
-"""The expansion count (archc/expand.py) is exact and instant (issue 11, items 5 and 7).
+"""The expansion count (archc/passes/expand.py) is exact and instant (issue 11, items 5 and 7).
 
 The count says how many nodes a spec makes before any is built; it must be the
 number the expansion then builds (a layer call that makes one node counts one,
@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from archc import expand
+from archc.passes import expand
 from archc.diagnostics import Diagnostics, Sources, SpecError
-from archc.expand import Expander, _Env, build_ir, is_library, load
+from archc.passes.expand import Expander, _Env, build_ir, is_library, load
 from archc.limits import LIMITS, Limits
 from tests.helpers import SPECS, compile_str, error
 

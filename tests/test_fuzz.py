@@ -23,7 +23,7 @@ from hypothesis.extra.lark import from_lark
 from archc.diagnostics import SpecError
 from lark import Lark
 
-from archc.parser import GRAMMAR
+from archc.language.parser import GRAMMAR
 from archc.pipeline import compile_spec
 
 SPECS = pathlib.Path(__file__).resolve().parent.parent / "specs"

@@ -10,7 +10,7 @@ import pydantic
 import pytest
 
 from archc.ir import Model
-from archc.layers import KINDS
+from archc.ir.kinds import KINDS
 from archc.pipeline import compile_spec
 from tests.helpers import SPECS, compile_str
 from tests.test_specs import ALL_SPECS

@@ -377,7 +377,7 @@ def test_training_errors_point_at_the_value():
 
 
 def test_language_doc_covers_every_layer_spelling():
-    from archc.layers import SPELLINGS
+    from archc.ir.kinds import SPELLINGS
 
     doc = (pathlib.Path(__file__).parent.parent / "docs" / "language.md").read_text("utf-8")
     for spelling in SPELLINGS:

@@ -11,7 +11,7 @@ import pathlib
 import pytest
 
 from archc.diagnostics import SpecError
-from archc.expand import identifier_problem
+from archc.passes.expand import identifier_problem
 from archc.pipeline import compile_spec
 from backends import get
 from backends.keras import names as keras_names

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from archc.pipeline import compile_spec
-from archc.shapes import describe
+from archc.ir.shapes import describe
 from tests import readme_commands
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

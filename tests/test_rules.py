@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from archc.shapes import ShapeError, same_padding, window_output
+from archc.ir.shapes import ShapeError, same_padding, window_output
 from tests.helpers import compile_str, error
 
 

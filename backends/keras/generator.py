@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Callable
 
 from archc.ir import Model
-from archc.layers import KINDS, Node
-from archc.shapes import describe
+from archc.ir.kinds import KINDS, Node
+from archc.ir.shapes import describe
 from backends.common import (
     Body,
     Instance,

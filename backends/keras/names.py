@@ -57,7 +57,7 @@ CLASHES = {
 
 def forms(kind: str, name: str) -> list[tuple[str, str, str]]:
     """(form, text in the module, what it is there) for a declared name."""
-    from archc.expand import snake
+    from archc.passes.expand import snake
 
     if kind == "model":
         return [

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Callable
 
 from archc.ir import Model
-from archc.layers import KINDS, Node
-from archc.shapes import describe, same_padding
+from archc.ir.kinds import KINDS, Node
+from archc.ir.shapes import describe, same_padding
 from backends.common import (
     BackendError,
     Body,

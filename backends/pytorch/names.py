@@ -122,7 +122,7 @@ def forms(kind: str, name: str) -> list[tuple[str, str, str]]:
         c = camel(name)
         out = [("module", c, f"the PyTorch class `{c}`")]
         if kind == "block":  # its instances' default names: `self.<snake>1`, ...
-            from archc.expand import snake
+            from archc.passes.expand import snake
 
             out.append(
                 (

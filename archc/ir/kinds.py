@@ -6,7 +6,7 @@ knows about it without a framework:
 
 - `spellings`: how the .cnn language writes it (`C`, `Conv`, ...);
 - `bind()`:    how a call's arguments become the node's fields;
-- `infer()`:   its shape rule (pure arithmetic in archc/shapes.py);
+- `infer()`:   its shape rule (pure arithmetic in archc/ir/shapes.py);
 - `count()`:   its trainable / non-trainable parameters and multiply-accumulates,
                counted exactly as Keras counts them;
 - `window()`:  its kernel and stride, for the receptive field.
@@ -22,8 +22,8 @@ from typing import Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict
 
-from archc.shapes import Shape, ShapeError, describe, window_output
-from archc.values import ArgReader, Sym, Tagged, show
+from archc.ir.shapes import Shape, ShapeError, describe, window_output
+from archc.language.values import ArgReader, Sym, Tagged, show
 
 Pair = tuple[int, int]
 
@@ -128,7 +128,7 @@ class Node(BaseModel):
     inputs: tuple[str, ...] = ()
     scope: str = ""
     loc: Loc | None = None
-    # -- filled in by archc.infer
+    # -- filled in by archc.passes.infer
     in_shapes: tuple[tuple[int, ...], ...] = ()
     out_shape: tuple[int, ...] = ()
     trainable: int = 0
@@ -275,7 +275,7 @@ class Input(Node):
 
 
 class Conv2D(Node):
-    """2-D convolution. Output size per axis: see `archc.shapes.window_output`."""
+    """2-D convolution. Output size per axis: see `archc.ir.shapes.window_output`."""
 
     kind: Literal["conv"] = "conv"
     filters: int

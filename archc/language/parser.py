@@ -1,6 +1,6 @@
-"""Text -> syntax tree (archc/syntax.py), with archc's own diagnostics.
+"""Text -> syntax tree (archc/language/syntax.py), with archc's own diagnostics.
 
-The grammar (archc/grammar.lark) is compiled by lark's LALR(1) generator once
+The grammar (archc/language/grammar.lark) is compiled by lark's LALR(1) generator once
 and cached on disk, so a fresh process pays only for loading the tables. The
 LALR parser builds syntax nodes directly (no parse tree) without recursion, and
 the input is checked for size, binary content and nesting depth before
@@ -24,7 +24,7 @@ from lark.exceptions import (
     VisitError,
 )
 
-from archc import syntax as S
+from archc.language import syntax as S
 from archc.diagnostics import Diagnostics, SpecError
 from archc.limits import LIMITS
 
@@ -99,7 +99,7 @@ def _float_literal(text: str, span: S.Span) -> float:
 
 
 class _ToSyntax(Transformer):
-    """Builds archc.syntax nodes. It runs inside the LALR parser, one callback per
+    """Builds archc.language.syntax nodes. It runs inside the LALR parser, one callback per
     reduction (no parse tree, no recursion), so deep input is safe and a
     10,000-layer spec parses in a fraction of a second. Spans are computed from
     the tokens each node covers."""
@@ -508,7 +508,7 @@ def _syntax_error(e: UnexpectedInput, text: str, path: str, diags: Diagnostics) 
     return diags.fatal("E103", f"unexpected `{value}`", span, expected=expected or None, hint=hint)
 
 
-MERGE_WORDS = ("concat", "add")  # archc/expand.py: MERGES
+MERGE_WORDS = ("concat", "add")  # archc/passes/expand.py: MERGES
 
 
 def _merge_hint(text: str, pos: int | None) -> str:

@@ -1,6 +1,6 @@
 """Evaluating spec expressions, and reading a call's arguments.
 
-Nothing here calls `eval`: expressions are syntax trees (archc/syntax.py) walked
+Nothing here calls `eval`: expressions are syntax trees (archc/language/syntax.py) walked
 by a small interpreter over integers, floats, symbols and tagged literals.
 Integers are bounded by LIMITS.max_int, so no spec can make archc compute with
 huge numbers.
@@ -12,10 +12,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from archc import syntax as S
+from archc.language import syntax as S
 from archc.diagnostics import Diagnostics, SpecError, did_you_mean
 from archc.limits import LIMITS
-from archc.parser import product_factors
+from archc.language.parser import product_factors
 
 
 @dataclass(frozen=True)

@@ -26,14 +26,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from archc import syntax as S
+from archc.language import syntax as S
 from archc.diagnostics import Diagnostics, SpecError, did_you_mean
 from archc.ir import BlockDefinition, BlockInstance, BlockParam, Model
-from archc.layers import SPELLINGS, Add, Concat, Input, Loc, Node, unknown_layer_hint
+from archc.ir.kinds import SPELLINGS, Add, Concat, Input, Loc, Node, unknown_layer_hint
 from archc.limits import LIMITS
-from archc.parser import parse, read_source
+from archc.language.parser import parse, read_source
 from archc.training import build_training
-from archc.values import ArgReader, Evaluator, FuncVal, Sym, Tagged, show
+from archc.language.values import ArgReader, Evaluator, FuncVal, Sym, Tagged, show
 
 # Words of the language itself, and names a generated module needs for itself.
 RESERVED = {"model", "include", "input", "Input", "block", "train", "concat", "add", "if",

@@ -1,5 +1,5 @@
 """IR graph -> inferred IR graph: every node's shapes, parameters, MACs and
-receptive field, from each layer kind's own rules (archc/layers.py).
+receptive field, from each layer kind's own rules (archc/ir/kinds.py).
 
 A shape conflict is reported at the node's source location with both shapes and
 a hint; nodes downstream of a failed node are skipped, so independent conflicts
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from archc.diagnostics import Diagnostics
 from archc.ir import Model
-from archc.layers import RF
-from archc.shapes import ShapeError, describe
-from archc.syntax import Span
+from archc.ir.kinds import RF
+from archc.ir.shapes import ShapeError, describe
+from archc.language.syntax import Span
 
 
 def infer(model: Model, diags: Diagnostics) -> Model:

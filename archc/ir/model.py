@@ -1,4 +1,4 @@
-"""The IR: an immutable, typed graph of layer nodes (archc/layers.py).
+"""The IR: an immutable, typed graph of layer nodes (archc/ir/kinds.py).
 
 `Model` is what every later stage reads: the report, the JSON dump (`archc ir
 --json`, loaded back equal), and the backends. Nodes are listed in topological
@@ -12,7 +12,7 @@ from typing import Annotated, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from archc.layers import KINDS, Loc
+from archc.ir.kinds import KINDS, Loc
 from archc.training import TrainingConfig
 
 IRNode = Annotated[Union[tuple(KINDS.values())], Field(discriminator="kind")]  # type: ignore

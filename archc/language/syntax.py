@@ -3,7 +3,7 @@
 These are named tuples (immutable, and the fastest Python objects to create:
 a 10,000-layer spec makes hundreds of thousands) produced by the parser.
 They carry no meaning yet: names are not resolved, expressions not evaluated.
-The expansion pass (archc/expand.py) gives them meaning and builds the IR.
+The expansion pass (archc/passes/expand.py) gives them meaning and builds the IR.
 """
 
 from __future__ import annotations
