@@ -35,12 +35,13 @@ def no_gc():
 _no_gc = no_gc  # the name it had
 
 
-def compile_spec(path: str, text: str | None = None) -> Model:
-    """Compile one .cnn file (or `text` under that name) to an inferred IR Model."""
+def compile_spec(path: str, text: str | None = None, default_name: str | None = None) -> Model:
+    """Compile one .cnn file (or `text` under that name) to an inferred IR Model.
+    A spec without a `model` line is named `default_name`, or else after its file."""
     with no_gc():
         diags = Diagnostics(Sources())
         program = load(path, diags, text)  # text -> syntax trees, includes resolved
-        model = build_ir(program, diags, source=path)  # blocks, branches, repeats expanded
+        model = build_ir(program, diags, path, default_name)  # blocks, repeats expanded
         return infer(model, diags)  # shapes, parameters, MACs, receptive fields
 
 
@@ -55,8 +56,10 @@ def check_spec(path: str) -> Model | list[str]:
         return infer(build_ir(program, diags, source=path), diags)
 
 
-def compile_text(text: str, name: str = "<spec>") -> Model:
-    return compile_spec(name, text)
+def compile_text(text: str, name: str = "spec", path: str = "<text>") -> Model:
+    """Compile spec text. Without a `model` line the model is named `name`;
+    diagnostics and `include`s refer to `path`."""
+    return compile_spec(path, text, default_name=name)
 
 
 __all__ = ["compile_spec", "check_spec", "compile_text", "SpecError", "Model"]

@@ -156,8 +156,7 @@ def as_json(model: Model) -> str:
             "inputs": list(n.inputs), "output_shape": list(n.out_shape),
             "params": n.params, "trainable": n.trainable, "nontrainable": n.nontrainable,
             "macs": n.macs,
-            "receptive_field": None if n.rf is None else {"size": list(n.rf.size),
-                                                         "jump": list(n.rf.jump)},
+            "receptive_field": None if n.rf is None else n.rf.model_dump(mode="json"),
         })
     return json.dumps({"model": model.name, "source": model.source, "totals": totals(model),
                        "nodes": nodes}, indent=2)

@@ -2,14 +2,10 @@
 IR node name (never by position), through one neutral form: a dict from
 "<node>/<role>" to a NumPy array in Keras's layout.
 
-Roles and layouts (Keras <-> PyTorch):
-- conv:      kernel (kh, kw, in, out) <-> weight (out, in, kh, kw); bias
-- dense:     kernel (in, out) <-> weight (out, in); bias. No permutation after
-             Flatten: both builds flatten in channels-last order.
-- batchnorm: gamma, beta, moving_mean, moving_variance <-> weight, bias,
-             running_mean, running_var
-- prelu:     alpha (1, 1, C) or (C,) <-> weight (C,)
-A missing, extra or mis-shaped tensor is an error naming the node.
+Each layer kind declares its tensors (`weights()` in archc/ir/kinds.py): the role,
+the PyTorch attribute, the permutation from the neutral layout to PyTorch's, and
+whether the neutral form stores it flattened (PReLU's alpha). Nothing here knows a
+kind. A missing, extra or mis-shaped tensor is an error naming the node.
 
 `save_weights` / `load_weights` store that dict as a NumPy .npz archive read
 with allow_pickle=False: archc never unpickles a weight file.
@@ -18,54 +14,38 @@ with allow_pickle=False: archc never unpickles a weight file.
 from __future__ import annotations
 
 from archc.ir import Model
-
-ROLES = {
-    "conv": ("kernel", "bias"),
-    "dense": ("kernel", "bias"),
-    "batchnorm": ("gamma", "beta", "moving_mean", "moving_variance"),
-    "prelu": ("alpha",),
-}
-TORCH_ATTR = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias",
-              "moving_mean": "running_mean", "moving_variance": "running_var",
-              "alpha": "weight"}
+from archc.ir.kinds import Weight
 
 
 class TransferError(Exception):
     pass
 
 
-def _roles(node) -> tuple[str, ...]:
-    if node.kind in ("conv", "dense"):
-        return ("kernel", "bias") if node.use_bias else ("kernel",)
-    if node.kind == "batchnorm":
-        return ROLES["batchnorm"]
-    if node.kind == "activation" and node.fn == "prelu":
-        return ROLES["prelu"]
-    if node.params:
-        raise TransferError(f"`{node.name}`: no rule for the weights of `{node.kind}`")
-    return ()
+def _weighted(ir: Model) -> list[tuple[object, tuple[Weight, ...]]]:
+    out = []
+    for n in ir.nodes:
+        ws = n.weights(list(n.in_shapes))
+        if sum(w.size for w in ws) != n.params:
+            raise TransferError(f"`{n.name}`: the tensors of `{n.kind}` do not add up to its "
+                                f"{n.params} parameters")
+        if ws:
+            out.append((n, ws))
+    return out
 
 
-def _weighted(ir: Model):
-    return [(n, _roles(n)) for n in ir.nodes if n.params]
+def _to_keras_layout(w: Weight, a):
+    """PyTorch's tensor -> the neutral form."""
+    if w.to_torch is not None:
+        inverse = sorted(range(len(w.to_torch)), key=w.to_torch.__getitem__)
+        a = a.transpose(inverse)
+    return a.reshape(-1) if w.flat else a
 
 
-def _to_keras_layout(node, role, a):
-    if role == "kernel" and node.kind == "conv":
-        return a.transpose(2, 3, 1, 0)
-    if role == "kernel" and node.kind == "dense":
-        return a.T
-    return a
-
-
-def _to_torch_layout(node, role, a):
-    if role == "kernel" and node.kind == "conv":
-        return a.transpose(3, 2, 0, 1)
-    if role == "kernel" and node.kind == "dense":
-        return a.T
-    if role == "alpha":
+def _to_torch_layout(w: Weight, a):
+    """The neutral form -> PyTorch's tensor."""
+    if w.flat:
         return a.reshape(-1)
-    return a
+    return a.transpose(w.to_torch) if w.to_torch is not None else a
 
 
 def keras_weights(ir: Model, model) -> dict:
@@ -73,35 +53,34 @@ def keras_weights(ir: Model, model) -> dict:
 
     layers = {layer.name: layer for layer in model.layers}
     out = {}
-    for node, roles in _weighted(ir):
+    for node, ws in _weighted(ir):
         if node.name not in layers:
             raise TransferError(f"`{node.name}` is missing from the Keras model")
         values = layers[node.name].get_weights()
-        if len(values) != len(roles):
+        if len(values) != len(ws):
             raise TransferError(f"`{node.name}`: the Keras layer has {len(values)} tensors, "
-                                f"expected {len(roles)} ({', '.join(roles)})")
-        for role, v in zip(roles, values):
+                                f"expected {len(ws)} ({', '.join(w.role for w in ws)})")
+        for w, v in zip(ws, values):
             v = np.asarray(v)
-            out[f"{node.name}/{role}"] = v.reshape(-1) if role == "alpha" else v
+            out[f"{node.name}/{w.role}"] = v.reshape(-1) if w.flat else v
     return out
 
 
 def torch_weights(ir: Model, model) -> dict:
     modules = dict(model.named_modules())
     out = {}
-    for node, roles in _weighted(ir):
+    for node, ws in _weighted(ir):
         if node.name not in modules:
             raise TransferError(f"`{node.name}` is missing from the PyTorch model")
         m = modules[node.name]
-        for role in roles:
-            t = getattr(m, TORCH_ATTR[role])
-            out[f"{node.name}/{role}"] = _to_keras_layout(node, role,
-                                                          t.detach().cpu().numpy().copy())
+        for w in ws:
+            t = getattr(m, w.torch)
+            out[f"{node.name}/{w.role}"] = _to_keras_layout(w, t.detach().cpu().numpy().copy())
     return out
 
 
 def _check_keys(ir: Model, weights: dict) -> None:
-    expected = {f"{n.name}/{r}" for n, roles in _weighted(ir) for r in roles}
+    expected = {f"{n.name}/{w.role}" for n, ws in _weighted(ir) for w in ws}
     missing = sorted(expected - set(weights))
     extra = sorted(set(weights) - expected)
     if missing:
@@ -117,15 +96,16 @@ def set_keras_weights(ir: Model, model, weights: dict) -> None:
 
     _check_keys(ir, weights)
     layers = {layer.name: layer for layer in model.layers}
-    for node, roles in _weighted(ir):
+    for node, ws in _weighted(ir):
         layer = layers[node.name]
         current = layer.get_weights()
         new = []
-        for role, cur in zip(roles, current):
-            v = np.asarray(weights[f"{node.name}/{role}"]).reshape(cur.shape) \
-                if role == "alpha" else np.asarray(weights[f"{node.name}/{role}"])
+        for w, cur in zip(ws, current):
+            v = np.asarray(weights[f"{node.name}/{w.role}"])
+            if w.flat:
+                v = v.reshape(cur.shape)
             if v.shape != cur.shape:
-                raise TransferError(f"`{node.name}/{role}`: Keras has {cur.shape}, "
+                raise TransferError(f"`{node.name}/{w.role}`: Keras has {cur.shape}, "
                                     f"the weights have {v.shape}")
             new.append(v.astype(cur.dtype))
         layer.set_weights(new)
@@ -137,13 +117,13 @@ def set_torch_weights(ir: Model, model, weights: dict) -> None:
 
     _check_keys(ir, weights)
     modules = dict(model.named_modules())
-    for node, roles in _weighted(ir):
+    for node, ws in _weighted(ir):
         m = modules[node.name]
-        for role in roles:
-            target = getattr(m, TORCH_ATTR[role])
-            v = _to_torch_layout(node, role, np.asarray(weights[f"{node.name}/{role}"]))
+        for w in ws:
+            target = getattr(m, w.torch)
+            v = _to_torch_layout(w, np.asarray(weights[f"{node.name}/{w.role}"]))
             if tuple(target.shape) != v.shape:
-                raise TransferError(f"`{node.name}/{role}`: PyTorch has {tuple(target.shape)}, "
+                raise TransferError(f"`{node.name}/{w.role}`: PyTorch has {tuple(target.shape)}, "
                                     f"the weights give {v.shape}")
             with torch.no_grad():
                 target.copy_(torch.from_numpy(np.ascontiguousarray(v)).to(target.dtype))

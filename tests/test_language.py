@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from archc.diagnostics import SpecError
 from archc.pipeline import compile_spec
 from tests.helpers import compile_str, error, same_ir
 
@@ -377,8 +378,20 @@ def test_training_errors_point_at_the_value():
 
 
 def test_language_doc_covers_every_layer_spelling():
-    from archc.ir.kinds import SPELLINGS
+    from archc.language.bind import SPELLINGS
 
     doc = (pathlib.Path(__file__).parent.parent / "docs" / "language.md").read_text("utf-8")
     for spelling in SPELLINGS:
         assert re.search(rf"`{re.escape(spelling)}[`(]", doc), spelling
+
+
+def test_compile_text_needs_no_model_line():
+    from archc.pipeline import compile_text
+
+    m = compile_text("input 8*8*1\nC(4*3*3) Flatten Dense(2)")
+    assert (m.name, m.source, m.params) == ("spec", "<text>", 4 * 9 + 4 + 6 * 6 * 4 * 2 + 2)
+    assert compile_text("input 8*8*1\nFlatten", name="tiny").name == "tiny"
+    assert compile_text("model foo\ninput 8*8*1\nFlatten").name == "foo"
+    with pytest.raises(SpecError) as e:
+        compile_text("input 8*8*1\nC(4*3*3) Flat", path="mine.cnn")
+    assert str(e.value).startswith("error[E201]") and "mine.cnn:2:10" in str(e.value)

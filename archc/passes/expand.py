@@ -29,7 +29,8 @@ from typing import Any
 from archc.language import syntax as S
 from archc.diagnostics import Diagnostics, SpecError, did_you_mean
 from archc.ir import BlockDefinition, BlockInstance, BlockParam, Model
-from archc.ir.kinds import SPELLINGS, Add, Concat, Input, Loc, Node, unknown_layer_hint
+from archc.ir.kinds import Add, Concat, Input, Loc, Node
+from archc.language.bind import SPELLINGS, layer_list, unknown_layer_hint
 from archc.limits import LIMITS
 from archc.language.parser import parse, read_source
 from archc.training import build_training
@@ -283,16 +284,15 @@ class Expander:
         reported) for an unknown name. `identity` and `(None)` rows make none."""
         if u.name.lower() == "identity" and not u.args:
             return []
-        cls = SPELLINGS.get(u.name)
-        if cls is None:
+        binder = SPELLINGS.get(u.name)
+        if binder is None:
             self.diags.error(
                 "E201", f"unknown layer or block `{u.name}`", u.name_span,
-                expected="a layer (C, B, A, P, D, Flatten, Dense, GAP, LRN, ZeroPad) or a "
-                "block defined with `block`",
+                expected=f"a layer ({layer_list()}) or a block defined with `block`",
                 hint=unknown_layer_hint(u.name, self.blocks) or
                 "define it with `block Name(params) { ... }` or `include` the file that does")
             return []
-        return cls.bind(ArgReader(u, ev, cls.title, cls.options), u.name)
+        return binder.bind(ArgReader(u, ev, binder.kind.title, binder.options), u.name)
 
     # -- walk 1: counting (and resolving: names, arguments, conditions, repeats)
     def count_seq(self, seq: S.Seq | list[S.Element], ev: _Env,
@@ -512,13 +512,15 @@ def _hashable(v: Any) -> Any:
 MERGES = {"concat": Concat, "add": Add}  # `concat { a | b }`, `add { a | b }`
 
 
-def build_ir(program: Program, diags: Diagnostics, source: str) -> Model:
-    """Expand a loaded program into an un-inferred IR Model."""
+def build_ir(program: Program, diags: Diagnostics, source: str,
+             default_name: str | None = None) -> Model:
+    """Expand a loaded program into an un-inferred IR Model. Without a `model` line
+    the model is named `default_name`, or else after its file."""
     main = program.main
     if main.model is not None:
         name, span = main.model.name, main.model.span
     else:
-        name = os.path.splitext(os.path.basename(main.path))[0]
+        name = default_name or os.path.splitext(os.path.basename(main.path))[0]
         span = S.Span(main.path, 1, 1, 1, 2)
     for extra in main.extra_models:
         diags.error("E210", "the model is named more than once", extra.span,

@@ -44,7 +44,9 @@ def infer(model: Model, diags: Diagnostics) -> Model:
             shapes[node.name] = None
             continue
         trainable, nontrainable, macs = node.count(ins, out)
-        rf = _receptive_field(node, [rfs.get(i) for i in node.inputs])
+        in_rfs = [rfs.get(i) for i in node.inputs]
+        # a field that already covers the whole input stays so (None) downstream
+        rf = None if any(r is None for r in in_rfs) else node.receptive_field(in_rfs)
         shapes[node.name] = out
         rfs[node.name] = rf
         done.append(node.model_copy(update={
@@ -53,24 +55,3 @@ def infer(model: Model, diags: Diagnostics) -> Model:
     diags.check()
     return model.model_copy(update={"nodes": tuple(done)})
 
-
-def _receptive_field(node, ins: list[RF | None]) -> RF | None:
-    # RF values are built from integers computed here: no validation needed.
-    if node.kind == "input":
-        return RF.model_construct(size=(1, 1), jump=(1, 1)) if len(node.shape) == 3 else None
-    if any(r is None for r in ins) or not ins:
-        return None
-    w = node.window()
-    if w == "global":
-        return None
-    if w is None:
-        if len(ins) == 1:
-            return ins[0]
-        size = tuple(max(r.size[i] for r in ins) for i in range(2))
-        jump = tuple(max(r.jump[i] for r in ins) for i in range(2))
-        return RF.model_construct(size=size, jump=jump)
-    (kh, kw), (sh, sw) = w
-    r = ins[0]
-    return RF.model_construct(
-        size=(r.size[0] + (kh - 1) * r.jump[0], r.size[1] + (kw - 1) * r.jump[1]),
-        jump=(r.jump[0] * sh, r.jump[1] * sw))

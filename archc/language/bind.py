@@ -1,0 +1,487 @@
+"""Binding: how a layer call's arguments become an IR kind's fields.
+
+`C(64*3*3, s2, same, relu)` is text; `Conv2D(filters=64, kernel=(3, 3), stride=(2, 2),
+padding="same", activation="relu")` is IR (archc/ir/kinds.py). Each binder below is
+registered with `@binds(Kind, spellings..., options=...)`: the spellings the language
+accepts for the kind, the labelled options it takes (`stride:`, `步长:`; the label
+synonyms are archc/language/values.LABELS), and the function that reads the call's
+arguments through an `ArgReader` and returns the nodes the call makes (usually one;
+`Dense(..., dropout: 0.2)` makes two, `B(No)` none). An argument a binder does not
+take is the user's error, reported by `ArgReader.finish()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from archc.diagnostics import did_you_mean
+from archc.ir.kinds import (ACTIVATIONS, DEFAULT_ALPHA, FUSABLE, INITIALIZERS, LRN, Activation,
+                            BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalPool, Node, Pair,
+                            Pool, ZeroPad)
+from archc.language.values import ArgReader, Sym, Tagged, show
+
+Made = list[tuple[type[Node], dict]]  # the nodes a call makes: kind and fields
+
+
+class Binder(NamedTuple):
+    kind: type[Node]  # the kind the call makes (its title names it in messages)
+    spellings: tuple[str, ...]
+    options: tuple[str, ...]
+    bind: Callable[[ArgReader, str], Made]
+
+
+SPELLINGS: dict[str, Binder] = {}  # every spelling of every layer kind
+BINDERS: dict[str, Binder] = {}  # by IR kind; input, concat and add are syntax, not calls
+
+
+def binds(kind: type[Node], *spellings: str, options: tuple[str, ...] = ()):
+    def register(fn: Callable[[ArgReader, str], Made]) -> Callable[[ArgReader, str], Made]:
+        b = Binder(kind, spellings, options, fn)
+        for s in spellings:
+            if s in SPELLINGS:
+                raise TypeError(f"`{s}` spells two layer kinds")
+            SPELLINGS[s] = b
+        BINDERS[kind.model_fields["kind"].default] = b
+        return fn
+
+    return register
+
+
+def layer_list() -> str:
+    """The layer kinds as the language writes them first: `C, B, LRN, A, ...`."""
+    return ", ".join(b.spellings[0] for b in BINDERS.values())
+
+
+# ---------------------------------------------------------------------------
+# Names archc knows it does not have
+# ---------------------------------------------------------------------------
+
+ACTIVATION_ALIASES = {"swish": "silu", "leakyrelu": "leaky_relu", "lrelu": "leaky_relu",
+                      "identity": "linear", "none": "linear", "hardsigmoid": "hard_sigmoid",
+                      "relu_6": "relu6"}
+# Activations of Keras or PyTorch that archc does not have. They are named as what
+# they are, never "corrected" into a supported function close in letters
+# (`hard_swish` is not `hard_sigmoid`, `celu` not `elu`).
+UNSUPPORTED_ACTIVATIONS = {
+    "hard_swish": "hard swish", "hardswish": "hard swish", "hard_silu": "hard swish",
+    "mish": "mish", "celu": "CELU", "glu": "GLU", "softsign": "softsign",
+    "log_softmax": "log-softmax", "logsoftmax": "log-softmax", "exponential": "exponential",
+    "hard_tanh": "hard tanh", "hardtanh": "hard tanh", "tanhshrink": "tanh shrink",
+    "tanh_shrink": "tanh shrink", "softshrink": "soft shrink", "hardshrink": "hard shrink",
+    "rrelu": "randomized leaky ReLU", "log_sigmoid": "log-sigmoid", "logsigmoid": "log-sigmoid",
+    "sparse_plus": "sparse plus", "squareplus": "squareplus", "threshold": "threshold",
+    "softmin": "softmin", "sparsemax": "sparsemax",
+}
+# Layers of Keras or PyTorch that archc does not have (lower case), named as what
+# they are rather than "corrected" into a different layer (`Cropping2D` is not
+# `Conv2D`, `Conv1D` not `Conv2D`).
+UNSUPPORTED_LAYERS = {
+    **dict.fromkeys(("cropping1d", "cropping2d", "cropping3d"), "cropping is not supported"),
+    **dict.fromkeys(("conv1d", "conv3d"), "1-D and 3-D convolutions are not supported"),
+    **dict.fromkeys(("conv2dtranspose", "convtranspose2d", "deconv", "deconv2d"),
+                    "transposed convolutions are not supported"),
+    **dict.fromkeys(("depthwiseconv2d", "separableconv2d"),
+                    "depthwise and separable convolutions are not supported"),
+    **dict.fromkeys(("upsampling2d", "upsample", "upsamplingnearest2d",
+                     "upsamplingbilinear2d", "resizing"), "upsampling is not supported"),
+    **dict.fromkeys(("layernormalization", "layernorm", "groupnormalization", "groupnorm",
+                     "instancenorm2d", "unitnormalization"),
+                    "the only normalisations are `B` and `LRN`"),
+    **dict.fromkeys(("reshape", "permute", "repeatvector", "unflatten"),
+                    "the only reshaping is `Flatten`"),
+    **dict.fromkeys(("multiply", "subtract", "average", "maximum", "minimum", "dot"),
+                    "the merges are `concat { a | b }` and `add { a | b }`"),
+    **dict.fromkeys(("embedding", "lstm", "gru", "simplernn", "rnn", "attention",
+                     "multiheadattention", "transformer"), "sequence layers are not supported"),
+    **dict.fromkeys(("maxpool1d", "maxpooling1d", "avgpool1d", "averagepooling1d",
+                     "maxpool3d", "maxpooling3d", "avgpool3d", "averagepooling3d",
+                     "globalaveragepooling1d", "globalmaxpooling1d"),
+                    "1-D and 3-D pooling are not supported"),
+    **dict.fromkeys(("spatialdropout2d", "alphadropout", "gaussiandropout",
+                     "gaussiannoise", "dropout2d"), "the only dropout is `D(rate)`"),
+}
+
+
+def unknown_layer_hint(name: str, blocks) -> str | None:
+    """What to say about a call of an unknown layer `name`: what it is if archc
+    knows it under another form or knows it is missing, else a misspelling of a
+    layer or block, else None."""
+    low = name.lower()
+    act = ACTIVATION_ALIASES.get(low, low)
+    if act in ACTIVATIONS:
+        return f"activations are written `A({act})`"
+    if act in UNSUPPORTED_ACTIVATIONS:
+        return f"archc does not support the {UNSUPPORTED_ACTIVATIONS[act]} activation"
+    if low in UNSUPPORTED_LAYERS:
+        return f"archc has no `{name}` ({UNSUPPORTED_LAYERS[low]})"
+    suggestion = did_you_mean(name, list(SPELLINGS) + list(blocks))
+    return f"did you mean `{suggestion}`?" if suggestion else None
+
+
+# ---------------------------------------------------------------------------
+# Argument helpers shared by the binders
+# ---------------------------------------------------------------------------
+
+YES = ("Yes", "yes", "Y", "True", "true", "on")
+NO = ("None", "none", "No", "no", "N", "False", "false", "off")
+
+
+def _pair(r: ArgReader, value: Any, what: str, span) -> Pair:
+    if isinstance(value, bool):
+        raise r.fail(f"{what} must be an integer", span, received=show(value))
+    if isinstance(value, int) and value >= 1:
+        return value, value
+    if isinstance(value, Tagged) and value.tag == "stride" and what == "stride":
+        value = value.value
+    if isinstance(value, tuple) and len(value) in (1, 2) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+        return (value[0], value[-1])
+    raise r.fail(f"{what} must be a positive integer or two of them", span, received=show(value))
+
+
+def _padding_value(r: ArgReader, value: Any, span) -> str | Pair:
+    if isinstance(value, Sym) and value.name.lower() in ("same", "valid"):
+        return value.name.lower()
+    if isinstance(value, Tagged) and value.tag == "pad":
+        v = value.value
+        return (v[0], v[-1])
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return (value, value)
+    raise r.fail("padding must be `same`, `valid`, or explicit zeros such as `p1`", span,
+                 received=show(value), code="E307")
+
+
+def _activation_name(r: ArgReader, value: Any, span, fusable_only: bool) -> str:
+    name = value.name if isinstance(value, Sym) else None
+    if name is not None:
+        name = ACTIVATION_ALIASES.get(name.lower(), name.lower())
+    allowed = FUSABLE if fusable_only else ACTIVATIONS
+    if name in allowed:
+        return name
+    written = value.name if isinstance(value, Sym) else show(value)
+    hint = did_you_mean(written, allowed)
+    if fusable_only and name in ACTIVATIONS:
+        hint_text = f"write `{name}` as its own layer: `A({name})`"
+    elif name in UNSUPPORTED_ACTIVATIONS:
+        raise r.fail(f"archc does not support the {UNSUPPORTED_ACTIVATIONS[name]} activation "
+                     f"`{written}`", span, code="E307", expected=", ".join(allowed))
+    else:
+        hint_text = f"did you mean `{hint}`?" if hint else None
+    raise r.fail(f"unknown activation `{written}`", span, code="E307",
+                 expected=", ".join(allowed), hint=hint_text)
+
+
+def _weights_options(r: ArgReader) -> dict:
+    """Initialisers and L2 weight decay, shared by Conv and Dense."""
+    out: dict = {}
+    if (a := r.take("init")) is not None:
+        out["init"] = r.symbol(a.value, "initializer", INITIALIZERS)
+    if (a := r.take("bias_init")) is not None:
+        v = r.value(a.value)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out["bias_init"] = float(v)
+        else:
+            out["bias_init"] = r.symbol(a.value, "initializer", INITIALIZERS)
+    if (a := r.take("l2")) is not None:
+        out["l2"] = r.number(a.value, "L2 weight decay", lo=0.0)
+    return out
+
+
+def _once(r: ArgReader, f: dict, key: str, value: Any, span) -> None:
+    if key in f:
+        raise r.fail(f"{key.replace('_', ' ')} is given twice", span, code="E306")
+    f[key] = value
+
+
+def _yes_no(r: ArgReader, v: Any, span) -> bool:
+    if isinstance(v, Sym) and v.name in YES:
+        return True
+    if isinstance(v, Sym) and v.name in NO:
+        return False
+    if isinstance(v, int) and not isinstance(v, bool) and v in (0, 1):
+        return bool(v)
+    raise r.fail("expected yes or no", span, received=show(v), code="E307")
+
+
+# ---------------------------------------------------------------------------
+# The binders, one per kind
+# ---------------------------------------------------------------------------
+
+@binds(Conv2D, 'C', 'Conv', 'Conv2D',
+       options=('kernel', 'filters', 'stride', 'padding', 'dilation', 'bias', 'activation', 'init', 'bias_init', 'l2'))
+def bind_conv(r: ArgReader, spelled: str) -> Made:
+    f: dict = {}
+    first = r.next_pos()
+    kernel = r.take("kernel")
+    filters = r.take("filters")
+    if kernel is not None and first is not None:
+        r.pos.insert(0, first)  # the first positional is then an option
+        first = None
+    kexpr = kernel.value if kernel is not None else first.value if first is not None else None
+    if kexpr is None:
+        raise r.fail(f"{Conv2D.title} needs its kernel: `C(filters*kh*kw, ...)`",
+                     code="E303", hint="for example `C(6*5*5, s1, same)`")
+    if filters is not None:
+        f["filters"] = r.positive_int(filters.value, "the number of filters")
+        k = r.dims(kexpr, (1, 2), "kernel size kh*kw")
+        f["kernel"] = (k[0], k[-1])
+    else:
+        n, kh, kw = r.dims(kexpr, (3,), "filters*kh*kw")
+        f["filters"], f["kernel"] = n, (kh, kw)
+    for a in list(r.pos):
+        v = r.value(a.value)
+        if isinstance(v, Tagged) and v.tag == "stride":
+            _once(r, f, "stride", _pair(r, v, "stride", a.span), a.span)
+        elif isinstance(v, Tagged) and v.tag == "pad" or (
+                isinstance(v, Sym) and v.name.lower() in ("same", "valid")):
+            _once(r, f, "padding", _padding_value(r, v, a.span), a.span)
+        elif isinstance(v, Sym) and v.name in ("nobias", "no_bias"):
+            _once(r, f, "use_bias", False, a.span)
+        elif isinstance(v, Sym) and ACTIVATION_ALIASES.get(v.name.lower(),
+                                                           v.name.lower()) in ACTIVATIONS:
+            _once(r, f, "activation", _activation_name(r, v, a.span, True), a.span)
+        elif isinstance(v, Sym) and v.name.lower() in UNSUPPORTED_ACTIVATIONS:
+            _activation_name(r, v, a.span, True)  # says it is not supported
+        elif isinstance(v, Sym):
+            choices = ("same", "valid", "nobias") + FUSABLE
+            guess = did_you_mean(v.name, choices)
+            raise r.fail(f"{Conv2D.title} has no option `{v.name}`", a.span, code="E307",
+                         expected="a stride `s2`, padding `same`/`valid`/`p1`, `nobias`, "
+                         "or an activation such as `relu`",
+                         hint=f"did you mean `{guess}`?" if guess else None)
+        else:
+            raise r.fail(f"{Conv2D.title} does not understand `{show(v)}` here", a.span,
+                         code="E301", expected="a stride `s2`, padding `same`/`valid`/`p1`, "
+                         "`nobias`, or an activation",
+                         hint="the filters and kernel come first: `C(64*3*3, s1, same)`")
+        r.pos.remove(a)
+    if (a := r.take("stride")) is not None:
+        _once(r, f, "stride", _pair(r, r.value(a.value), "stride", a.span), a.span)
+    if (a := r.take("padding")) is not None:
+        _once(r, f, "padding", _padding_value(r, r.value(a.value), a.span), a.span)
+    if (a := r.take("dilation")) is not None:
+        f["dilation"] = _pair(r, r.value(a.value), "dilation", a.span)
+    if (a := r.take("bias")) is not None:
+        v = r.value(a.value)
+        f["use_bias"] = _yes_no(r, v, a.span)
+    if (a := r.take("activation")) is not None:
+        _once(r, f, "activation", _activation_name(r, r.value(a.value), a.span, True), a.span)
+    f.update(_weights_options(r))
+    if f.get("dilation", (1, 1)) != (1, 1) and f.get("stride", (1, 1)) != (1, 1):
+        raise r.fail("a convolution cannot have both a stride and a dilation above 1",
+                     hint="Keras's Conv2D refuses strides > 1 together with "
+                     "dilation_rate > 1 (PyTorch accepts it), and the spec must build "
+                     "in both")
+    r.finish()
+    return [(Conv2D, f)]
+
+
+@binds(BatchNorm, 'B', 'BN', 'BatchNorm', 'BatchNormalization',
+       options=('epsilon', 'momentum'))
+def bind_batchnorm(r: ArgReader, spelled: str) -> Made:
+    present = True
+    a = r.next_pos()
+    if a is not None:
+        present = _yes_no(r, r.value(a.value), a.span)
+    # `B (Yes, LRN*)`: the slides' footnote that the course used BN where the
+    # paper used LRN. It is informative; the layer is a batch norm.
+    f: dict = {}
+    if (e := r.take("epsilon")) is not None:
+        f["epsilon"] = r.number(e.value, "epsilon", lo=0.0)
+        if f["epsilon"] <= 0:
+            raise r.fail("epsilon must be positive", e.span)
+    if (m := r.take("momentum")) is not None:
+        f["momentum"] = r.number(m.value, "momentum", lo=0.0, hi=1.0)
+    r.finish()
+    return [(BatchNorm, f)] if present else []
+
+
+@binds(LRN, 'LRN',
+       options=('depth', 'alpha', 'beta', 'bias_k', 'kernel'))
+def bind_lrn(r: ArgReader, spelled: str) -> Made:
+    f: dict = {}
+    a = r.next_pos()
+    if a is not None:
+        v = r.value(a.value)
+        if isinstance(v, Sym):
+            if not _yes_no(r, v, a.span):
+                r.finish()
+                return []
+        else:
+            f["depth"] = r.positive_int(a.value, "the LRN window (depth)")
+    for key in ("depth", "kernel"):
+        if (a := r.take(key)) is not None:
+            _once(r, f, "depth", r.positive_int(a.value, "the LRN window (depth)"), a.span)
+    if f.get("depth", 5) % 2 == 0:
+        raise r.fail("the LRN window must be odd (it is centred on each channel)")
+    if (a := r.take("alpha")) is not None:
+        f["alpha"] = r.number(a.value, "alpha", lo=0.0)
+    if (a := r.take("beta")) is not None:
+        f["beta"] = r.number(a.value, "beta", lo=0.0)
+    if (a := r.take("bias_k")) is not None:
+        f["bias_k"] = r.number(a.value, "k", lo=0.0)
+    r.finish()
+    return [(LRN, f)]
+
+
+@binds(Activation, 'A', 'Activation', 'ReLU', 'PReLU', 'LeakyReLU', 'Softmax',
+       options=('activation', 'alpha'))
+def bind_activation(r: ArgReader, spelled: str) -> Made:
+    fixed = {"ReLU": "relu", "PReLU": "prelu", "LeakyReLU": "leaky_relu",
+             "Softmax": "softmax"}.get(spelled)
+    f: dict = {}
+    if fixed is not None:
+        f["fn"] = fixed
+    else:
+        a = r.next_pos() or r.take("activation")
+        if a is None:
+            raise r.fail("`A` needs the activation: `A(relu)`", code="E303",
+                         expected=", ".join(ACTIVATIONS))
+        v = r.value(a.value)
+        if isinstance(v, Sym) and v.name in NO:
+            r.finish()
+            return []
+        f["fn"] = _activation_name(r, v, a.span, False)
+    alpha = r.next_pos() or r.take("alpha")
+    if alpha is not None:
+        if f["fn"] not in ("leaky_relu", "elu"):
+            raise r.fail(f"`{f['fn']}` takes no alpha", alpha.span, code="E301",
+                         hint="only leaky_relu (slope) and elu take one")
+        f["alpha"] = r.number(alpha.value, "alpha", lo=0.0)
+    elif f["fn"] in DEFAULT_ALPHA:
+        f["alpha"] = DEFAULT_ALPHA[f["fn"]]
+    r.finish()
+    return [(Activation, f)]
+
+
+@binds(Pool, 'P', 'Pool', 'MaxPool', 'AvgPool', 'MaxPool2D', 'AvgPool2D',
+       options=('kernel', 'stride', 'padding'))
+def bind_pool(r: ArgReader, spelled: str) -> Made:
+    op = {"MaxPool": "max", "MaxPool2D": "max", "AvgPool": "avg", "AvgPool2D": "avg"}.get(
+        spelled)
+    if op is None:
+        a = r.next_pos()
+        if a is None:
+            raise r.fail("`P` needs the kind of pooling: `P(max, 2, 2)`", code="E303",
+                         expected="max, avg, gavg, gmax")
+        v = r.value(a.value)
+        if isinstance(v, Sym) and v.name in NO:
+            r.finish()
+            return []
+        op = r.symbol(a.value, "pooling", ("max", "avg", "gavg", "gmax"))
+        if op in ("gavg", "gmax"):
+            r.finish()
+            return [(GlobalPool, {"op": op[1:]})]
+    f: dict = {"op": op}
+    kexpr = None
+    a = r.next_pos()
+    if a is not None:
+        v = r.value(a.value)
+        if isinstance(v, (Tagged, Sym)):
+            r.pos.insert(0, a)
+        else:
+            kexpr = a.value
+    if (k := r.take("kernel")) is not None:
+        if kexpr is not None:
+            raise r.fail("the pooling kernel is given twice", k.span, code="E306")
+        kexpr = k.value
+    if kexpr is None:
+        raise r.fail(f"{Pool.title} needs its kernel size: `P({op}, 2, 2)`", code="E303")
+    k = r.dims(kexpr, (1, 2), "kernel size k or kh*kw")
+    f["kernel"] = (k[0], k[-1])
+    for a in list(r.pos):
+        v = r.value(a.value)
+        if isinstance(v, Tagged) and v.tag == "stride" or (
+                isinstance(v, int) and not isinstance(v, bool) and "stride" not in f):
+            _once(r, f, "stride", _pair(r, v, "stride", a.span), a.span)
+        elif isinstance(v, (Sym, Tagged)):
+            _once(r, f, "padding", _padding_value(r, v, a.span), a.span)
+        else:
+            raise r.fail(f"{Pool.title} does not understand `{show(v)}` here", a.span,
+                         code="E301", expected="stride, then padding")
+        r.pos.remove(a)
+    if (a := r.take("stride")) is not None:
+        _once(r, f, "stride", _pair(r, r.value(a.value), "stride", a.span), a.span)
+    if (a := r.take("padding")) is not None:
+        _once(r, f, "padding", _padding_value(r, r.value(a.value), a.span), a.span)
+    f.setdefault("stride", f["kernel"])
+    r.finish()
+    return [(Pool, f)]
+
+
+@binds(GlobalPool, 'GAP', 'GMP', 'GlobalAvgPool', 'GlobalMaxPool')
+def bind_global_pool(r: ArgReader, spelled: str) -> Made:
+    r.finish()
+    return [(GlobalPool, {"op": "max" if spelled in ("GMP", "GlobalMaxPool") else "avg"})]
+
+
+@binds(Dropout, 'D', 'Dropout',
+       options=('rate',))
+def bind_dropout(r: ArgReader, spelled: str) -> Made:
+    a = r.next_pos() or r.take("rate")
+    if a is None:
+        raise r.fail("`D` needs the dropout rate: `D(0.2)`", code="E303")
+    v = r.value(a.value)
+    r.finish()
+    if isinstance(v, Sym) and v.name in NO:
+        return []
+    return [(Dropout, {"rate": r.number(a.value, "the dropout rate", 0.0, 1.0, hi_open=True)})]
+
+
+@binds(Flatten, 'Flatten')
+def bind_flatten(r: ArgReader, spelled: str) -> Made:
+    r.finish()
+    return [(Flatten, {})]
+
+
+@binds(ZeroPad, 'ZeroPad', 'ZP', 'ZeroPadding2D')
+def bind_zeropad(r: ArgReader, spelled: str) -> Made:
+    vals = []
+    while (a := r.next_pos()) is not None:
+        vals.append(r.positive_int(a.value, "padding", allow_zero=True))
+    r.finish()
+    if len(vals) == 1:
+        pad = (vals[0],) * 4
+    elif len(vals) == 2:
+        pad = (vals[0], vals[0], vals[1], vals[1])
+    elif len(vals) == 4:
+        pad = tuple(vals)
+    else:
+        raise r.fail("`ZeroPad` takes 1 (all sides), 2 (height, width) or 4 "
+                     "(top, bottom, left, right) integers", code="E303",
+                     received=f"{len(vals)} values")
+    return [(ZeroPad, {"pad": pad})]
+
+
+@binds(Dense, 'Dense', 'FC', 'Linear',
+       options=('units', 'activation', 'dropout', 'bias', 'init', 'bias_init', 'l2'))
+def bind_dense(r: ArgReader, spelled: str) -> Made:
+    a = r.next_pos() or r.take("units")
+    if a is None:
+        raise r.fail("`Dense` needs its number of units: `Dense(128, relu)`", code="E303")
+    f: dict = {"units": r.positive_int(a.value, "the number of units")}
+    for p in list(r.pos):  # `nobias` and the activation, in either order, as `C(...)`
+        v = r.value(p.value)
+        if isinstance(v, Sym) and v.name in ("nobias", "no_bias"):
+            r.pos.remove(p)
+            _once(r, f, "use_bias", False, p.span)
+        elif "activation" not in f:
+            r.pos.remove(p)
+            f["activation"] = _activation_name(r, v, p.span, True)
+    if (act := r.take("activation")) is not None:
+        _once(r, f, "activation", _activation_name(r, r.value(act.value), act.span, True),
+              act.span)
+    if (b := r.take("bias")) is not None:
+        _once(r, f, "use_bias", _yes_no(r, r.value(b.value), b.span), b.span)
+    f.update(_weights_options(r))
+    out: Made = [(Dense, f)]
+    # The slides' long form `Dense (神经元: 128, 激活: relu, Dropout: 0.2)`
+    # is a Dense followed by a Dropout.
+    if (d := r.take("dropout")) is not None:
+        v = r.value(d.value)
+        if not (isinstance(v, Sym) and v.name in NO):
+            out.append((Dropout, {"rate": r.number(d.value, "the dropout rate", 0.0, 1.0,
+                                                    hi_open=True)}))
+    r.finish()
+    return out
