@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from fractions import Fraction
-from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Union
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator
 
@@ -643,5 +643,3 @@ class Add(NoWeights, Node):
     def receptive_field(self, ins: RFs) -> RF | None:
         return rf_merge(ins)
 
-
-AnyNode = Union[tuple(KINDS.values())]  # type: ignore[valid-type]

@@ -8,14 +8,26 @@ with the block's name and arguments, so a generator can emit one class per block
 """
 
 
-from typing import Annotated, Union
+from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, PlainValidator, SerializeAsAny
 
-from archc.ir.kinds import KINDS, Loc
+from archc.ir.kinds import KINDS, Loc, Node
 from archc.training import TrainingConfig
 
-IRNode = Annotated[Union[tuple(KINDS.values())], Field(discriminator="kind")]  # type: ignore
+
+def _node(value: Any) -> Node:
+    """A node of whichever kind it names, looked up in `KINDS` when the value is
+    read (so a kind registered after this module is imported is an IR kind too)."""
+    if isinstance(value, Node):
+        return value
+    if not isinstance(value, dict) or value.get("kind") not in KINDS:
+        kind = value.get("kind") if isinstance(value, dict) else type(value).__name__
+        raise ValueError(f"unknown layer kind {kind!r} (known: {', '.join(sorted(KINDS))})")
+    return KINDS[value["kind"]].model_validate(value)
+
+
+IRNode = Annotated[SerializeAsAny[Node], PlainValidator(_node)]
 ArgValue = Union[bool, int, float, str, list[Union[bool, int, float, str]]]
 
 
