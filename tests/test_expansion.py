@@ -26,18 +26,20 @@ REPROS = pathlib.Path(__file__).parent / "repros"
 
 @contextlib.contextmanager
 def within(seconds: float):
-    """Fail (instead of hanging the suite) if the body runs longer than `seconds`."""
+    """Fail (instead of hanging the suite) if the body uses more than `seconds` of
+    this process's CPU time (not wall time: other work on a loaded machine does not
+    count against it)."""
 
     def expire(signum, frame):
-        raise TimeoutError(f"took more than {seconds} s")
+        raise TimeoutError(f"took more than {seconds} s of CPU time")
 
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    old = signal.signal(signal.SIGPROF, expire)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, old)
 
 
 def counted(path: str, text: str | None = None) -> tuple[int, int]:
@@ -59,11 +61,11 @@ def built(path: str, text: str | None = None):
 
 
 def test_repro_fifty_nested_empty_groups_compiles_at_once():
-    t = time.perf_counter()
+    t = time.process_time()
     with within(5):
         m = expand_model = compile_str((REPROS / "nested_groups_hang.cnn").read_text())
     assert len(expand_model.nodes) == 9 and m.node("f3").units == 10
-    assert time.perf_counter() - t < 2
+    assert time.process_time() - t < 2
 
 
 def _nest(inner: str, depth: int, open_: str = "{", close: str = "} x2") -> str:
@@ -89,10 +91,10 @@ def test_things_that_make_nothing_cost_nothing(name):
     text = EMPTY_SHAPES[name]
     if "input" not in text:
         text = "input 4*4*1\nC(1*1*1)\n" + text
-    t = time.perf_counter()
+    t = time.process_time()
     with within(10):
         nodes, _ = built("inline.cnn", text)
-    assert time.perf_counter() - t < 2
+    assert time.process_time() - t < 2
     assert nodes == counted("inline.cnn", text)[0]
 
 

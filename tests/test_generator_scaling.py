@@ -23,7 +23,7 @@ MANY = (
 def test_thousands_of_block_instances_are_emitted_in_seconds(backend):
     model = compile_str(MANY)
     assert len(model.blocks) > 2000
-    t = time.perf_counter()
+    t = time.process_time()
     source = get(backend).generate(model)
     compile(source, f"<{backend}>", "exec")
-    assert time.perf_counter() - t < 10
+    assert time.process_time() - t < 10

@@ -54,11 +54,11 @@ def test_a_caret_never_runs_past_the_window():
 
 def test_messages_quoting_a_megabyte_name_are_clipped():
     name = "a" * MB
-    t = time.perf_counter()
+    t = time.process_time()
     d = error("input 8*8*1\nC(1*1*1) " + name)
     assert d.code == "E201" and len(d.message) <= CLIP
     assert len(d.render()) < 2000
-    assert time.perf_counter() - t < 5
+    assert time.process_time() - t < 5
 
 
 def _one_mb(unit: str) -> str:
@@ -83,12 +83,12 @@ ONE_MEGABYTE = {
 def test_any_megabyte_is_parsed_and_diagnosed_in_seconds(name):
     text = ONE_MEGABYTE[name]
     assert len(text.encode()) <= LIMITS.max_file_bytes
-    t = time.perf_counter()
+    t = time.process_time()
     try:
         compile_str(text)
     except SpecError as e:
         assert len(e.render()) < 5000
-    assert time.perf_counter() - t < 5, name
+    assert time.process_time() - t < 5, name
 
 
 def test_too_many_tokens_is_refused_at_the_first_one_over():
