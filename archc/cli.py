@@ -342,7 +342,7 @@ def _weights_path(given: str) -> str | None:
 
 
 def _data_options(p) -> None:
-    from archc.datasets import NAMES
+    from archc.data.names import NAMES
 
     p.add_argument("--data", required=True, choices=NAMES, help="the data set (required)")
     p.add_argument("--data-dir", metavar="DIR", type=_existing_dir,
@@ -562,7 +562,7 @@ def _needs(args) -> tuple[str, ...]:
     if args.command == "equiv":
         return ("numpy", "tensorflow", "keras", "torch")
     if args.command in ("train", "evaluate"):
-        from archc.datasets import NEEDS
+        from archc.data.names import NEEDS
 
         return BACKEND_MODULES[args.backend] + NEEDS.get(args.data, ())
     return ()
