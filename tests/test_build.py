@@ -81,7 +81,7 @@ def test_a_backend_declared_in_the_registry_is_built_and_checked(tmp_path, capsy
     assert rc == 0, err
     target = tmp_path / "echoes" / "mnist_fc.py"
     assert out.splitlines()[-1] == f"wrote {target}  (NAME  # echo_generator)"
-    assert target.read_text() == f"{HEADER_MARK}\nNAME = 'mnist_fc'\nSHAPE = (784,)\n"
+    assert target.read_text() == f"{HEADER_MARK}\nNAME = 'mnist_fc'\nSHAPE = (28, 28, 1)\n"
     assert sorted(os.listdir(tmp_path)) == ["echoes", "keras", "torch"]
 
     rc, out, err = _build(capsys, SPEC, "--backend", "echo", "-o", str(tmp_path / "alone"))
