@@ -89,8 +89,8 @@ def cmd_build(args) -> int:
 
     from archc.diagnostics import SpecError
     from archc.pipeline import check_spec, compile_spec
-    from backends import NAMES, get
-    from backends.common import BackendError, write_module
+    from backends import registry
+    from backends.common import BackendError
 
     specs = list(args.specs)
     if args.all:
@@ -108,9 +108,10 @@ def cmd_build(args) -> int:
     if not specs:
         print("archc build: name a SPEC or use --all", file=sys.stderr)
         return 2
-    backends = NAMES if args.backend == "all" else (args.backend,)
+    backends = [b for b in registry.BACKENDS if args.backend in ("all", b.name)]
+    out_dirs = {b.name: b.out_dir(args.output, len(backends) > 1) for b in backends}
     failed = 0
-    expected: dict[str, set[str]] = {b: set() for b in backends}
+    expected: dict[str, set[str]] = {b.name: set() for b in backends}
     stale: list[str] = []
     for path in specs:
         try:
@@ -122,22 +123,20 @@ def cmd_build(args) -> int:
         if isinstance(model, list):  # a library of blocks: nothing to generate
             continue
         for backend in backends:
-            out_dir = args.output or os.path.join("generated", backend)
-            if args.output and len(backends) > 1:
-                out_dir = os.path.join(args.output, backend)
+            out_dir = out_dirs[backend.name]
             try:
-                source = get(backend).generate(model)
+                source = backend.generate(model)
             except BackendError as e:
                 print(f"error: {path}: {e}", file=sys.stderr)
                 failed += 1
                 continue
-            target = os.path.join(out_dir, f"{model.name}.py")
-            if target in expected[backend]:
+            target = backend.target(out_dir, model)
+            if target in expected[backend.name]:
                 print(f"error: {path}: another spec already generates {target} "
                       f"(model names must be unique)", file=sys.stderr)
                 failed += 1
                 continue
-            expected[backend].add(target)
+            expected[backend.name].add(target)
             if args.check:
                 try:
                     with open(target, encoding="utf-8") as f:
@@ -148,21 +147,19 @@ def cmd_build(args) -> int:
                     stale.append(target)
                 continue
             try:
-                write_module(out_dir, model.name, source)
+                backend.write(out_dir, model, source)
             except (BackendError, OSError) as e:
                 print(f"error: {e}", file=sys.stderr)
                 failed += 1
                 continue
             if not args.quiet:
-                entry = (f"build_{model.name}()" if backend == "keras"
-                         else get(backend).model_class_name(model) + "()")
-                print(f"wrote {target}  ({entry})")
+                print(f"wrote {target}  ({backend.entry_point(model)})")
     if args.check:
         if args.all:
             for backend in backends:
-                out_dir = args.output or os.path.join("generated", backend)
-                for f in sorted(glob.glob(os.path.join(out_dir, "*.py"))):
-                    if f not in expected[backend]:
+                pattern = os.path.join(out_dirs[backend.name], "*" + backend.suffix)
+                for f in sorted(glob.glob(pattern)):
+                    if f not in expected[backend.name]:
                         stale.append(f"{f} (no spec generates it)")
         for s in stale:
             print(f"stale: {s}", file=sys.stderr)
@@ -342,7 +339,7 @@ def _weights_path(given: str) -> str | None:
 
 
 def _data_options(p) -> None:
-    from archc.datasets import NAMES
+    from archc.data.names import NAMES
 
     p.add_argument("--data", required=True, choices=NAMES, help="the data set (required)")
     p.add_argument("--data-dir", metavar="DIR", type=_existing_dir,
@@ -421,6 +418,12 @@ def _command(sub, name: str, help: str, examples: str):
 SPEC_DEFAULT = "(default: the spec's train section, else {})"
 
 
+def _build_backends() -> tuple[str, ...]:
+    from backends import registry
+
+    return tuple(b.name for b in registry.BACKENDS)
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="archc", description="Compile .cnn CNN architecture specs.",
@@ -459,7 +462,7 @@ def make_parser() -> argparse.ArgumentParser:
                  "  archc build specs/vgg16.cnn --backend keras   # -> generated/keras/vgg16.py\n"
                  "  archc build --all --check   # is generated/ up to date?")
     b.add_argument("specs", nargs="*", metavar="SPEC")
-    b.add_argument("--backend", choices=("keras", "torch", "all"), default="all",
+    b.add_argument("--backend", choices=(*_build_backends(), "all"), default="all",
                    help="which framework's source to write")
     b.add_argument("-o", "--output", metavar="DIR", help="output folder "
                    "(default: generated/<backend>/)")
@@ -562,7 +565,7 @@ def _needs(args) -> tuple[str, ...]:
     if args.command == "equiv":
         return ("numpy", "tensorflow", "keras", "torch")
     if args.command in ("train", "evaluate"):
-        from archc.datasets import NEEDS
+        from archc.data.names import NEEDS
 
         return BACKEND_MODULES[args.backend] + NEEDS.get(args.data, ())
     return ()

@@ -1,14 +1,14 @@
 """Code generators: one folder per target framework (keras/, pytorch/), sharing
-backends/common.py. `BACKENDS` maps a backend's name to its module."""
+backends/common.py. backends/registry.py declares them; `NAMES` and `get` are its
+names and generator modules."""
 
 from __future__ import annotations
 
-import importlib
+from backends.registry import BY_NAME, NAMES
 
-NAMES = ("keras", "torch")
-_MODULES = {"keras": "backends.keras.generator", "torch": "backends.pytorch.generator"}
+__all__ = ["NAMES", "get"]
 
 
 def get(name: str):
     """The generator module of a backend (imported on demand: no framework needed)."""
-    return importlib.import_module(_MODULES[name])
+    return BY_NAME[name].module()

@@ -304,3 +304,52 @@ def test_augmentation_is_pad_crop_and_flip():
             seen_flip |= bool(np.any(np.diff(img[3][img[3] > 0]) < 0))
             seen_shift |= bool((img == 0).any())
     assert seen_flip and seen_shift
+
+
+# ---- the package: one module per concern, one public API, no NumPy until needed ----------
+
+MODULES = ("names", "dataset", "readers", "rendered", "transforms", "batching")
+
+
+def test_the_package_api_is_every_public_name_of_its_modules():
+    """`archc.data.X` is the object its module defines, and a public name added to a
+    module is part of the API (or the facade would drift from the modules)."""
+    import importlib
+    import inspect
+
+    defined = {}
+    for name in MODULES:
+        module = importlib.import_module(f"archc.data.{name}")
+        assert (module.__doc__ or "").strip(), f"archc/data/{name}.py states no concern"
+        for attr, value in vars(module).items():
+            own = getattr(value, "__module__", module.__name__) == module.__name__
+            if not attr.startswith("_") and own and not inspect.ismodule(value) \
+                    and attr not in ("annotations", "TYPE_CHECKING"):
+                defined[attr] = value
+    assert sorted(D.__all__) == sorted(defined)
+    for attr, value in defined.items():
+        assert getattr(D, attr) is value, attr
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        D.nothing  # noqa: B018
+
+
+def test_names_and_the_error_load_no_numpy():
+    """The command line lists the sets and catches DataError on archc's own dependencies:
+    as where NumPy is not installed, importing it fails, and these must still work."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['numpy'] = None\n"
+            "import archc.data as D\n"
+            "from archc.data.names import NAMES, NEEDS\n"
+            "from archc.data import DataError, Dataset\n"
+            "assert D.NAMES == NAMES and 'digits' in NEEDS and issubclass(DataError, Exception)\n"
+            "try:\n"
+            "    D.load('nope')\n"
+            "except ImportError:\n"
+            "    print('numpy needed')\n")
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       check=False, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "numpy needed\n"  # loading a set is where NumPy comes in
