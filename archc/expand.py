@@ -32,7 +32,7 @@ from archc.ir import BlockDefinition, BlockInstance, BlockParam, Model
 from archc.layers import SPELLINGS, Add, Concat, Input, Loc, Node, unknown_layer_hint
 from archc.limits import LIMITS
 from archc.parser import parse, read_source
-from archc.training import build_training
+from archc.language.train_section import build_training
 from archc.values import ArgReader, Evaluator, FuncVal, Sym, Tagged, show
 
 # Words of the language itself, and names a generated module needs for itself.

@@ -13,7 +13,7 @@ from typing import Annotated, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from archc.layers import KINDS, Loc
-from archc.training import TrainingConfig
+from archc.ir_training import TrainingConfig
 
 IRNode = Annotated[Union[tuple(KINDS.values())], Field(discriminator="kind")]  # type: ignore
 ArgValue = Union[bool, int, float, str, list[Union[bool, int, float, str]]]
