@@ -87,6 +87,8 @@ def keras_compile(model: Model) -> str:
     schedule_fn = None
     if s.kind == "plateau":
         args = [f"monitor={lit(s.monitor)}", f"factor={s.factor!r}", f"patience={s.patience}"]
+        if s.monitor == "val_accuracy":  # Keras cannot tell whether more is better
+            args.append('mode="max"')
         if s.min_lr:
             args.append(f"min_lr={s.min_lr!r}")
         lines.append(call("keras.callbacks.ReduceLROnPlateau", args, 4, prefix="schedule = "))
@@ -133,6 +135,8 @@ def torch_training(model: Model) -> str:
         params = "model.parameters()"
     doc += ["    Returns (optimizer, scheduler); step the scheduler once per epoch"
             + (" with the validation metric." if s.kind == "plateau" else "."), '    """']
+    if params == "groups":  # every parameter has its group's weight_decay
+        opt = Call(opt.cls, tuple((k, v) for k, v in opt.kwargs if k != "weight_decay"))
     body.append(call(f"torch.optim.{opt.cls}", _args(opt, TORCH_DEFAULTS, [params]), 4,
                      prefix="optimizer = "))
     chunks = []

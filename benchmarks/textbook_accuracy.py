@@ -45,8 +45,8 @@ def main() -> None:
             finals = []
             for seed in seeds:
                 settings = resolve(ir, backend, name,
-                                          {"epochs": args.epochs, "lr": args.lr,
-                                           "schedule": {"kind": "cosine"}}, seed=seed)
+                                   {"epochs": args.epochs, "lr": args.lr,
+                                    "schedule": {"kind": "cosine"}}, seed=seed)
                 dataset = D.load(name, seed=seed)
                 trainer = make_trainer(backend, ir, settings)
                 with tempfile.TemporaryDirectory() as out:

@@ -30,6 +30,7 @@ import tempfile
 import time
 
 import numpy as np
+
 from _common import ROOT
 
 sys.path.insert(0, str(ROOT))

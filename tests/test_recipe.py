@@ -156,7 +156,8 @@ CASES = [
 LAYER_L2 = [("optimizer: sgd(momentum=0.9) weight_decay: 0.0005", ", l2: 0.002"),
             ("optimizer: adam", ", l2: 0.001"), ("optimizer: rmsprop weight_decay: 0.01",
                                                  ", l2: 0")]
-LOSSES = [2.0, 1.5, 1.6, 1.6, 1.6, 1.0, 1.2, 1.2, 1.2, 1.2, 0.9, 0.95, 0.95, 0.95, 0.95]
+# validation losses that make plateau(patience=10) reduce once, patience=2 several times
+LOSSES = [2.0, 1.5] + [1.6] * 12 + [1.0] + [1.2] * 15
 
 
 def _settings(ir, backend):
@@ -179,11 +180,14 @@ def _keras_state(model):
 
 
 def _torch_state(model, optimizer):
-    """The optimizer's class and the hyper-parameters of each parameter, by name."""
+    """The optimizer's class, its initial rate and the hyper-parameters of each
+    parameter, by name."""
     group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
-    per_param = {name: {k: v for k, v in group_of[id(p)].items() if k != "params"}
+    # the rate in force is the schedule's business (compared epoch by epoch below)
+    per_param = {name: {k: v for k, v in group_of[id(p)].items()
+                        if k not in ("params", "lr", "initial_lr")}
                  for name, p in model.named_parameters()}
-    return type(optimizer).__name__, per_param
+    return type(optimizer).__name__, optimizer.defaults["lr"], per_param
 
 
 def _keras_rates(module, model, callbacks, r, n):
@@ -239,7 +243,7 @@ def test_generated_code_and_archc_train_build_the_same_optimizer_and_rates(train
 
     ir = compile_str(spec(train, l2))
     r = R.recipe_of(ir)
-    n = min(r.epochs, len(LOSSES))
+    n = len(LOSSES)  # past the last epoch too: the formulas hold their end value
     tag = abs(hash((train, l2)))
 
     kmod = load_source(keras_source(ir), f"recipe_k_{tag}")
@@ -257,10 +261,10 @@ def test_generated_code_and_archc_train_build_the_same_optimizer_and_rates(train
 
     # the translation between the two, as archc/train/recipe.py states it
     cls, config, regularizers, decayed = generated_k
-    _, per_param = _torch_state(tmodel, optimizer)
+    _, lr, per_param = _torch_state(tmodel, optimizer)
     assert cls == type(optimizer).__name__
     kernel = per_param["c1.weight"]
-    assert config["learning_rate"] == pytest.approx(kernel["lr"], rel=1e-6)
+    assert config["learning_rate"] == pytest.approx(lr, rel=1e-6) and lr == r.lr
     if cls == "SGD":
         assert (config["momentum"], kernel["momentum"]) == (r.optimizer.momentum,) * 2
         assert kernel["nesterov"] == (config["nesterov"] and config["momentum"] > 0)
@@ -286,7 +290,7 @@ def test_generated_code_and_archc_train_build_the_same_optimizer_and_rates(train
 
     rates = _runner_rates(r, n)
     assert _keras_rates(kmod, kmodel, callbacks, r, n) == pytest.approx(rates, rel=1e-6)
-    assert _torch_rates(optimizer, scheduler, r, n) == pytest.approx(rates, rel=1e-9)
+    assert _torch_rates(optimizer, scheduler, r, n) == pytest.approx(rates, rel=1e-6)  # float32 cos
     if r.schedule.kind == "plateau":
         assert min(rates) < rates[0]  # the losses above do make it reduce
 
@@ -335,10 +339,13 @@ def test_the_compile_helpers_l2_is_the_per_layer_l2_it_replaces():
 
 @needs_both
 @pytest.mark.parametrize("train", ["optimizer: sgd lr: 0.5 weight_decay: 0.05",
-                                   "optimizer: adamw lr: 0.05 weight_decay: 0.5"])
+                                   "optimizer: adamw(epsilon=1e-12) lr: 0.05 weight_decay: 0.5"])
 def test_a_decayed_step_is_the_same_on_both_backends(train):
     """One step from the same weights on the same batch: PyTorch's kernel-only
-    weight_decay is Keras's L2 (sgd), and both AdamWs decay the kernels alike."""
+    weight_decay is Keras's L2 (sgd), and both AdamWs decay the kernels alike. (A
+    tiny epsilon: the frameworks place Adam's epsilon differently, which at the
+    first step moves a weight with a small gradient by 1e-4 relative; see
+    archc/train/recipe.py.)"""
     from backends import transfer
     from backends.keras.generator import generate as keras_source
     from backends.pytorch.generator import generate as torch_source
@@ -346,7 +353,11 @@ def test_a_decayed_step_is_the_same_on_both_backends(train):
     from backends.pytorch.train import crossentropy
     from backends.runtime import load_source
 
-    ir = compile_str(spec(train, l2=", l2: 0.01") if "sgd" in train else spec(train))
+    # no batch norm: the bias before it has a gradient of rounding noise only, which
+    # Adam's normalisation would blow up into steps of either sign
+    text = spec(train, l2=", l2: 0.01" if "sgd" in train else "").replace(" B A(prelu)",
+                                                                           " A(prelu)")
+    ir = compile_str(text)
     kmod = load_source(keras_source(ir), f"recipe_step_k_{abs(hash(train))}")
     kmodel = kmod.build_rnet()
     kmod.compile_rnet(kmodel)

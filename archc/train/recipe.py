@@ -156,12 +156,13 @@ def resolve(training: TrainingConfig | None, overrides: dict[str, Any] | None = 
             layer_l2: dict[str, float] | None = None) -> Recipe:
     """command line (`overrides`, already validated) > the spec's section > DEFAULTS."""
     spec = training or TrainingConfig()
-    overrides = overrides or {}
+    given = TrainingConfig.model_validate(
+        {k: v for k, v in (overrides or {}).items() if v is not None})
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for key in KEYS:
-        if overrides.get(key) is not None:
-            values[key], sources[key] = overrides[key], "command line"
+        if getattr(given, key) is not None:
+            values[key], sources[key] = getattr(given, key), "command line"
         elif getattr(spec, key) is not None:
             values[key], sources[key] = getattr(spec, key), "spec"
         else:
@@ -222,10 +223,10 @@ KERAS_DEFAULTS = {
     "RMSprop": {"learning_rate": 0.001, "rho": 0.9, "epsilon": 1e-7},
 }
 TORCH_DEFAULTS = {
-    "SGD": {"lr": 0.001, "momentum": 0, "nesterov": False},
-    "Adam": {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-8},
-    "AdamW": {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-8},
-    "RMSprop": {"lr": 0.01, "alpha": 0.99, "eps": 1e-8},
+    "SGD": {"lr": 0.001, "momentum": 0, "nesterov": False, "weight_decay": 0},
+    "Adam": {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0},
+    "AdamW": {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01},
+    "RMSprop": {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0},
 }
 
 
@@ -244,10 +245,10 @@ def keras_optimizer(r: Recipe) -> Call:
 
 
 def torch_optimizer(r: Recipe) -> Call:
-    """PyTorch's optimizer, without its parameters and weight decay (per
-    parameter: `torch_weight_decay`)."""
+    """PyTorch's optimizer, without its parameters. Its weight_decay (0) is that of
+    parameters in no group of their own: `torch_weight_decay` gives each its own."""
     o = r.optimizer
-    kw: list[tuple[str, Any]] = [("lr", r.lr)]
+    kw: list[tuple[str, Any]] = [("lr", r.lr), ("weight_decay", 0.0)]
     if o.name == "sgd":
         kw += [("momentum", o.momentum), ("nesterov", o.nesterov and o.momentum > 0)]
     elif o.name in ("adam", "adamw"):

@@ -51,5 +51,10 @@ def compile_vgg13(model):
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=["accuracy"],
     )
-    schedule = keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.1, patience=10)
+    schedule = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_accuracy",
+        factor=0.1,
+        patience=10,
+        mode="max",
+    )
     return [schedule]

@@ -60,5 +60,10 @@ def compile_vgg16(model):
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=["accuracy"],
     )
-    schedule = keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.1, patience=10)
+    schedule = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_accuracy",
+        factor=0.1,
+        patience=10,
+        mode="max",
+    )
     return [schedule]
