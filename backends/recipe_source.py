@@ -66,10 +66,9 @@ def keras_compile(model: Model) -> str:
         lines += [f"    # weight decay {wd!r}: the L2 penalty {c!r} * sum(w ** 2) on every "
                   + "conv and",
                   f"    # dense kernel without an `l2` of its own (its gradient: {wd!r} * w)",
-                  "    for layer in model.layers:",
-                  '        kernel = getattr(layer, "kernel", None)',
-                  "        if kernel is not None and kernel.regularizer is None:",
-                  f"            kernel.regularizer = keras.regularizers.L2({c!r})"]
+                  "    for v in model.trainable_variables:",
+                  '        if v.name == "kernel" and v.regularizer is None:',
+                  f"            v.regularizer = keras.regularizers.L2({c!r})"]
     optimizer = call(f"keras.optimizers.{keras_optimizer(r).cls}",
                      _args(keras_optimizer(r), KERAS_DEFAULTS), 0)
     if r.decoupled:

@@ -130,7 +130,7 @@ FORMULA_SPECS = sorted(p.name for p in SPECS.glob("*.cnn") if p.name != "stdlib.
 
 @pytest.mark.parametrize("spec", FORMULA_SPECS)
 def test_the_runners_schedule_is_the_generated_one(spec):
-    """archc.schedule and the generated learning_rate functions agree, epoch by epoch."""
+    """archc.train.schedule and the generated learning_rate functions agree, epoch by epoch."""
     from backends.runtime import load_module
 
     ir = compile_spec(str(SPECS / spec))

@@ -58,10 +58,9 @@ def apply_weight_decay(keras, model, recipe: Recipe) -> None:
     c = keras_kernel_l2(recipe)
     if not c:
         return
-    for layer in model.layers:
-        kernel = getattr(layer, "kernel", None)
-        if kernel is not None and kernel.regularizer is None:
-            kernel.regularizer = keras.regularizers.L2(c)
+    for v in model.trainable_variables:
+        if v.name == "kernel" and v.regularizer is None:
+            v.regularizer = keras.regularizers.L2(c)
 
 
 def make_optimizer(keras, model, recipe: Recipe):

@@ -80,10 +80,9 @@ def compile_resnet50_book(model):
     """
     # weight decay 0.0001: the L2 penalty 5e-05 * sum(w ** 2) on every conv and
     # dense kernel without an `l2` of its own (its gradient: 0.0001 * w)
-    for layer in model.layers:
-        kernel = getattr(layer, "kernel", None)
-        if kernel is not None and kernel.regularizer is None:
-            kernel.regularizer = keras.regularizers.L2(5e-05)
+    for v in model.trainable_variables:
+        if v.name == "kernel" and v.regularizer is None:
+            v.regularizer = keras.regularizers.L2(5e-05)
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=0.1, momentum=0.9),
         loss=keras.losses.CategoricalCrossentropy(),

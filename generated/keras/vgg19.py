@@ -52,10 +52,9 @@ def compile_vgg19(model):
     """
     # weight decay 0.0005: the L2 penalty 0.00025 * sum(w ** 2) on every conv and
     # dense kernel without an `l2` of its own (its gradient: 0.0005 * w)
-    for layer in model.layers:
-        kernel = getattr(layer, "kernel", None)
-        if kernel is not None and kernel.regularizer is None:
-            kernel.regularizer = keras.regularizers.L2(0.00025)
+    for v in model.trainable_variables:
+        if v.name == "kernel" and v.regularizer is None:
+            v.regularizer = keras.regularizers.L2(0.00025)
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(),
