@@ -26,6 +26,7 @@ import os
 import sys
 
 from archc import __version__
+from archc.train import TRAINERS
 
 # pydantic looks for plugins through every installed distribution's entry points
 # when its first model is built: tens of milliseconds beside tensorflow and torch.
@@ -189,21 +190,10 @@ def cmd_equiv(args) -> int:
     return 0 if result.ok else 1
 
 
-TRAINERS = {"torch": ("backends.pytorch.train", "TorchTrainer"),
-            "keras": ("backends.keras.train", "KerasTrainer")}
-
-
-def _trainer(backend: str, model, settings):
-    import importlib
-
-    module, cls = TRAINERS[backend]
-    return getattr(importlib.import_module(module), cls)(model, settings)
-
-
 def _training_overrides(args) -> dict | None:
     """The command line's training settings, validated as a `train { }` section is."""
     from archc.diagnostics import SpecError
-    from archc.training import parse_settings
+    from archc.language.train_section import parse_settings
 
     given = {key: getattr(args, key, None) for key in
              ("optimizer", "schedule", "epochs", "batch_size", "lr", "weight_decay",
@@ -231,19 +221,28 @@ def cmd_train(args) -> int:
     if model is None:
         return 1
     overrides = args.overrides
-    from archc import runner
     from archc.data import DataError
+    from archc.train import make_trainer
+    from archc.train.errors import RunError
+    from archc.train.loop import train
+    from archc.train.recipe import RecipeError
+    from archc.train.settings import resolve
+    from archc.train.signals import StopFlag
 
-    settings = runner.resolve(
-        model, args.backend, args.data, overrides, data_dir=args.data_dir, resize=args.resize,
-        limit=args.limit, seed=args.seed, device=args.device, precision=args.precision,
-        compile=args.compile)
+    try:
+        settings = resolve(
+            model, args.backend, args.data, overrides, data_dir=args.data_dir,
+            resize=args.resize, limit=args.limit, seed=args.seed, device=args.device,
+            precision=args.precision, compile=args.compile)
+    except RecipeError as e:
+        print(f"archc train: {e}", file=sys.stderr)
+        return 1
     out = args.out or os.path.join("runs", f"{model.name}-{args.backend}-{args.data}")
     say = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     try:
         dataset = _load_data(args, model, args.seed)
-        trainer = _trainer(args.backend, model, settings)
-    except (DataError, runner.RunError) as e:
+        trainer = make_trainer(args.backend, model, settings)
+    except (DataError, RunError) as e:
         print(f"archc train: {e}", file=sys.stderr)
         return 1
     if trainer.rank == 0:
@@ -252,11 +251,11 @@ def cmd_train(args) -> int:
             + "".join(f"\n  {n}" for n in dataset.notes)
             + f"\nengine: {trainer.describe()}")
     try:
-        with runner.StopFlag() as stop:
-            result = runner.train(model, settings, dataset, trainer, out, resume=args.resume,
-                                  log=say, stop=stop, progress=not args.quiet,
-                                  alert=lambda s: print(s, file=sys.stderr, flush=True))
-    except runner.RunError as e:
+        with StopFlag() as stop:
+            result = train(model, settings, dataset, trainer, out, resume=args.resume,
+                           log=say, stop=stop, progress=not args.quiet,
+                           alert=lambda s: print(s, file=sys.stderr, flush=True))
+    except RunError as e:
         print(f"archc train: {e}", file=sys.stderr)
         return 1
     finally:
@@ -276,18 +275,27 @@ def cmd_evaluate(args) -> int:
         return 1
     import json
 
-    from archc import runner
     from archc.data import DataError
+    from archc.train import make_trainer
+    from archc.train.checkpoints import checkpoint_backend, load_checkpoint_weights
+    from archc.train.errors import RunError
+    from archc.train.metrics import evaluate, render_confusion
+    from archc.train.recipe import RecipeError
+    from archc.train.settings import resolve
     from backends.transfer import TransferError, load_weights
 
-    settings = runner.resolve(model, args.backend, args.data, {"batch_size": args.batch_size},
-                              data_dir=args.data_dir, resize=args.resize, device=args.device,
-                              precision=args.precision)
+    try:
+        settings = resolve(model, args.backend, args.data, {"batch_size": args.batch_size},
+                           data_dir=args.data_dir, resize=args.resize, device=args.device,
+                           precision=args.precision)
+    except RecipeError as e:
+        print(f"archc evaluate: {e}", file=sys.stderr)
+        return 1
     path = _weights_path(args.weights)
     if path is None:
         return 1
     weights = None
-    if not runner.checkpoint_backend(path):
+    if not checkpoint_backend(path):
         try:
             weights = load_weights(path)
         except (OSError, ValueError) as e:
@@ -296,16 +304,16 @@ def cmd_evaluate(args) -> int:
             return 1
     try:
         dataset = _load_data(args, model, args.seed)
-        trainer = _trainer(args.backend, model, settings)
+        trainer = make_trainer(args.backend, model, settings)
         if weights is None:
-            runner.load_checkpoint_weights(path, model, trainer,
-                                           lambda b: _trainer(b, model, settings))
+            load_checkpoint_weights(path, model, trainer,
+                                    lambda b: make_trainer(b, model, settings))
         else:
             trainer.set_weights(weights)
-    except (DataError, runner.RunError, TransferError) as e:
+    except (DataError, RunError, TransferError) as e:
         print(f"archc evaluate: {e}", file=sys.stderr)
         return 1
-    r = runner.evaluate(model, trainer, dataset, settings.batch_size)
+    r = evaluate(model, trainer, dataset, settings.batch_size)
     trainer.close()
     if args.json:
         out = {k: v for k, v in r.items() if k != "confusion"}
@@ -319,13 +327,13 @@ def cmd_evaluate(args) -> int:
           f"{args.backend}): loss {r['loss']:.4f}  top-1 {r['accuracy']:.4f}  "
           f"top-5 {r['top5']:.4f}")
     if args.confusion:
-        print(runner.render_confusion(r["confusion"], dataset.classes))
+        print(render_confusion(r["confusion"], dataset.classes))
     return 0
 
 
 def _weights_path(given: str) -> str | None:
     """--weights: a file, or a run folder (its best epoch's weights)."""
-    from archc.runner import BEST_WEIGHTS
+    from archc.train.checkpoints import BEST_WEIGHTS
 
     if not os.path.isdir(given):
         return given
@@ -369,7 +377,7 @@ def _number(kind, *, positive: bool = False, low: int | None = None, high: int |
     """An argparse type: a finite number of `kind` (int or float), positive or in
     [low, high] where asked, else argparse's usage error (exit status 2). With
     `as_text` the text itself is returned: training settings are then checked with
-    the spec's rules (archc/training.py), whose errors quote them as typed."""
+    the spec's rules (archc/language/train_section.py), whose errors quote them as typed."""
     whole = kind is int
 
     def parse(text):

@@ -144,40 +144,6 @@ def lowerer(table: dict[str, Callable], ctx: Any, framework: str) -> Callable[[N
     return lower
 
 
-def schedule_source(model: Model, func: str, cos: str) -> str:
-    """A function `func(epoch)` giving the spec's learning rate for an epoch (from 0),
-    for the schedules that are a formula of the epoch. `cos` is the framework's
-    cosine of a Python float, as a template with `{}`."""
-    t = model.training
-    s = t.schedule
-    lr0 = t.lr if t.lr is not None else 0.001
-    head = [f"def {func}(epoch, lr=None):",
-            f'    """The learning rate of epoch `epoch` (from 0): {s.kind} schedule."""']
-    if s.kind == "piecewise":
-        body = []
-        for b, v in zip(s.boundaries, s.values):
-            body.append(f"    if epoch < {b}:\n        return {v!r}")
-        body.append(f"    return {s.values[-1]!r}")
-    elif s.kind == "step":
-        body = [f"    return {lr0!r} * {s.rate!r} ** ((epoch + {s.offset}) // {s.every})"]
-    elif s.kind == "cosine":
-        epochs = t.epochs or 1
-        body = [f"    progress = min(epoch / {epochs}, 1.0)",
-                f"    cosine = {cos.format('3.141592653589793 * progress')}",
-                f"    return {s.min_lr!r} + ({lr0!r} - {s.min_lr!r}) * 0.5 * (1 + cosine)"]
-    elif s.kind == "onecycle":  # by epoch: warm up for pct_start, then anneal
-        epochs = t.epochs or 1
-        peak = s.max_lr or lr0 * 10
-        warm = max(1, round(s.pct_start * epochs))
-        body = [f"    if epoch < {warm}:",
-                f"        return {lr0!r} + ({peak!r} - {lr0!r}) * epoch / {warm}",
-                f"    progress = min((epoch - {warm}) / max({epochs} - {warm}, 1), 1.0)",
-                f"    return {peak!r} * (1 - progress) + {lr0 / 1e4!r} * progress"]
-    else:
-        raise AssertionError(f"{s.kind} is not a formula of the epoch")
-    return "\n".join(head + body)
-
-
 # ---------------------------------------------------------------------------
 # the plan: which functions/classes to write, with which parameters
 # ---------------------------------------------------------------------------

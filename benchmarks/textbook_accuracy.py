@@ -20,9 +20,10 @@ from _common import ROOT
 sys.path.insert(0, str(ROOT))
 
 from archc import data as D  # noqa: E402
-from archc import runner  # noqa: E402
-from archc.cli import _trainer  # noqa: E402
 from archc.pipeline import compile_spec  # noqa: E402
+from archc.train import make_trainer  # noqa: E402
+from archc.train.loop import train  # noqa: E402
+from archc.train.settings import resolve  # noqa: E402
 
 EXPERIMENTS = (("textbook_shape.cnn", "shapes", 0.96), ("textbook_color.cnn", "colors", 0.963))
 
@@ -43,13 +44,13 @@ def main() -> None:
         for backend in args.backends.split(","):
             finals = []
             for seed in seeds:
-                settings = runner.resolve(ir, backend, name,
-                                          {"epochs": args.epochs, "lr": args.lr,
-                                           "schedule": {"kind": "cosine"}}, seed=seed)
+                settings = resolve(ir, backend, name,
+                                   {"epochs": args.epochs, "lr": args.lr,
+                                    "schedule": {"kind": "cosine"}}, seed=seed)
                 dataset = D.load(name, seed=seed)
-                trainer = _trainer(backend, ir, settings)
+                trainer = make_trainer(backend, ir, settings)
                 with tempfile.TemporaryDirectory() as out:
-                    result = runner.train(ir, settings, dataset, trainer, out, progress=False)
+                    result = train(ir, settings, dataset, trainer, out, progress=False)
                 finals.append(result.history[-1]["val_accuracy"])
             print(f"{spec:22} {name:7} {backend:7} {book:8.1%}  "
                   + "  ".join(f"{f:.1%}" for f in finals), flush=True)

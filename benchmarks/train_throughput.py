@@ -3,7 +3,7 @@ archc's shared runner, on each backend, and the runner's overhead against a
 minimal hand-written loop over the same generated model, in one process, rounds
 alternating.
 
-- torch runner:   archc.runner.train for one epoch (batches from archc.data,
+- torch runner:   archc.train.loop.train for one epoch (batches from archc.data,
                   per-step reporting, NaN and signal checks, progress), as
                   `archc train` runs it; images/s of the training epoch.
 - torch minimal:  for x, y in batches: loss(model(x), y).backward(); step()
@@ -36,17 +36,19 @@ from _common import ROOT
 sys.path.insert(0, str(ROOT))
 
 from archc import data as D  # noqa: E402
-from archc import runner  # noqa: E402
 from archc.pipeline import compile_spec  # noqa: E402
+from archc.train import make_trainer  # noqa: E402
+from archc.train.loop import train  # noqa: E402
+from archc.train.settings import resolve  # noqa: E402
 
 
 def run_epoch(ir, settings, dataset, trainer, whole: list) -> float:
     """The runner's own images/s of the training epoch; appends to `whole` the rate
-    over the entire runner.train call (validation, history, curves, checkpoints,
+    over the entire train() call (validation, history, curves, checkpoints,
     weight export included)."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        result = runner.train(ir, settings, dataset, trainer, out, progress=False)
+        result = train(ir, settings, dataset, trainer, out, progress=False)
     whole.append(len(dataset.x_train) / (time.perf_counter() - start))
     return result.history[-1]["images_per_second"]
 
@@ -93,17 +95,16 @@ def main() -> None:
     ir = compile_spec(str(ROOT / "specs" / "resnet18.cnn"))
     n = args.steps * args.batch
     dataset = D.make_synthetic((32, 32, 3), 10, n_train=n, n_test=args.batch)
-    from archc.cli import _trainer
-    from archc.training import Optimizer
+    from archc.ir.training import Optimizer
 
     rows = []
     for backend in args.backends.split(","):
-        settings = runner.resolve(ir, backend, "synthetic",
+        settings = resolve(ir, backend, "synthetic",
                                   {"epochs": 1, "batch_size": args.batch, "lr": 1e-3,
                                    "optimizer": Optimizer(name="sgd", momentum=0.9),
                                    "schedule": {"kind": "constant"}, "augment": False},
                                   device=args.device)
-        trainer = _trainer(backend, ir, settings)
+        trainer = make_trainer(backend, ir, settings)
         bare = torch_minimal if backend == "torch" else keras_fit
         bare_name = "minimal loop" if backend == "torch" else "bare model.fit"
         whole: list[float] = []

@@ -272,9 +272,10 @@ def test_spec_file_setting_errors_speak_archcs_language():
 
 
 def test_resume_message_and_docs_agree_on_what_may_change():
-    from archc import runner
+    from archc.train.checkpoints import MAY_CHANGE, same_settings
+    from archc.train.errors import RunError
 
-    options = sorted("--" + k.replace("_", "-") for k in runner.MAY_CHANGE)
+    options = sorted("--" + k.replace("_", "-") for k in MAY_CHANGE)
     docs = " ".join((ROOT / "docs" / "training.md").read_text(encoding="utf-8").split())
     stated = re.search(r"only ((?:`--[a-z-]+`(?:, | and )?)+) may change", docs)
     assert stated, "docs/training.md states what a resumed run may change"
@@ -282,18 +283,18 @@ def test_resume_message_and_docs_agree_on_what_may_change():
     train = " ".join(_subparsers(make_parser())["train"].format_help().split())
     stated = re.search(r"--resume .*?only (.*?) may differ", train)  # the option's help
     assert sorted(re.findall(r"--[a-z-]+", stated.group(1))) == options
-    with pytest.raises(runner.RunError) as e:
-        runner._same_settings({"lr": 0.1, "epochs": 3}, _settings(lr=0.2), "last.ckpt")
+    with pytest.raises(RunError) as e:
+        same_settings({"lr": 0.1, "epochs": 3}, _settings(lr=0.2), "last.ckpt")
     assert all(o in str(e.value) for o in options)
     assert "lr: 0.1 -> 0.2" in str(e.value)
 
 
 def _settings(**changes):
-    from archc import runner
     from archc.pipeline import compile_spec
+    from archc.train.settings import resolve
 
     model = compile_spec(str(SPECS / "digits_cnn.cnn"))
-    return runner.resolve(model, "torch", "digits", changes)
+    return resolve(model, "torch", "digits", changes)
 
 
 # ---- the frameworks keep quiet unless asked ----------------------------------------------

@@ -11,7 +11,8 @@ import re
 import numpy as np
 import pytest
 
-from archc import runner
+from archc.train import history as H
+from archc.train import loop, progress
 from tests.helpers import compile_str
 from tests.test_training import PLAIN, needs_torch
 
@@ -26,7 +27,7 @@ SUMS = np.array([0.5 * 64, 48.0, 64.0])  # loss*n, correct, n: loss 0.5, accurac
 
 def test_a_log_file_gets_a_plain_line_every_interval():
     out = io.StringIO()
-    bar = runner.Progress(0, 3, 10, stream=out, interval=0.0)
+    bar = progress.Progress(0, 3, 10, stream=out, interval=0.0)
     assert bar.bar is None  # not a terminal: no live bar
     bar.update(1, SUMS, 64)
     bar.update(3, SUMS, 128)
@@ -43,7 +44,7 @@ def test_a_log_file_gets_a_plain_line_every_interval():
 
 def test_a_log_file_gets_no_line_before_the_interval():
     out = io.StringIO()
-    bar = runner.Progress(1, 3, 10, stream=out)  # 30 s
+    bar = progress.Progress(1, 3, 10, stream=out)  # 30 s
     for step in range(10):
         bar.update(step, SUMS, 64 * (step + 1))
     bar.finish("epoch 2/3  done")
@@ -53,7 +54,7 @@ def test_a_log_file_gets_no_line_before_the_interval():
 def test_a_terminal_gets_a_live_bar_with_eta_and_images_per_second():
     pytest.importorskip("rich")
     out = Terminal()
-    bar = runner.Progress(0, 8, 10, stream=out, start_step=2)
+    bar = progress.Progress(0, 8, 10, stream=out, start_step=2)
     assert bar.bar is not None
     bar.update(4, SUMS, 192)
     bar.bar.refresh()
@@ -67,7 +68,7 @@ def test_a_terminal_gets_a_live_bar_with_eta_and_images_per_second():
 
 def test_quiet_means_nothing():
     out = Terminal()
-    bar = runner.Progress(0, 3, 10, stream=out, enabled=False, interval=0.0)
+    bar = progress.Progress(0, 3, 10, stream=out, enabled=False, interval=0.0)
     bar.update(1, SUMS, 64)
     bar.finish("epoch 1/3  done")
     assert out.getvalue() == "" and bar.bar is None
@@ -75,10 +76,10 @@ def test_quiet_means_nothing():
 
 def test_curves_are_drawn_at_most_every_interval_and_always_at_the_end(monkeypatch):
     drawn = []
-    monkeypatch.setattr(runner, "plot_history", lambda d, h, t: drawn.append(len(h)))
+    monkeypatch.setattr(H, "plot_history", lambda d, h, t: drawn.append(len(h)))
     clock = [100.0]
-    monkeypatch.setattr(runner.time, "monotonic", lambda: clock[0])
-    curves = runner.CurvesPlot("run", "title", interval=10.0)
+    monkeypatch.setattr(H.time, "monotonic", lambda: clock[0])
+    curves = H.CurvesPlot("run", "title", interval=10.0)
     history = []
     for epoch in range(1, 9):  # an epoch every 3 s
         history.append({"epoch": epoch})
@@ -95,7 +96,7 @@ def test_curves_have_whole_number_epoch_ticks_from_1():
         {"epoch": e, "loss": 1 / e, "accuracy": e / 3, "val_loss": 1 / e, "val_accuracy": e / 3}
         for e in (1, 2, 3)
     ]
-    fig = runner.curves_figure(history, "t")
+    fig = H.curves_figure(history, "t")
     for ax in fig.axes:
         assert list(ax.lines[0].get_xdata()) == [1, 2, 3]
         ticks = ax.get_xticks()
@@ -105,9 +106,9 @@ def test_curves_have_whole_number_epoch_ticks_from_1():
 @needs_torch
 def test_epochs_are_counted_alike_in_console_history_and_curves(tmp_path, capsys, monkeypatch):
     plotted = []
-    real = runner.plot_history
+    real = H.plot_history
     monkeypatch.setattr(
-        runner,
+        H,
         "plot_history",
         lambda d, h, t: plotted.append([r["epoch"] for r in h]) or real(d, h, t),
     )
@@ -116,7 +117,7 @@ def test_epochs_are_counted_alike_in_console_history_and_curves(tmp_path, capsys
     from tests.test_training import make_trainer, setup
 
     settings, dataset = setup(ir, "torch", epochs=3, batch_size=256)
-    result = runner.train(
+    result = loop.train(
         ir, settings, dataset, make_trainer(ir, settings), str(settings_out), progress=True
     )
     assert result.status == 0

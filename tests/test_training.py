@@ -18,10 +18,16 @@ import numpy as np
 import pytest
 
 from archc import data as D
-from archc import runner
+from archc import train as T
+from archc.ir.training import TrainingConfig
+from archc.language.train_section import parse_settings
 from archc.pipeline import compile_spec
-from archc.schedule import LearningRate
-from archc.training import TrainingConfig, parse_settings
+from archc.train import checkpoints, loop, metrics
+from archc.train.errors import EXIT_NONFINITE, RunError
+from archc.train.recipe import recipe_of, resolve
+from archc.train.schedule import LearningRate
+from archc.train.settings import resolve as resolve_settings
+from archc.train.signals import StopFlag
 from tests.helpers import SPECS, compile_str
 
 try:
@@ -56,13 +62,11 @@ Dense(10, softmax)
 
 
 def make_trainer(ir, settings):
-    from archc.cli import _trainer
-
-    return _trainer(settings.backend, ir, settings)
+    return T.make_trainer(settings.backend, ir, settings)
 
 
 def setup(ir, backend, data="digits", seed=0, limit=None, **overrides):
-    settings = runner.resolve(ir, backend, data, overrides, seed=seed, device="cpu",
+    settings = resolve_settings(ir, backend, data, overrides, seed=seed, device="cpu",
                               limit=limit)
     dataset = D.fit_to_spec(D.load(data, seed=seed, shape=ir.input_shape,
                                    classes=ir.output_shape[-1]),
@@ -74,7 +78,7 @@ def train(ir, backend, out, data="digits", resume=False, on_step=None, stop=None
           trainer=None, seed=0, **overrides):
     settings, dataset = setup(ir, backend, data, seed=seed, **overrides)
     trainer = trainer or make_trainer(ir, settings)
-    result = runner.train(ir, settings, dataset, trainer, str(out), resume=resume,
+    result = loop.train(ir, settings, dataset, trainer, str(out), resume=resume,
                           progress=False, on_step=on_step, stop=stop)
     return result, trainer
 
@@ -90,12 +94,12 @@ def strip_timing(history):
 def test_settings_come_from_command_line_then_spec_then_defaults():
     ir = compile_spec(str(SPECS / "book_lenet5.cnn"))  # sgd, lr 5e-4, piecewise, 20 epochs
     cli = parse_settings({"schedule": "step(rate=0.5, every=2)"})
-    s = runner.resolve(ir, "torch", "mnist", {**cli, "epochs": 3})
+    s = resolve_settings(ir, "torch", "mnist", {**cli, "epochs": 3})
     assert (s.epochs, s.batch_size, s.lr, s.optimizer.name) == (3, 32, 0.0005, "sgd")
     assert s.schedule.kind == "step" and s.schedule.every == 2
     assert s.sources["epochs"] == "command line" and s.sources["schedule"] == "command line"
     assert s.sources["lr"] == "spec" and s.sources["optimizer"] == "spec"
-    plain = runner.resolve(compile_str(PLAIN), "keras", "digits", {})
+    plain = resolve_settings(compile_str(PLAIN), "keras", "digits", {})
     assert (plain.epochs, plain.batch_size, plain.lr, plain.optimizer.name) == (10, 32, 0.001,
                                                                                 "adam")
     assert plain.sources["lr"] == "default"
@@ -120,32 +124,33 @@ def test_command_line_settings_are_checked_like_a_train_section():
 
 FORMULA_SPECS = sorted(p.name for p in SPECS.glob("*.cnn") if p.name != "stdlib.cnn"
                        and (m := compile_spec(str(p))).training is not None
+                       and m.training.schedule is not None
                        and m.training.schedule.kind not in ("constant", "plateau"))
 
 
 @pytest.mark.parametrize("spec", FORMULA_SPECS)
 def test_the_runners_schedule_is_the_generated_one(spec):
-    """archc.schedule and the generated learning_rate functions agree, epoch by epoch."""
+    """archc.train.schedule and the generated learning_rate functions agree, epoch by epoch."""
     from backends.runtime import load_module
 
     ir = compile_spec(str(SPECS / spec))
-    t = ir.training
-    ours = LearningRate(t, t.lr if t.lr is not None else 0.001, t.epochs or 1)
+    ours = LearningRate(recipe_of(ir))
     keras_fn = getattr(load_module(str(ROOT / "generated" / "keras" / f"{ir.name}.py"),
                                    f"sched_k_{ir.name}"), f"learning_rate_{ir.name}")
-    for e in range((t.epochs or 1) + 3):
+    for e in range(ours.epochs + 3):
         assert keras_fn(e) == pytest.approx(ours.at(e), rel=1e-12), e
     if HAS_TORCH:
         torch_fn = load_module(str(ROOT / "generated" / "torch" / f"{ir.name}.py"),
                                f"sched_t_{ir.name}").learning_rate
-        for e in range((t.epochs or 1) + 3):
+        for e in range(ours.epochs + 3):
             assert torch_fn(e) == pytest.approx(ours.at(e), rel=1e-6), e
 
 
 def test_schedule_formulas():
     def rates(text, lr=0.1, epochs=10):
-        config = TrainingConfig(schedule=parse_settings({"schedule": text})["schedule"])
-        s = LearningRate(config, lr, epochs)
+        config = TrainingConfig(schedule=parse_settings({"schedule": text})["schedule"],
+                                lr=lr, epochs=epochs)
+        s = LearningRate(resolve(config))
         return [s.at(e) for e in range(epochs)]
 
     assert rates("piecewise(boundaries=[2, 4], values=[1, 0.5, 0.25])", epochs=6) == [
@@ -165,8 +170,8 @@ def test_plateau_follows_keras_and_torch_reduce_on_plateau():
 
     losses = [1.0, 0.9, 0.95, 0.9, 0.91, 0.89995, 0.92, 0.93, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
     text = "plateau(factor=0.5, patience=2, min_lr=0.02)"
-    ours = LearningRate(TrainingConfig(schedule=parse_settings({"schedule": text})["schedule"]),
-                        0.1, 20)
+    ours = LearningRate(resolve(TrainingConfig(
+        schedule=parse_settings({"schedule": text})["schedule"], lr=0.1, epochs=20)))
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     callback = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2,
@@ -206,11 +211,12 @@ def test_generated_torch_plateau_schedules_follow_keras_semantics():
         module = load_module(str(ROOT / "generated" / "torch" / f"{ir.name}.py"),
                              f"plateau_{ir.name}")
         optimizer, scheduler = module.make_optimizer(torch.nn.Linear(1, 1))
-        ours = LearningRate(ir.training, ir.training.lr, 30)
+        recipe = resolve(ir.training.model_copy(update={"epochs": 30}))
+        ours = LearningRate(recipe)
         for epoch, loss in enumerate(losses):
             assert optimizer.param_groups[0]["lr"] == pytest.approx(ours.at(epoch)), (path, epoch)
             ours.end_epoch({"val_loss": loss, "val_accuracy": -loss})
-            scheduler.step(loss if ir.training.schedule.monitor == "val_loss" else -loss)
+            scheduler.step(loss if recipe.schedule.monitor == "val_loss" else -loss)
 
 
 @needs_both
@@ -232,7 +238,7 @@ def test_both_backends_train_with_the_identical_learning_rate_sequence(tmp_path)
                                                            "step(rate=0.5, every=2)"})["schedule"])
         trainer = make_trainer(ir, settings)
         read.__defaults__[1]["trainer"] = trainer
-        runner.train(ir, settings, dataset, trainer, str(tmp_path / backend), progress=False,
+        loop.train(ir, settings, dataset, trainer, str(tmp_path / backend), progress=False,
                      on_step=read)
     expected = [0.001, 0.001, 0.0005, 0.0005, 0.00025]
     assert seen["torch"] == pytest.approx(expected, rel=1e-12)
@@ -327,7 +333,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, backend):
     ir = compile_spec(str(SPECS / "digits_cnn.cnn"))  # batch norm and dropout: RNG state
     kw = dict(epochs=3, batch_size=64)
     whole, t_whole = train(ir, backend, tmp_path / "whole", **kw)
-    stop = runner.StopFlag()
+    stop = StopFlag()
 
     def interrupt(epoch, step):
         if (epoch, step) == (1, 9):
@@ -357,9 +363,9 @@ def test_resume_refuses_other_settings_and_a_fresh_run_refuses_an_old_folder(tmp
     ir = compile_str(PLAIN)
     first, _ = train(ir, "torch", tmp_path, epochs=1, batch_size=256)
     assert first.status == 0
-    with pytest.raises(runner.RunError, match="--resume"):
+    with pytest.raises(RunError, match="--resume"):
         train(ir, "torch", tmp_path, epochs=1, batch_size=256)
-    with pytest.raises(runner.RunError, match=r"batch_size: 256 -> 128"):
+    with pytest.raises(RunError, match=r"batch_size: 256 -> 128"):
         train(ir, "torch", tmp_path, resume=True, epochs=2, batch_size=128)
     more, _ = train(ir, "torch", tmp_path, resume=True, epochs=2, batch_size=256)  # longer: ok
     assert more.status == 0 and len(more.history) == 2
@@ -391,9 +397,9 @@ def test_a_non_finite_loss_stops_without_overwriting_the_good_checkpoint(tmp_pat
             weights["f1/kernel"] = np.full_like(weights["f1/kernel"], np.nan)
             trainer.set_weights(weights)
 
-    result = runner.train(ir, settings, dataset, trainer, str(tmp_path), progress=False,
+    result = loop.train(ir, settings, dataset, trainer, str(tmp_path), progress=False,
                           on_step=poison)
-    assert result.status == runner.EXIT_NONFINITE == 3
+    assert result.status == EXIT_NONFINITE == 3
     assert "non-finite" in result.message or "loss became nan" in result.message
     assert last.read_bytes() == good["bytes"]  # still epoch 1's good weights
     assert len(result.history) == 1
@@ -425,16 +431,18 @@ def test_sigterm_saves_and_resume_finishes(tmp_path):
 
 @pytest.mark.skipif(not HAS_KERAS, reason="keras is not installed")
 def test_command_line_weight_decay_reaches_the_keras_build():
-    """Keras carries weight decay in its build (kernel L2(wd/2)): --weight-decay must
-    change it there, as it changes PyTorch's optimizer."""
+    """Keras carries weight decay as the kernels' L2(wd/2), set at compile time from
+    the run's recipe: --weight-decay must change it there, as it changes PyTorch's
+    optimizer."""
     ir = compile_spec(str(SPECS / "digits_cnn.cnn"))  # no weight decay in its recipe
     settings, _ = setup(ir, "keras", weight_decay=0.001)
     trainer = make_trainer(ir, settings)
-    layer = trainer.model.get_layer("f1")
-    assert layer.kernel_regularizer is not None
-    assert layer.kernel_regularizer.get_config()["l2"] == pytest.approx(0.0005)
+    kernel = trainer.model.get_layer("f1").kernel
+    assert kernel.regularizer is not None
+    assert kernel.regularizer.get_config()["l2"] == pytest.approx(0.0005)
+    assert float(sum(trainer.model.losses)) > 0
     settings, _ = setup(ir, "keras")
-    assert make_trainer(ir, settings).model.get_layer("f1").kernel_regularizer is None
+    assert make_trainer(ir, settings).model.get_layer("f1").kernel.regularizer is None
 
 
 # ---- weights ---------------------------------------------------------------------------
@@ -485,11 +493,11 @@ def test_checkpoints_are_told_from_weights_without_a_framework(tmp_path):
     ir = compile_spec(str(SPECS / "digits_cnn.cnn"))
     train(ir, "torch", tmp_path / "t", epochs=1, limit=64)
     train(ir, "keras", tmp_path / "k", epochs=1, limit=64)
-    assert runner.checkpoint_backend(str(tmp_path / "t" / "checkpoints" / "best.ckpt")) == "torch"
-    assert runner.checkpoint_backend(str(tmp_path / "k" / "checkpoints" / "best.ckpt")) == "keras"
-    assert runner.checkpoint_backend(str(tmp_path / "k" / "weights-best.npz")) is None
+    assert checkpoints.checkpoint_backend(str(tmp_path / "t" / "checkpoints" / "best.ckpt")) == "torch"
+    assert checkpoints.checkpoint_backend(str(tmp_path / "k" / "checkpoints" / "best.ckpt")) == "keras"
+    assert checkpoints.checkpoint_backend(str(tmp_path / "k" / "weights-best.npz")) is None
     (tmp_path / "junk").write_bytes(b"not a zip")
-    assert runner.checkpoint_backend(str(tmp_path / "junk")) is None
+    assert checkpoints.checkpoint_backend(str(tmp_path / "junk")) is None
     r = _archc("evaluate", str(SPECS / "course_lenet5.cnn"), "--data", "synthetic", "--weights",
                str(tmp_path / "t" / "checkpoints" / "best.ckpt"))
     assert r.returncode == 1 and "cannot load" in r.stderr and "Traceback" not in r.stderr
@@ -503,16 +511,16 @@ DIGITS_BN_099 = (SPECS / "digits_cnn.cnn").read_text().replace("B(momentum: 0.9)
 def test_batchnorm_warning_rule():
     ir = compile_str(DIGITS_BN_099)
     lagging = {"accuracy": 0.98, "val_accuracy": 0.90}
-    w = runner.batchnorm_warning(ir, lagging, 360)
+    w = loop.batchnorm_warning(ir, lagging, 360)
     assert w and "momentum 0.99" in w and "2.7%" in w and "360" in w and "459 steps" in w
     assert "`B(momentum: 0.9)`" in w and "44 steps" in w
-    assert runner.batchnorm_warning(ir, lagging, 459) is None  # converged: 0.99**459 < 1%
-    assert runner.batchnorm_warning(ir, {"accuracy": 0.98, "val_accuracy": 0.97}, 360) is None
-    few = runner.batchnorm_warning(ir, lagging, 12)  # 0.9 would not converge either
+    assert loop.batchnorm_warning(ir, lagging, 459) is None  # converged: 0.99**459 < 1%
+    assert loop.batchnorm_warning(ir, {"accuracy": 0.98, "val_accuracy": 0.97}, 360) is None
+    few = loop.batchnorm_warning(ir, lagging, 12)  # 0.9 would not converge either
     assert "`B(momentum: 0.68)`" in few and "12 steps" in few
-    assert runner.batchnorm_warning(compile_spec(str(SPECS / "digits_cnn.cnn")), lagging,
+    assert loop.batchnorm_warning(compile_spec(str(SPECS / "digits_cnn.cnn")), lagging,
                                     360) is None  # momentum 0.9
-    assert runner.batchnorm_warning(compile_str(PLAIN), lagging, 10) is None  # no batch norm
+    assert loop.batchnorm_warning(compile_str(PLAIN), lagging, 10) is None  # no batch norm
 
 
 @needs_torch
@@ -539,21 +547,21 @@ def test_weights_txt_names_shapes_and_values():
     w = {"c1/kernel": np.arange(6, dtype=np.float32).reshape(1, 2, 3),
          "c1/bias": np.array([0.5], np.float32)}
     f = io.StringIO()
-    runner.write_weights_txt(f, w)
+    checkpoints.write_weights_txt(f, w)
     assert f.getvalue() == "c1/bias\n(1,)\n0.5\n\nc1/kernel\n(1, 2, 3)\n0 1 2\n3 4 5\n\n"
     third = np.float32(1) / np.float32(3)
     f = io.StringIO()
-    runner.write_weights_txt(f, {"x": np.array([third])})
+    checkpoints.write_weights_txt(f, {"x": np.array([third])})
     assert np.float32(f.getvalue().split("\n")[2]) == third  # float32 exact
 
 
 def test_metrics_top5_and_ties():
     out = np.array([[0.1, 0.7, 0.2], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
-    m = runner.classification_metrics(out, np.array([1, 1, 0]), probabilities=True)
+    m = metrics.classification_metrics(out, np.array([1, 1, 0]), probabilities=True)
     assert m["accuracy"] == pytest.approx(1 / 3)  # a tie goes to the lower index, as argmax
     assert m["top5"] == 1.0
     assert m["loss"] == pytest.approx(-(np.log(0.7) + np.log(0.5) + np.log(1e-7)) / 3)
-    c = runner.confusion_matrix(out, np.array([1, 1, 0]), 3)
+    c = metrics.confusion_matrix(out, np.array([1, 1, 0]), 3)
     assert c.tolist() == [[0, 0, 1], [1, 1, 0], [0, 0, 0]]  # (true, predicted) counts
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Union
 from pydantic import BaseModel, ConfigDict, PlainValidator, SerializeAsAny
 
 from archc.ir.kinds import KINDS, Loc, Node
-from archc.training import TrainingConfig
+from archc.ir.training import TrainingConfig
 
 
 def _node(value: Any) -> Node:

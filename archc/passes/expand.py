@@ -33,7 +33,7 @@ from archc.ir.kinds import Add, Concat, Input, Loc, Node
 from archc.language.bind import SPELLINGS, layer_list, unknown_layer_hint
 from archc.limits import LIMITS
 from archc.language.parser import parse, read_source
-from archc.training import build_training
+from archc.language.train_section import build_training
 from archc.language.values import ArgReader, Evaluator, FuncVal, Sym, Tagged, show
 
 # Words of the language itself, and names a generated module needs for itself.

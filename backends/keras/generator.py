@@ -17,6 +17,7 @@ from typing import Callable
 from archc.ir import Model
 from archc.ir.kinds import KINDS, Node
 from archc.ir.shapes import describe
+from backends import recipe_source
 from backends.common import (
     Body,
     Instance,
@@ -31,7 +32,6 @@ from backends.common import (
     lowerer,
     op_source,
     plan,
-    schedule_source,
     spec_label,
     unit_doc,
 )
@@ -98,8 +98,9 @@ def _weights(n: Node, weight_decay: float) -> OrderedDict:
         kw["bias_initializer"] = Raw(f"keras.initializers.Constant({n.bias_init!r})")
     else:
         kw["bias_initializer"] = n.bias_init or "zeros"
-    l2 = n.l2 if n.l2 is not None else (weight_decay / 2 if weight_decay else None)
-    kw["kernel_regularizer"] = Raw(f"keras.regularizers.L2({l2!r})") if l2 else None
+    # only a layer's own `l2`; the spec-wide weight decay (`weight_decay`, unused
+    # here) is the compile helper's, on every kernel (backends/recipe_source.py)
+    kw["kernel_regularizer"] = recipe_source.keras_kernel_regularizer(n)
     return kw
 
 
@@ -284,60 +285,9 @@ def _build(model: Model, root: Instance) -> str:
     return "\n".join(lines)
 
 
-OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}
-LOSSES = {"sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
-          "categorical_crossentropy": "CategoricalCrossentropy"}
-
-
 def _compile(model: Model) -> str | None:
-    t = model.training
-    if t is None:
-        return None
-    lr = t.lr if t.lr is not None else 0.001
-    o = t.optimizer
-    opt_args = [f"learning_rate={lr!r}"]
-    if o.name == "sgd":
-        opt_args += [f"momentum={o.momentum!r}"] if o.momentum else []
-        opt_args += ["nesterov=True"] if o.nesterov else []
-    elif o.name in ("adam", "adamw"):
-        if (o.beta_1, o.beta_2, o.epsilon) != (0.9, 0.999, 1e-7):
-            opt_args += [f"beta_1={o.beta_1!r}", f"beta_2={o.beta_2!r}", f"epsilon={o.epsilon!r}"]
-    loss_args = []
-    if t.from_logits:
-        loss_args.append("from_logits=True")
-    if t.label_smoothing and t.loss == "categorical_crossentropy":
-        loss_args.append(f"label_smoothing={t.label_smoothing!r}")
-    s = t.schedule
-    callbacks = []
-    schedule_fn = None
-    if s.kind == "plateau":
-        args = [f"monitor={lit(s.monitor)}", f"factor={s.factor!r}", f"patience={s.patience}"]
-        if s.min_lr:
-            args.append(f"min_lr={s.min_lr!r}")
-        callbacks.append(call("keras.callbacks.ReduceLROnPlateau", args, 4,
-                              prefix="schedule = "))
-    elif s.kind in ("piecewise", "step", "cosine", "onecycle"):
-        schedule_fn = schedule_source(model, f"learning_rate_{model.name}",
-                                      "float(keras.ops.cos({}))")
-        callbacks.append(call("keras.callbacks.LearningRateScheduler",
-                              [f"learning_rate_{model.name}"], 4, prefix="schedule = "))
-    doc = [f'    """Compile with the spec\'s recipe ({o.name}, lr {lr!r}, {s.kind} schedule'
-           + (f", {t.epochs} epochs" if t.epochs else "")
-           + (f", batch {t.batch_size}" if t.batch_size else "") + ").",
-           "",
-           "    Returns the callbacks to pass to model.fit.",
-           '    """']
-    lines = [f"def compile_{model.name}(model):", *doc,
-             call("model.compile", [
-                 f"optimizer=keras.optimizers.{OPTIMIZERS[o.name]}({', '.join(opt_args)})",
-                 f"loss=keras.losses.{LOSSES[t.loss]}({', '.join(loss_args)})",
-                 'metrics=["accuracy"]'], 4)]
-    lines += callbacks
-    lines.append("    return [schedule]" if callbacks else "    return []")
-    text = "\n".join(lines)
-    if schedule_fn:
-        text = schedule_fn + "\n\n\n" + text
-    return text
+    """The recipe's compile helper (backends/recipe_source.py)."""
+    return recipe_source.keras_compile(model) if model.training is not None else None
 
 
 def generate(model: Model) -> str:

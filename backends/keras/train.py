@@ -1,4 +1,4 @@
-"""The Keras side of the shared runner (archc/runner.py): `model.fit` over the
+"""The Keras side of the shared runner (archc/train/loop.py): `model.fit` over the
 generated model, one epoch per call, with a callback that sets nothing of its own
 but reports each batch to the runner (progress, non-finite loss, signals) and
 stops the fit when the runner says so.
@@ -21,8 +21,10 @@ import numpy as np
 
 from archc.data import as_float
 from archc.ir import Model
-from archc.runner import RunError, Settings, outputs_probabilities
-from archc.training import TrainingConfig
+from archc.train.errors import RunError
+from archc.train.metrics import outputs_probabilities
+from archc.train.recipe import Recipe, keras_kernel_l2, keras_optimizer
+from archc.train.settings import Settings
 from backends import transfer
 from backends.runtime import load_source
 
@@ -50,6 +52,28 @@ def _is_chief(tf_config: dict) -> bool:
     return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
 
 
+def apply_weight_decay(keras, model, recipe: Recipe) -> None:
+    """The recipe's L2 penalty on every conv and dense kernel without an `l2` of its
+    own, as the generated compile helper sets it (archc/train/recipe.py)."""
+    c = keras_kernel_l2(recipe)
+    if not c:
+        return
+    for v in model.trainable_variables:
+        if v.name == "kernel" and v.regularizer is None:
+            v.regularizer = keras.regularizers.L2(c)
+
+
+def make_optimizer(keras, model, recipe: Recipe):
+    """The recipe's optimizer, as the generated compile helper builds it; AdamW
+    decays the kernels only."""
+    call = keras_optimizer(recipe)
+    optimizer = getattr(keras.optimizers, call.cls)(**dict(call.kwargs))
+    if recipe.decoupled:
+        optimizer.exclude_from_weight_decay(
+            var_list=[v for v in model.trainable_variables if v.name != "kernel"])
+    return optimizer
+
+
 class KerasTrainer:
     backend = "keras"
 
@@ -75,29 +99,13 @@ class KerasTrainer:
         self.mixed = self.gpu and settings.precision in ("auto", "bf16")
         keras.mixed_precision.set_global_policy("mixed_bfloat16" if self.mixed else "float32")
         keras.utils.set_random_seed(settings.seed)
-        # the build carries the weight decay (kernel L2): the run's, not only the spec's
-        training = (ir.training or TrainingConfig()).model_copy(
-            update={"weight_decay": settings.weight_decay})
-        module = load_source(generate(ir.model_copy(update={"training": training})),
-                             f"archc_keras_train_{ir.name}")
+        module = load_source(generate(ir), f"archc_keras_train_{ir.name}")
         with self.strategy.scope():
             self.model = getattr(module, f"build_{ir.name}")()
-            self.model.compile(optimizer=self._optimizer(), loss=self._loss(),
-                               metrics=["accuracy"], jit_compile="auto")
+            apply_weight_decay(keras, self.model, settings)
+            self.model.compile(optimizer=make_optimizer(keras, self.model, settings),
+                               loss=self._loss(), metrics=["accuracy"], jit_compile="auto")
         self.probabilities = outputs_probabilities(ir)
-
-    def _optimizer(self):
-        o, lr, k = self.settings.optimizer, self.settings.lr, self.keras.optimizers
-        if o.name == "sgd":
-            return k.SGD(learning_rate=lr, momentum=o.momentum, nesterov=o.nesterov)
-        if o.name == "adam":
-            return k.Adam(learning_rate=lr, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.epsilon)
-        if o.name == "adamw":  # weight decay is the build's kernel L2 (see docs/training.md)
-            return k.AdamW(learning_rate=lr, weight_decay=0.0, beta_1=o.beta_1,
-                           beta_2=o.beta_2, epsilon=o.epsilon)
-        if o.name == "rmsprop":
-            return k.RMSprop(learning_rate=lr, rho=0.9, epsilon=o.epsilon)
-        raise AssertionError(o.name)
 
     def _loss(self):
         losses = self.keras.losses

@@ -31,6 +31,7 @@ from typing import Callable
 from archc.ir import Model
 from archc.ir.kinds import KINDS, Node
 from archc.ir.shapes import describe, same_padding
+from backends import recipe_source
 from backends.common import (
     BackendError,
     Body,
@@ -47,7 +48,6 @@ from backends.common import (
     lowerer,
     op_source,
     plan,
-    schedule_source,
     spec_label,
     unit_doc,
 )
@@ -374,55 +374,8 @@ SOFTMAX_DOC = [
 
 
 def _training(model: Model) -> str | None:
-    t = model.training
-    if t is None:
-        return None
-    lr = t.lr if t.lr is not None else 0.001
-    o, s = t.optimizer, t.schedule
-    cls = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}[o.name]
-    args = ["model.parameters()", f"lr={lr!r}"]
-    if o.name == "sgd":
-        args += [f"momentum={o.momentum!r}"] if o.momentum else []
-        args += ["nesterov=True"] if o.nesterov else []
-    elif o.name in ("adam", "adamw"):
-        args += [f"betas=({o.beta_1!r}, {o.beta_2!r})", f"eps={o.epsilon!r}"]
-    elif o.name == "rmsprop":  # Keras's defaults: rho 0.9, epsilon 1e-7
-        args += ["alpha=0.9", f"eps={o.epsilon!r}"]
-    if t.weight_decay:
-        args.append(f"weight_decay={t.weight_decay!r}")
-    chunks = []
-    lines = ["def make_optimizer(model):",
-             f'    """The spec\'s recipe: {o.name}, lr {lr!r}, {s.kind} schedule'
-             + (f", {t.epochs} epochs" if t.epochs else "")
-             + (f", batch {t.batch_size}" if t.batch_size else "") + ".",
-             "",
-             "    Returns (optimizer, scheduler); step the scheduler once per epoch"
-             + (" with the validation metric." if s.kind == "plateau" else "."),
-             '    """',
-             call(f"torch.optim.{cls}", args, 4, prefix="optimizer = ")]
-    if s.kind == "constant":
-        lines.append("    return optimizer, None")
-    elif s.kind == "plateau":
-        mode = "min" if s.monitor == "val_loss" else "max"
-        # Keras reduces on the `patience`-th epoch without improvement, PyTorch on
-        # the one after: Keras's patience p is PyTorch's p - 1 (0 and 1 act alike)
-        sargs = ["optimizer", f"mode={lit(mode)}", f"factor={s.factor!r}",
-                 f"patience={max(s.patience - 1, 0)}", "threshold=0.0001",
-                 'threshold_mode="abs"']
-        if s.min_lr:
-            sargs.append(f"min_lr={s.min_lr!r}")
-        lines.append(call("torch.optim.lr_scheduler.ReduceLROnPlateau", sargs, 4,
-                          prefix="scheduler = "))
-        lines.append("    return optimizer, scheduler")
-    else:
-        chunks.append(schedule_source(model, "learning_rate",
-                                      "torch.cos(torch.tensor({})).item()"))
-        lines.append(call("torch.optim.lr_scheduler.LambdaLR",
-                          ["optimizer", f"lambda epoch: learning_rate(epoch) / {lr!r}"], 4,
-                          prefix="scheduler = "))
-        lines.append("    return optimizer, scheduler")
-    chunks.append("\n".join(lines))
-    return "\n\n\n".join(chunks)
+    """The recipe's make_optimizer (backends/recipe_source.py)."""
+    return recipe_source.torch_training(model) if model.training is not None else None
 
 
 def generate(model: Model) -> str:

@@ -1,4 +1,4 @@
-"""The PyTorch side of the shared runner (archc/runner.py): a plain training loop
+"""The PyTorch side of the shared runner (archc/train/loop.py): a plain training loop
 over the generated model.
 
 - CPU or CUDA. On CUDA: bf16 autocast where supported, channels-last memory,
@@ -25,7 +25,10 @@ from torch import nn
 
 from archc.data import as_float
 from archc.ir import Model
-from archc.runner import RunError, Settings, outputs_probabilities
+from archc.train.errors import RunError
+from archc.train.metrics import outputs_probabilities
+from archc.train.recipe import Recipe, torch_optimizer, torch_weight_decay
+from archc.train.settings import Settings
 from backends import transfer
 from backends.runtime import build_torch
 
@@ -50,25 +53,17 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def make_optimizer(model: nn.Module, settings: Settings) -> torch.optim.Optimizer:
-    """The settings' optimizer. Weight decay goes to conv and dense kernels only,
-    as the L2 penalty Keras's build applies (L2(wd/2) has gradient wd * w); biases,
-    batch-norm and PReLU parameters are not decayed."""
-    kernels, others = [], []
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's optimizer, as the generated make_optimizer builds it: one
+    parameter group per weight decay, kernels decayed, biases, batch norm and
+    PReLU not (archc/train/recipe.py states the translation from Keras)."""
+    groups: dict[float, list] = {}
     for name, p in model.named_parameters():
-        (kernels if name.endswith("weight") and p.ndim >= 2 else others).append(p)
-    wd = settings.weight_decay
-    groups = [{"params": kernels, "weight_decay": wd}, {"params": others, "weight_decay": 0.0}]
-    o, lr = settings.optimizer, settings.lr
-    if o.name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=o.momentum, nesterov=o.nesterov)
-    if o.name == "adam":
-        return torch.optim.Adam(groups, lr=lr, betas=(o.beta_1, o.beta_2), eps=o.epsilon)
-    if o.name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=(o.beta_1, o.beta_2), eps=o.epsilon)
-    if o.name == "rmsprop":  # Keras's rho 0.9
-        return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, eps=o.epsilon)
-    raise AssertionError(o.name)
+        groups.setdefault(torch_weight_decay(recipe, name, p.ndim), []).append(p)
+    call = torch_optimizer(recipe)
+    return getattr(torch.optim, call.cls)(
+        [{"params": ps, "weight_decay": decay} for decay, ps in groups.items()],
+        **dict(call.kwargs))
 
 
 def crossentropy(outputs: torch.Tensor, y: torch.Tensor, probabilities: bool,

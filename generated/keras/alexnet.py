@@ -38,72 +38,22 @@ def build_alexnet():
     """The `alexnet` network; input 227 x 227 x 3."""
     inputs = keras.Input(shape=(227, 227, 3), name="input")
     x = inputs
-    x = layers.Conv2D(
-        96,
-        11,
-        strides=4,
-        activation="relu",
-        kernel_regularizer=keras.regularizers.L2(0.00025),
-        name="c1",
-    )(x)
+    x = layers.Conv2D(96, 11, strides=4, activation="relu", name="c1")(x)
     x = LocalResponseNormalization(name="lrn1")(x)
     x = layers.MaxPooling2D(3, strides=2, name="p1")(x)
-    x = layers.Conv2D(
-        256,
-        5,
-        padding="same",
-        activation="relu",
-        kernel_regularizer=keras.regularizers.L2(0.00025),
-        name="c2",
-    )(x)
+    x = layers.Conv2D(256, 5, padding="same", activation="relu", name="c2")(x)
     x = LocalResponseNormalization(name="lrn2")(x)
     x = layers.MaxPooling2D(3, strides=2, name="p2")(x)
-    x = layers.Conv2D(
-        384,
-        3,
-        padding="same",
-        activation="relu",
-        kernel_regularizer=keras.regularizers.L2(0.00025),
-        name="c3",
-    )(x)
-    x = layers.Conv2D(
-        384,
-        3,
-        padding="same",
-        activation="relu",
-        kernel_regularizer=keras.regularizers.L2(0.00025),
-        name="c4",
-    )(x)
-    x = layers.Conv2D(
-        256,
-        3,
-        padding="same",
-        activation="relu",
-        kernel_regularizer=keras.regularizers.L2(0.00025),
-        name="c5",
-    )(x)
+    x = layers.Conv2D(384, 3, padding="same", activation="relu", name="c3")(x)
+    x = layers.Conv2D(384, 3, padding="same", activation="relu", name="c4")(x)
+    x = layers.Conv2D(256, 3, padding="same", activation="relu", name="c5")(x)
     x = layers.MaxPooling2D(3, strides=2, name="p3")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(
-        4096,
-        activation="relu",
-        kernel_regularizer=keras.regularizers.L2(0.00025),
-        name="f1",
-    )(x)
+    x = layers.Dense(4096, activation="relu", name="f1")(x)
     x = layers.Dropout(0.5, name="d1")(x)
-    x = layers.Dense(
-        4096,
-        activation="relu",
-        kernel_regularizer=keras.regularizers.L2(0.00025),
-        name="f2",
-    )(x)
+    x = layers.Dense(4096, activation="relu", name="f2")(x)
     x = layers.Dropout(0.5, name="d2")(x)
-    x = layers.Dense(
-        1000,
-        activation="softmax",
-        kernel_regularizer=keras.regularizers.L2(0.00025),
-        name="f3",
-    )(x)
+    x = layers.Dense(1000, activation="softmax", name="f3")(x)
     return keras.Model(inputs, x, name="alexnet")
 
 
@@ -112,6 +62,11 @@ def compile_alexnet(model):
 
     Returns the callbacks to pass to model.fit.
     """
+    # weight decay 0.0005: the L2 penalty 0.00025 * sum(w ** 2) on every conv and
+    # dense kernel without an `l2` of its own (its gradient: 0.0005 * w)
+    for v in model.trainable_variables:
+        if v.name == "kernel" and v.regularizer is None:
+            v.regularizer = keras.regularizers.L2(0.00025)
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(),

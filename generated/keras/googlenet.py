@@ -120,7 +120,7 @@ def build_googlenet():
 
 def learning_rate_googlenet(epoch, lr=None):
     """The learning rate of epoch `epoch` (from 0): step schedule."""
-    return 0.01 * 0.96 ** ((epoch + 0) // 8)
+    return 0.01 * 0.96 ** (epoch // 8)
 
 
 def compile_googlenet(model):

@@ -13,38 +13,15 @@ from keras import layers
 
 def bottleneck(x, filters, s, c1_arg0, *, name):
     """Bottleneck (resnet152.cnn:12), with proj=1."""
-    c1 = layers.Conv2D(
-        c1_arg0,
-        1,
-        strides=s,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c1",
-    )(x)
+    c1 = layers.Conv2D(c1_arg0, 1, strides=s, name=f"{name}.c1")(x)
     b1 = layers.BatchNormalization(epsilon=1.001e-05, name=f"{name}.b1")(c1)
-    x = layers.Conv2D(
-        filters,
-        1,
-        strides=s,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c2",
-    )(x)
+    x = layers.Conv2D(filters, 1, strides=s, name=f"{name}.c2")(x)
     x = layers.BatchNormalization(epsilon=1.001e-05, name=f"{name}.b2")(x)
     x = layers.Activation("relu", name=f"{name}.a1")(x)
-    x = layers.Conv2D(
-        filters,
-        3,
-        padding="same",
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c3",
-    )(x)
+    x = layers.Conv2D(filters, 3, padding="same", name=f"{name}.c3")(x)
     x = layers.BatchNormalization(epsilon=1.001e-05, name=f"{name}.b3")(x)
     x = layers.Activation("relu", name=f"{name}.a2")(x)
-    x = layers.Conv2D(
-        c1_arg0,
-        1,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c4",
-    )(x)
+    x = layers.Conv2D(c1_arg0, 1, name=f"{name}.c4")(x)
     x = layers.BatchNormalization(epsilon=1.001e-05, name=f"{name}.b4")(x)
     x = layers.Add(name=f"{name}.add1")([b1, x])
     x = layers.Activation("relu", name=f"{name}.a3")(x)
@@ -53,29 +30,13 @@ def bottleneck(x, filters, s, c1_arg0, *, name):
 
 def bottleneck_2(x, filters, c3_arg0, *, name):
     """Bottleneck (resnet152.cnn:12), with s=1, proj=0."""
-    c1 = layers.Conv2D(
-        filters,
-        1,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c1",
-    )(x)
+    c1 = layers.Conv2D(filters, 1, name=f"{name}.c1")(x)
     b1 = layers.BatchNormalization(epsilon=1.001e-05, name=f"{name}.b1")(c1)
     a1 = layers.Activation("relu", name=f"{name}.a1")(b1)
-    c2 = layers.Conv2D(
-        filters,
-        3,
-        padding="same",
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c2",
-    )(a1)
+    c2 = layers.Conv2D(filters, 3, padding="same", name=f"{name}.c2")(a1)
     b2 = layers.BatchNormalization(epsilon=1.001e-05, name=f"{name}.b2")(c2)
     a2 = layers.Activation("relu", name=f"{name}.a2")(b2)
-    c3 = layers.Conv2D(
-        c3_arg0,
-        1,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c3",
-    )(a2)
+    c3 = layers.Conv2D(c3_arg0, 1, name=f"{name}.c3")(a2)
     b3 = layers.BatchNormalization(epsilon=1.001e-05, name=f"{name}.b3")(c3)
     x = layers.Add(name=f"{name}.add1")([x, b3])
     x = layers.Activation("relu", name=f"{name}.a3")(x)
@@ -87,13 +48,7 @@ def build_resnet152():
     inputs = keras.Input(shape=(224, 224, 3), name="input")
     x = inputs
     x = layers.ZeroPadding2D(3, name="zp1")(x)
-    x = layers.Conv2D(
-        64,
-        7,
-        strides=2,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name="c1",
-    )(x)
+    x = layers.Conv2D(64, 7, strides=2, name="c1")(x)
     x = layers.BatchNormalization(epsilon=1.001e-05, name="b1")(x)
     x = layers.Activation("relu", name="a1")(x)
     x = layers.ZeroPadding2D(1, name="zp2")(x)
@@ -149,12 +104,7 @@ def build_resnet152():
     x = bottleneck_2(x, filters=512, c3_arg0=2048, name="bottleneck49")
     x = bottleneck_2(x, filters=512, c3_arg0=2048, name="bottleneck50")
     x = layers.GlobalAveragePooling2D(name="p2")(x)
-    x = layers.Dense(
-        1000,
-        activation="softmax",
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name="f1",
-    )(x)
+    x = layers.Dense(1000, activation="softmax", name="f1")(x)
     return keras.Model(inputs, x, name="resnet152")
 
 
@@ -163,6 +113,11 @@ def compile_resnet152(model):
 
     Returns the callbacks to pass to model.fit.
     """
+    # weight decay 0.0001: the L2 penalty 5e-05 * sum(w ** 2) on every conv and
+    # dense kernel without an `l2` of its own (its gradient: 0.0001 * w)
+    for v in model.trainable_variables:
+        if v.name == "kernel" and v.regularizer is None:
+            v.regularizer = keras.regularizers.L2(5e-05)
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=0.1, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(),

@@ -13,38 +13,15 @@ from keras import layers
 
 def book_bottleneck(x, f1, f3, s, *, name):
     """BookBottleneck (book_resnet50.cnn:13), with reduce=1."""
-    c1 = layers.Conv2D(
-        f1,
-        1,
-        strides=s,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c1",
-    )(x)
+    c1 = layers.Conv2D(f1, 1, strides=s, name=f"{name}.c1")(x)
     b1 = layers.BatchNormalization(name=f"{name}.b1")(c1)
     a1 = layers.Activation("relu", name=f"{name}.a1")(b1)
-    c2 = layers.Conv2D(
-        f1,
-        3,
-        padding="same",
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c2",
-    )(a1)
+    c2 = layers.Conv2D(f1, 3, padding="same", name=f"{name}.c2")(a1)
     b2 = layers.BatchNormalization(name=f"{name}.b2")(c2)
     a2 = layers.Activation("relu", name=f"{name}.a2")(b2)
-    c3 = layers.Conv2D(
-        f3,
-        1,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c3",
-    )(a2)
+    c3 = layers.Conv2D(f3, 1, name=f"{name}.c3")(a2)
     b3 = layers.BatchNormalization(name=f"{name}.b3")(c3)
-    x = layers.Conv2D(
-        f3,
-        1,
-        strides=s,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c4",
-    )(x)
+    x = layers.Conv2D(f3, 1, strides=s, name=f"{name}.c4")(x)
     x = layers.BatchNormalization(name=f"{name}.b4")(x)
     x = layers.Add(name=f"{name}.add1")([b3, x])
     x = layers.Activation("relu", name=f"{name}.a3")(x)
@@ -53,24 +30,13 @@ def book_bottleneck(x, f1, f3, s, *, name):
 
 def book_bottleneck_2(x, f1, f3, *, name):
     """BookBottleneck (book_resnet50.cnn:13), with reduce=0, s=2."""
-    c1 = layers.Conv2D(f1, 1, kernel_regularizer=keras.regularizers.L2(5e-05), name=f"{name}.c1")(x)
+    c1 = layers.Conv2D(f1, 1, name=f"{name}.c1")(x)
     b1 = layers.BatchNormalization(name=f"{name}.b1")(c1)
     a1 = layers.Activation("relu", name=f"{name}.a1")(b1)
-    c2 = layers.Conv2D(
-        f1,
-        3,
-        padding="same",
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c2",
-    )(a1)
+    c2 = layers.Conv2D(f1, 3, padding="same", name=f"{name}.c2")(a1)
     b2 = layers.BatchNormalization(name=f"{name}.b2")(c2)
     a2 = layers.Activation("relu", name=f"{name}.a2")(b2)
-    c3 = layers.Conv2D(
-        f3,
-        1,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c3",
-    )(a2)
+    c3 = layers.Conv2D(f3, 1, name=f"{name}.c3")(a2)
     b3 = layers.BatchNormalization(name=f"{name}.b3")(c3)
     x = layers.Add(name=f"{name}.add1")([b3, x])
     x = layers.Activation("relu", name=f"{name}.a3")(x)
@@ -81,13 +47,7 @@ def build_resnet50_book():
     """The `resnet50_book` network; input 224 x 224 x 3."""
     inputs = keras.Input(shape=(224, 224, 3), name="input")
     x = inputs
-    x = layers.Conv2D(
-        64,
-        7,
-        strides=2,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name="c1",
-    )(x)
+    x = layers.Conv2D(64, 7, strides=2, name="c1")(x)
     x = layers.BatchNormalization(name="b1")(x)
     x = layers.Activation("relu", name="a1")(x)
     x = layers.MaxPooling2D(3, strides=2, name="p1")(x)
@@ -109,12 +69,7 @@ def build_resnet50_book():
     x = book_bottleneck_2(x, f1=512, f3=2048, name="book_bottleneck16")
     x = layers.AveragePooling2D(1, strides=1, name="p2")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(
-        1000,
-        activation="softmax",
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name="f1",
-    )(x)
+    x = layers.Dense(1000, activation="softmax", name="f1")(x)
     return keras.Model(inputs, x, name="resnet50_book")
 
 
@@ -123,6 +78,11 @@ def compile_resnet50_book(model):
 
     Returns the callbacks to pass to model.fit.
     """
+    # weight decay 0.0001: the L2 penalty 5e-05 * sum(w ** 2) on every conv and
+    # dense kernel without an `l2` of its own (its gradient: 0.0001 * w)
+    for v in model.trainable_variables:
+        if v.name == "kernel" and v.regularizer is None:
+            v.regularizer = keras.regularizers.L2(5e-05)
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=0.1, momentum=0.9),
         loss=keras.losses.CategoricalCrossentropy(),

@@ -32,42 +32,16 @@ class NegInfPadding2D(layers.Layer):
 
 def bottleneck_tv(x, planes, s, c3_arg0, *, name):
     """BottleneckTV (resnet50_torchvision.cnn:12), with proj=1."""
-    c1 = layers.Conv2D(
-        planes,
-        1,
-        use_bias=False,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c1",
-    )(x)
+    c1 = layers.Conv2D(planes, 1, use_bias=False, name=f"{name}.c1")(x)
     b1 = layers.BatchNormalization(epsilon=1e-05, momentum=0.9, name=f"{name}.b1")(c1)
     a1 = layers.Activation("relu", name=f"{name}.a1")(b1)
     c2 = layers.ZeroPadding2D(1, name=f"{name}.c2.pad")(a1)
-    c2 = layers.Conv2D(
-        planes,
-        3,
-        strides=s,
-        use_bias=False,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c2",
-    )(c2)
+    c2 = layers.Conv2D(planes, 3, strides=s, use_bias=False, name=f"{name}.c2")(c2)
     b2 = layers.BatchNormalization(epsilon=1e-05, momentum=0.9, name=f"{name}.b2")(c2)
     a2 = layers.Activation("relu", name=f"{name}.a2")(b2)
-    c3 = layers.Conv2D(
-        c3_arg0,
-        1,
-        use_bias=False,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c3",
-    )(a2)
+    c3 = layers.Conv2D(c3_arg0, 1, use_bias=False, name=f"{name}.c3")(a2)
     b3 = layers.BatchNormalization(epsilon=1e-05, momentum=0.9, name=f"{name}.b3")(c3)
-    x = layers.Conv2D(
-        c3_arg0,
-        1,
-        strides=s,
-        use_bias=False,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c4",
-    )(x)
+    x = layers.Conv2D(c3_arg0, 1, strides=s, use_bias=False, name=f"{name}.c4")(x)
     x = layers.BatchNormalization(epsilon=1e-05, momentum=0.9, name=f"{name}.b4")(x)
     x = layers.Add(name=f"{name}.add1")([b3, x])
     x = layers.Activation("relu", name=f"{name}.a3")(x)
@@ -76,32 +50,14 @@ def bottleneck_tv(x, planes, s, c3_arg0, *, name):
 
 def bottleneck_tv_2(x, planes, c3_arg0, *, name):
     """BottleneckTV (resnet50_torchvision.cnn:12), with s=1, proj=0."""
-    c1 = layers.Conv2D(
-        planes,
-        1,
-        use_bias=False,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c1",
-    )(x)
+    c1 = layers.Conv2D(planes, 1, use_bias=False, name=f"{name}.c1")(x)
     b1 = layers.BatchNormalization(epsilon=1e-05, momentum=0.9, name=f"{name}.b1")(c1)
     a1 = layers.Activation("relu", name=f"{name}.a1")(b1)
     c2 = layers.ZeroPadding2D(1, name=f"{name}.c2.pad")(a1)
-    c2 = layers.Conv2D(
-        planes,
-        3,
-        use_bias=False,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c2",
-    )(c2)
+    c2 = layers.Conv2D(planes, 3, use_bias=False, name=f"{name}.c2")(c2)
     b2 = layers.BatchNormalization(epsilon=1e-05, momentum=0.9, name=f"{name}.b2")(c2)
     a2 = layers.Activation("relu", name=f"{name}.a2")(b2)
-    c3 = layers.Conv2D(
-        c3_arg0,
-        1,
-        use_bias=False,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name=f"{name}.c3",
-    )(a2)
+    c3 = layers.Conv2D(c3_arg0, 1, use_bias=False, name=f"{name}.c3")(a2)
     b3 = layers.BatchNormalization(epsilon=1e-05, momentum=0.9, name=f"{name}.b3")(c3)
     x = layers.Add(name=f"{name}.add1")([b3, x])
     x = layers.Activation("relu", name=f"{name}.a3")(x)
@@ -113,14 +69,7 @@ def build_resnet50_torchvision():
     inputs = keras.Input(shape=(224, 224, 3), name="input")
     x = inputs
     x = layers.ZeroPadding2D(3, name="c1.pad")(x)
-    x = layers.Conv2D(
-        64,
-        7,
-        strides=2,
-        use_bias=False,
-        kernel_regularizer=keras.regularizers.L2(5e-05),
-        name="c1",
-    )(x)
+    x = layers.Conv2D(64, 7, strides=2, use_bias=False, name="c1")(x)
     x = layers.BatchNormalization(epsilon=1e-05, momentum=0.9, name="b1")(x)
     x = layers.Activation("relu", name="a1")(x)
     x = NegInfPadding2D(((1, 1), (1, 1)), name="p1.pad")(x)
@@ -142,13 +91,13 @@ def build_resnet50_torchvision():
     x = bottleneck_tv_2(x, planes=512, c3_arg0=2048, name="bottleneck_tv15")
     x = bottleneck_tv_2(x, planes=512, c3_arg0=2048, name="bottleneck_tv16")
     x = layers.GlobalAveragePooling2D(name="p2")(x)
-    x = layers.Dense(1000, kernel_regularizer=keras.regularizers.L2(5e-05), name="f1")(x)
+    x = layers.Dense(1000, name="f1")(x)
     return keras.Model(inputs, x, name="resnet50_torchvision")
 
 
 def learning_rate_resnet50_torchvision(epoch, lr=None):
     """The learning rate of epoch `epoch` (from 0): step schedule."""
-    return 0.1 * 0.1 ** ((epoch + 0) // 30)
+    return 0.1 * 0.1 ** (epoch // 30)
 
 
 def compile_resnet50_torchvision(model):
@@ -156,6 +105,11 @@ def compile_resnet50_torchvision(model):
 
     Returns the callbacks to pass to model.fit.
     """
+    # weight decay 0.0001: the L2 penalty 5e-05 * sum(w ** 2) on every conv and
+    # dense kernel without an `l2` of its own (its gradient: 0.0001 * w)
+    for v in model.trainable_variables:
+        if v.name == "kernel" and v.regularizer is None:
+            v.regularizer = keras.regularizers.L2(5e-05)
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=0.1, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

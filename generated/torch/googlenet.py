@@ -181,7 +181,7 @@ class Googlenet(nn.Module):
 
 def learning_rate(epoch, lr=None):
     """The learning rate of epoch `epoch` (from 0): step schedule."""
-    return 0.01 * 0.96 ** ((epoch + 0) // 8)
+    return 0.01 * 0.96 ** (epoch // 8)
 
 
 def make_optimizer(model):

@@ -46,5 +46,5 @@ def make_optimizer(model):
 
     Returns (optimizer, scheduler); step the scheduler once per epoch.
     """
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.001, betas=(0.9, 0.999), eps=1e-07)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001, eps=1e-07)
     return optimizer, None

@@ -121,15 +121,23 @@ class Resnet34Torchvision(nn.Module):
 
 def learning_rate(epoch, lr=None):
     """The learning rate of epoch `epoch` (from 0): step schedule."""
-    return 0.1 * 0.1 ** ((epoch + 0) // 30)
+    return 0.1 * 0.1 ** (epoch // 30)
 
 
 def make_optimizer(model):
     """The spec's recipe: sgd, lr 0.1, step schedule, 90 epochs, batch 256.
 
+    Weight decay (the gradient of Keras's L2 penalty) on the conv and linear kernels only:
+    biases, batch norm and PReLU parameters are not decayed.
+
     Returns (optimizer, scheduler); step the scheduler once per epoch.
     """
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.0001)
+    decay = {}
+    for name, p in model.named_parameters():
+        rate = 0.0001 if name.endswith("weight") and p.ndim >= 2 else 0.0
+        decay.setdefault(rate, []).append(p)
+    groups = [{"params": ps, "weight_decay": rate} for rate, ps in decay.items()]
+    optimizer = torch.optim.SGD(groups, lr=0.1, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda epoch: learning_rate(epoch) / 0.1,

@@ -86,9 +86,17 @@ class Vgg11(nn.Module):
 def make_optimizer(model):
     """The spec's recipe: sgd, lr 0.01, plateau schedule, 74 epochs, batch 256.
 
+    Weight decay (the gradient of Keras's L2 penalty) on the conv and linear kernels only:
+    biases, batch norm and PReLU parameters are not decayed.
+
     Returns (optimizer, scheduler); step the scheduler once per epoch with the validation metric.
     """
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=0.0005)
+    decay = {}
+    for name, p in model.named_parameters():
+        rate = 0.0005 if name.endswith("weight") and p.ndim >= 2 else 0.0
+        decay.setdefault(rate, []).append(p)
+    groups = [{"params": ps, "weight_decay": rate} for rate, ps in decay.items()]
+    optimizer = torch.optim.SGD(groups, lr=0.01, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer,
         mode="max",

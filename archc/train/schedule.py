@@ -3,23 +3,24 @@
 The runners never hand a schedule to Keras's or PyTorch's scheduler classes: at
 the start of each epoch they set the rate this object gives, so the two backends
 follow the identical sequence by construction. The formulas are those of the
-generated `learning_rate(epoch)` functions (backends/common.py writes them as
-source; a test checks that both agree for every spec).
+generated `learning_rate(epoch)` functions (backends/recipe_source.py writes them
+from the same recipe; tests check that both agree, spec by spec and over the
+table of schedules).
 """
 
 from __future__ import annotations
 
 import math
 
-from archc.training import TrainingConfig
+from archc.train.recipe import Recipe
 
 
 class LearningRate:
-    def __init__(self, config: TrainingConfig, lr: float, epochs: int):
-        self.schedule = config.schedule
-        self.lr0 = lr
-        self.epochs = epochs
-        self.current = lr  # plateau: the rate now in force
+    def __init__(self, recipe: Recipe):
+        self.schedule = recipe.schedule  # every parameter set (archc.train.recipe)
+        self.lr0 = recipe.lr
+        self.epochs = recipe.epochs
+        self.current = recipe.lr  # plateau: the rate now in force
         self.best: float | None = None
         self.wait = 0
 
@@ -41,7 +42,7 @@ class LearningRate:
             progress = min(epoch / self.epochs, 1.0)
             return s.min_lr + (lr0 - s.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
         if s.kind == "onecycle":  # by epoch: warm up for pct_start, then anneal
-            peak = s.max_lr or lr0 * 10
+            peak = s.max_lr
             warm = max(1, round(s.pct_start * self.epochs))
             if epoch < warm:
                 return lr0 + (peak - lr0) * epoch / warm

@@ -1,4 +1,4 @@
-"""The optional `train { ... }` section: a paper's or course's training recipe.
+"""Parsing the optional `train { ... }` section: a paper's or course's training recipe.
 
     train {
         optimizer: sgd(momentum=0.9)
@@ -10,104 +10,20 @@
         weight_decay: 0.0005
     }
 
-Parsed and validated here (closed vocabularies, ranges); used by the runners.
+Each setting is evaluated, validated into the IR's TrainingConfig
+(archc/ir/training.py) and reported in archc's words where it is wrong. The
+command line's training options go through the same parser (`parse_settings`).
+What a setting left out means is the recipe's business (archc/train/recipe.py).
 """
 
+from typing import Any
 
-from typing import Annotated, Any, Literal, Union
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
 from archc.language import syntax as S
 from archc.diagnostics import Diagnostics, did_you_mean
+from archc.ir.training import SCHEDULES, Optimizer, TrainingConfig
 from archc.language.values import Evaluator, FuncVal, Sym, show
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
-
-class Optimizer(_Frozen):
-    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "adam"
-    momentum: float = Field(0.0, ge=0.0, lt=1.0)
-    nesterov: bool = False
-    beta_1: float = Field(0.9, gt=0.0, lt=1.0)
-    beta_2: float = Field(0.999, gt=0.0, lt=1.0)
-    epsilon: float = Field(1e-7, gt=0.0)
-
-
-class Constant(_Frozen):
-    kind: Literal["constant"] = "constant"
-
-
-class Piecewise(_Frozen):
-    """lr = values[i] for the first i with epoch < boundaries[i] (epochs from 0)."""
-
-    kind: Literal["piecewise"] = "piecewise"
-    boundaries: tuple[int, ...]
-    values: tuple[float, ...]
-
-    @model_validator(mode="after")
-    def _check(self) -> "Piecewise":
-        if len(self.values) != len(self.boundaries) + 1:
-            raise ValueError("piecewise needs one more value than boundaries")
-        if list(self.boundaries) != sorted(set(self.boundaries)) or (
-                self.boundaries and self.boundaries[0] <= 0):
-            raise ValueError("boundaries must be positive and strictly increasing")
-        if any(v <= 0 for v in self.values):
-            raise ValueError("learning rates must be positive")
-        return self
-
-
-class Plateau(_Frozen):
-    """Multiply lr by `factor` after `patience` epochs without improvement."""
-
-    kind: Literal["plateau"] = "plateau"
-    factor: float = Field(0.1, gt=0.0, lt=1.0)
-    patience: int = Field(10, ge=0)
-    min_lr: float = Field(0.0, ge=0.0)
-    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
-
-
-class StepDecay(_Frozen):
-    """lr = lr0 * rate ** floor((epoch + offset) / every) (GoogLeNet: 0.96 every 8)."""
-
-    kind: Literal["step"] = "step"
-    rate: float = Field(gt=0.0, le=1.0)
-    every: int = Field(gt=0)
-    offset: int = Field(0, ge=0)
-
-
-class Cosine(_Frozen):
-    kind: Literal["cosine"] = "cosine"
-    min_lr: float = Field(0.0, ge=0.0)
-
-
-class OneCycle(_Frozen):
-    kind: Literal["onecycle"] = "onecycle"
-    max_lr: float | None = Field(None, gt=0.0)
-    pct_start: float = Field(0.3, gt=0.0, lt=1.0)
-
-
-Schedule = Annotated[Union[Constant, Piecewise, Plateau, StepDecay, Cosine, OneCycle],
-                     Field(discriminator="kind")]
-
-LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
-
-
-class TrainingConfig(_Frozen):
-    optimizer: Optimizer = Optimizer()
-    lr: float | None = Field(None, gt=0.0)
-    schedule: Schedule = Constant()
-    epochs: int | None = Field(None, gt=0, le=100_000)
-    batch_size: int | None = Field(None, gt=0, le=1 << 20)
-    loss: Literal["sparse_categorical_crossentropy", "categorical_crossentropy"] = (
-        "sparse_categorical_crossentropy")
-    from_logits: bool = False
-    weight_decay: float = Field(0.0, ge=0.0)
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    augment: bool = False
-
 
 KEYS = {
     "optimizer": "optimizer", "lr": "lr", "learning_rate": "lr", "schedule": "schedule",
@@ -163,9 +79,7 @@ def _spans(key: str, expr: S.Expr) -> dict[tuple, S.Span]:
     return spans
 
 
-_MODELS = {"optimizer": Optimizer, "schedule": None}
-_SCHEDULES = {m.model_fields["kind"].default: m
-              for m in (Constant, Piecewise, Plateau, StepDecay, Cosine, OneCycle)}
+_SCHEDULES = {m.model_fields["kind"].default: m for m in SCHEDULES}
 _TYPES = {"int": "a whole number", "float": "a number", "bool": "true or false",
           "tuple": "a list such as [3, 6]", "list": "a list such as [3, 6]",
           "string": "a name", "model": "a name such as `adam` or `sgd(momentum=0.9)`"}
