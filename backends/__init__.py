@@ -1,5 +1,5 @@
-"""Code generators: one folder per target framework (keras/, pytorch/), sharing
-backends/common.py. `BACKENDS` maps a backend's name to its module."""
+"""Code generators: one folder per target framework (keras/, pytorch/), each a
+subclass of backends/common.py's `Generator`. `get(name)` is a backend's generator."""
 
 from __future__ import annotations
 
@@ -10,5 +10,5 @@ _MODULES = {"keras": "backends.keras.generator", "torch": "backends.pytorch.gene
 
 
 def get(name: str):
-    """The generator module of a backend (imported on demand: no framework needed)."""
-    return importlib.import_module(_MODULES[name])
+    """A backend's generator (imported on demand: no framework needed)."""
+    return importlib.import_module(_MODULES[name]).GENERATOR

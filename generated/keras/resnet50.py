@@ -11,10 +11,10 @@ import keras
 from keras import layers
 
 
-def bottleneck(x, filters, s, c1_arg0, *, name):
+def bottleneck_proj(x, filters, s, *, name):
     """Bottleneck (resnet50.cnn:12), with proj=1."""
     c1 = layers.Conv2D(
-        c1_arg0,
+        4 * filters,
         1,
         strides=s,
         kernel_regularizer=keras.regularizers.L2(5e-05),
@@ -40,7 +40,7 @@ def bottleneck(x, filters, s, c1_arg0, *, name):
     x = layers.BatchNormalization(epsilon=1.001e-05, name=f"{name}.b3")(x)
     x = layers.Activation("relu", name=f"{name}.a2")(x)
     x = layers.Conv2D(
-        c1_arg0,
+        4 * filters,
         1,
         kernel_regularizer=keras.regularizers.L2(5e-05),
         name=f"{name}.c4",
@@ -51,7 +51,7 @@ def bottleneck(x, filters, s, c1_arg0, *, name):
     return x
 
 
-def bottleneck_2(x, filters, c3_arg0, *, name):
+def bottleneck(x, filters, *, name):
     """Bottleneck (resnet50.cnn:12), with s=1, proj=0."""
     c1 = layers.Conv2D(
         filters,
@@ -71,7 +71,7 @@ def bottleneck_2(x, filters, c3_arg0, *, name):
     b2 = layers.BatchNormalization(epsilon=1.001e-05, name=f"{name}.b2")(c2)
     a2 = layers.Activation("relu", name=f"{name}.a2")(b2)
     c3 = layers.Conv2D(
-        c3_arg0,
+        4 * filters,
         1,
         kernel_regularizer=keras.regularizers.L2(5e-05),
         name=f"{name}.c3",
@@ -98,22 +98,22 @@ def build_resnet50():
     x = layers.Activation("relu", name="a1")(x)
     x = layers.ZeroPadding2D(1, name="zp2")(x)
     x = layers.MaxPooling2D(3, strides=2, name="p1")(x)
-    x = bottleneck(x, filters=64, s=1, c1_arg0=256, name="bottleneck1")
-    x = bottleneck_2(x, filters=64, c3_arg0=256, name="bottleneck2")
-    x = bottleneck_2(x, filters=64, c3_arg0=256, name="bottleneck3")
-    x = bottleneck(x, filters=128, s=2, c1_arg0=512, name="bottleneck4")
-    x = bottleneck_2(x, filters=128, c3_arg0=512, name="bottleneck5")
-    x = bottleneck_2(x, filters=128, c3_arg0=512, name="bottleneck6")
-    x = bottleneck_2(x, filters=128, c3_arg0=512, name="bottleneck7")
-    x = bottleneck(x, filters=256, s=2, c1_arg0=1024, name="bottleneck8")
-    x = bottleneck_2(x, filters=256, c3_arg0=1024, name="bottleneck9")
-    x = bottleneck_2(x, filters=256, c3_arg0=1024, name="bottleneck10")
-    x = bottleneck_2(x, filters=256, c3_arg0=1024, name="bottleneck11")
-    x = bottleneck_2(x, filters=256, c3_arg0=1024, name="bottleneck12")
-    x = bottleneck_2(x, filters=256, c3_arg0=1024, name="bottleneck13")
-    x = bottleneck(x, filters=512, s=2, c1_arg0=2048, name="bottleneck14")
-    x = bottleneck_2(x, filters=512, c3_arg0=2048, name="bottleneck15")
-    x = bottleneck_2(x, filters=512, c3_arg0=2048, name="bottleneck16")
+    x = bottleneck_proj(x, filters=64, s=1, name="bottleneck1")
+    x = bottleneck(x, filters=64, name="bottleneck2")
+    x = bottleneck(x, filters=64, name="bottleneck3")
+    x = bottleneck_proj(x, filters=128, s=2, name="bottleneck4")
+    x = bottleneck(x, filters=128, name="bottleneck5")
+    x = bottleneck(x, filters=128, name="bottleneck6")
+    x = bottleneck(x, filters=128, name="bottleneck7")
+    x = bottleneck_proj(x, filters=256, s=2, name="bottleneck8")
+    x = bottleneck(x, filters=256, name="bottleneck9")
+    x = bottleneck(x, filters=256, name="bottleneck10")
+    x = bottleneck(x, filters=256, name="bottleneck11")
+    x = bottleneck(x, filters=256, name="bottleneck12")
+    x = bottleneck(x, filters=256, name="bottleneck13")
+    x = bottleneck_proj(x, filters=512, s=2, name="bottleneck14")
+    x = bottleneck(x, filters=512, name="bottleneck15")
+    x = bottleneck(x, filters=512, name="bottleneck16")
     x = layers.GlobalAveragePooling2D(name="p2")(x)
     x = layers.Dense(
         1000,

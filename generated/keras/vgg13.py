@@ -29,7 +29,7 @@ def vgg_block(x, ch, *, name):
         kernel_regularizer=keras.regularizers.L2(0.00025),
         name=f"{name}.c2",
     )(x)
-    x = layers.MaxPooling2D(2, strides=2, name=f"{name}.p1")(x)
+    x = layers.MaxPooling2D(2, name=f"{name}.p1")(x)
     return x
 
 

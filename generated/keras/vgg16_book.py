@@ -31,7 +31,7 @@ def build_vgg16_book():
         kernel_regularizer=keras.regularizers.L2(0.00025),
         name="c2",
     )(x)
-    x = layers.MaxPooling2D(2, strides=2, name="p1")(x)
+    x = layers.MaxPooling2D(2, name="p1")(x)
     x = layers.Conv2D(
         128,
         3,
@@ -48,7 +48,7 @@ def build_vgg16_book():
         kernel_regularizer=keras.regularizers.L2(0.00025),
         name="c4",
     )(x)
-    x = layers.MaxPooling2D(2, strides=2, name="p2")(x)
+    x = layers.MaxPooling2D(2, name="p2")(x)
     x = layers.Conv2D(
         256,
         3,
@@ -73,7 +73,7 @@ def build_vgg16_book():
         kernel_regularizer=keras.regularizers.L2(0.00025),
         name="c7",
     )(x)
-    x = layers.MaxPooling2D(2, strides=2, name="p3")(x)
+    x = layers.MaxPooling2D(2, name="p3")(x)
     x = layers.Conv2D(
         512,
         3,
@@ -98,7 +98,7 @@ def build_vgg16_book():
         kernel_regularizer=keras.regularizers.L2(0.00025),
         name="c10",
     )(x)
-    x = layers.MaxPooling2D(2, strides=2, name="p4")(x)
+    x = layers.MaxPooling2D(2, name="p4")(x)
     x = layers.Conv2D(
         512,
         3,
@@ -123,7 +123,7 @@ def build_vgg16_book():
         kernel_regularizer=keras.regularizers.L2(0.00025),
         name="c13",
     )(x)
-    x = layers.MaxPooling2D(2, strides=2, name="p5")(x)
+    x = layers.MaxPooling2D(2, name="p5")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(
         4096,
