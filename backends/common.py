@@ -1,21 +1,26 @@
 """What every backend shares: turning an inferred IR into a readable module.
 
-A backend lowers each IR node to `Op`s (a constructor call with concrete values
-and the defaults of its options) through its own table from node kind to
-lowering function. This module does the rest, the same way for every target:
+A backend is a subclass of `Generator` whose table `LOWER` (the base's,
+extended by the backend's emitters) maps each IR node kind to an emitter: a
+function giving the node's `Op`s (constructor calls with concrete values and
+the framework's defaults of their options) and an `Expr` saying how they apply
+to the node's inputs. The rest is written once, here, the same for every target:
 
 - `plan()` walks the IR's block structure. Instances of one block whose
   lowered bodies have the same structure share one generated function or
-  class; values that differ between them (or equal a block argument) become
-  parameters named after the block's own parameters. So `ResnetBlock(64)` and
+  class; a value that differs between them becomes the block parameter it
+  always equals, or the block's own arithmetic on its parameters (`4 * filters`,
+  recorded in the IR's block definition). So `ResnetBlock(64)` and
   `ResnetBlock(128)` share `resnet_block(x, filters, ...)`, while the variant
-  with a projection shortcut gets its own.
+  with a projection shortcut gets its own, named for the argument that differs
+  (`resnet_block_residual_path`).
 - `Body` gives statements in topological order with readable variable names:
   a chain reuses `x`; a value still needed by a later branch keeps its own name.
 - `call()` formats a call on one line or, when it is too long, one argument a
   line with a trailing comma (what `ruff format` writes).
-- `write_module()` writes atomically, never through a symlink, never outside
-  the output folder, never over a file archc did not write.
+- `Generator.generate()` renders the backend's template with only the imports
+  the code uses; `write_module()` writes atomically, never through a symlink,
+  never outside the output folder, never over a file archc did not write.
 
 Nothing here knows a framework.
 """
@@ -32,7 +37,7 @@ import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, ClassVar, Iterable
 
 from archc import __version__
 from archc.ir import BlockInstance, Model
@@ -614,6 +619,16 @@ def _evaluate(e: ast.AST, env: dict[str, Any]) -> Any:
     return v
 
 
+@dataclass
+class _Candidate:
+    """What a varying slot may be written as: `value` (a Param or Formula), the
+    parameters it reads with their value in each instance, and its own values."""
+
+    value: Any
+    reads: dict[str, list[Any]]
+    values: list[Any]
+
+
 def _make_unit(block: str, name: str, class_name: str, members: list[Instance], defs,
                in_channels_param: bool) -> Unit:
     """The unit's parameters and the value of every slot of its body: a literal
@@ -622,55 +637,39 @@ def _make_unit(block: str, name: str, class_name: str, members: list[Instance], 
     (torch), or last a parameter named after the slot."""
     slot_values = [_slots(m)[1] for m in members]
     block_params = [p.name for p in defs[block].params] if block in defs else []
-    named = [(p, [m.info.args.get(p) for m in members]) for p in block_params]
-    channels = [("in_channels", [m.input_channels for m in members])] \
-        if in_channels_param else []
-    formulas = _formulas(defs.get(block), members)
+    arg_values = {p: [m.info.args.get(p) for m in members] for p in block_params}
+    named = [_Candidate(Param(p), {p: vals}, vals) for p, vals in arg_values.items()]
+    channels = [_Candidate(Param("in_channels"), {"in_channels": vals}, vals)
+                for vals in [[m.input_channels for m in members]] if in_channels_param]
+    formulas = [_Candidate(Formula(text), {p: arg_values[p] for p in reads}, vals)
+                for text, reads, vals in _formulas(defs.get(block), members)]
     reads_input = {i for i, item in enumerate(members[0].items) if "x" in item.inputs}
-    fallback: list[tuple[str, list[Any]]] = []
+    fallback: list[_Candidate] = []
     params: list[str] = []
-    args_per_instance: list[dict[str, Any]] = [dict() for _ in members]
+    args_per_instance: list[dict[str, Any]] = [{} for _ in members]
     values: dict[Slot, Any] = {}
-
-    def use(param: str, vals: list[Any]) -> None:
-        if param not in params:
-            params.append(param)
-            for d, v in zip(args_per_instance, vals):
-                d[param] = v
-
     for slot in slot_values[0]:
         vs = [sv[slot] for sv in slot_values]
         if _same(vs):
             values[slot] = vs[0]  # the same in every instance: a literal
             continue
-        # it varies: a parameter, or arithmetic on parameters, that it always equals
-        first = channels + named if slot.item in reads_input else named
-        for cname, cvals in first:
-            if all(_matches(v, a) for v, a in zip(vs, cvals)):
-                use(cname, cvals)
-                values[slot] = Param(cname)
-                break
-        else:
-            for text, reads, fvals in formulas:
-                if all(_matches(v, a) for v, a in zip(vs, fvals)):
-                    for p in reads:
-                        use(p, [m.info.args.get(p) for m in members])
-                    values[slot] = Formula(text)
-                    break
-            else:
-                later = ([] if slot.item in reads_input else channels) + fallback
-                for cname, cvals in later:
-                    if all(_matches(v, a) for v, a in zip(vs, cvals)):
-                        use(cname, cvals)
-                        values[slot] = Param(cname)
-                        break
-                else:
-                    chosen = _slot_param_name(slot, members[0])
-                    while chosen in params or chosen in block_params or chosen in ("x", "name"):
-                        chosen += "_"
-                    fallback.append((chosen, vs))
-                    use(chosen, vs)
-                    values[slot] = Param(chosen)
+        # it varies: what it always equals; the input's channels first for a layer
+        # that reads the block's input, last for the others
+        order = (channels + named + formulas if slot.item in reads_input
+                 else named + formulas + channels) + fallback
+        chosen = next((c for c in order if all(map(_matches, vs, c.values))), None)
+        if chosen is None:
+            name = _slot_param_name(slot, members[0])
+            while name in params or name in block_params or name in ("x", "name"):
+                name += "_"
+            chosen = _Candidate(Param(name), {name: vs}, vs)
+            fallback.append(chosen)
+        values[slot] = chosen.value
+        for p, vals in chosen.reads.items():
+            if p not in params:
+                params.append(p)
+                for d, v in zip(args_per_instance, vals):
+                    d[p] = v
     # in_channels first, then the block's own parameter order, then the rest
     rank = {n: i for i, n in enumerate(["in_channels"] + block_params)}
     params.sort(key=lambda p: rank.get(p, len(rank)))
@@ -859,13 +858,30 @@ class Generator:
     NAME = ""  # the backend's name on the command line
     FRAMEWORK = ""  # the framework, in prose
     TEMPLATES: Path | None = None  # the folder of the backend's module.py.j2
-    HELPERS: dict[str, str] = {}  # helper definitions the emitters may ask for
+    HELPERS: ClassVar[dict[str, str]] = {}  # helper definitions the emitters may ask for
     # (import statement, the names it may bind): a statement is written with the
     # names the module uses; `from x import {}` lists them
-    IMPORTS: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    IMPORTS: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = ()
     IN_CHANNELS = False  # whether a block's input channels are a parameter
     DEFINES = "functions"  # what the module's definitions are, for errors
-    LOWER: dict[str, Emitter] = {"input": lower_input}
+    LOWER: ClassVar[dict[str, Emitter]] = {"input": lower_input}
+
+    @staticmethod
+    def registry(table: dict[str, Emitter]) -> Callable[[str], Callable[[Emitter], Emitter]]:
+        """`lowers = Generator.registry(EMITTERS)`: `@lowers("conv")` above a backend's
+        emitter enters it in the backend's table, next to the code that says what
+        it emits."""
+
+        def lowers(kind: str) -> Callable[[Emitter], Emitter]:
+            def enter(emit: Emitter) -> Emitter:
+                if kind in table:
+                    raise ValueError(f"two emitters for the kind `{kind}`")
+                table[kind] = emit
+                return emit
+
+            return enter
+
+        return lowers
 
     @property
     def missing_kinds(self) -> set[str]:
@@ -882,20 +898,25 @@ class Generator:
                                f"kind `{n.kind}`{where}")
         return emit(n, r)
 
-    # -- what a backend writes
+    # -- what a backend writes: a subclass that lacks one fails when it is defined
+    unit_source: Callable[[Unit], str]  # a block variant's function or class
+    model_source: Callable[[Model, Instance], str]  # the model's build function or class
+    training_source: Callable[[Model], str]  # the spec's training recipe
+    REQUIRED = ("NAME", "FRAMEWORK", "TEMPLATES", "unit_source", "model_source",
+                "training_source", "defined_names", "template_vars")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        lacking = [a for a in cls.REQUIRED if not getattr(cls, a, None)]
+        if lacking:
+            raise TypeError(f"backend {cls.__name__} lacks {', '.join(lacking)}")
+
     def defined_names(self, model: Model, units: list[Unit]) -> list[str]:
-        raise NotImplementedError
-
-    def unit_source(self, unit: Unit) -> str:
-        raise NotImplementedError
-
-    def model_source(self, model: Model, root: Instance) -> str:
-        raise NotImplementedError
-
-    def training_source(self, model: Model) -> str:
+        """The module-level names the module defines besides its helpers."""
         raise NotImplementedError
 
     def template_vars(self, model: Model) -> dict[str, Any]:
+        """Further values the backend's template reads."""
         return {}
 
     # -- written once

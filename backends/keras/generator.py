@@ -1,7 +1,8 @@
 """IR -> Keras 3 source.
 
-`KerasGenerator.LOWER` maps every IR node kind to a function giving the Keras layers it
-becomes (backends/common.py turns those into functions per block). Semantics
+Each emitter below (`@lowers(kind)`) gives the Keras layers an IR node kind
+becomes; `KerasGenerator` (backends/common.py's `Generator` with this table)
+turns those into functions per block. Semantics
 are Keras's own: `same` padding and pooling, channels-last Flatten, batch-norm
 epsilon and momentum as the spec states them. Explicit (PyTorch-style) padding
 becomes a ZeroPadding2D before the layer, or for max pooling a padding with
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
+from typing import ClassVar
 
 from archc.ir import Model
 from archc.layers import Node
@@ -20,6 +22,7 @@ from backends.common import (
     ArgDefault,
     Body,
     Chain,
+    Emitter,
     Generator,
     Instance,
     Lowered,
@@ -110,6 +113,11 @@ WEIGHT_DEFAULTS = {"kernel_initializer": "glorot_uniform", "bias_initializer": "
                    "kernel_regularizer": None}
 
 
+EMITTERS: dict[str, Emitter] = {}  # IR node kind -> its emitter, entered by @lowers
+lowers = Generator.registry(EMITTERS)
+
+
+@lowers("conv")
 def lower_conv(n: Node, r: Render) -> Lowered:
     ops = []
     padding = n.padding
@@ -126,6 +134,7 @@ def lower_conv(n: Node, r: Render) -> Lowered:
     return Lowered(ops)
 
 
+@lowers("dense")
 def lower_dense(n: Node, r: Render) -> Lowered:
     kw = OrderedDict(activation=n.activation, use_bias=n.use_bias)
     kw.update(_weights(n, _weight_decay(r)))
@@ -133,12 +142,14 @@ def lower_dense(n: Node, r: Render) -> Lowered:
                        {"activation": None, "use_bias": True, **WEIGHT_DEFAULTS})])
 
 
+@lowers("batchnorm")
 def lower_batchnorm(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.BatchNormalization", [],
                        OrderedDict(epsilon=n.epsilon, momentum=n.momentum),
                        {"epsilon": 0.001, "momentum": 0.99})])
 
 
+@lowers("lrn")
 def lower_lrn(n: Node, r: Render) -> Lowered:
     r.helpers.add("LocalResponseNormalization")
     return Lowered([Op("LocalResponseNormalization", [],
@@ -146,6 +157,7 @@ def lower_lrn(n: Node, r: Render) -> Lowered:
                        {"depth": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0})])
 
 
+@lowers("activation")
 def lower_activation(n: Node, r: Render) -> Lowered:
     if n.fn == "leaky_relu":
         return Lowered([Op("layers.LeakyReLU", [], OrderedDict(negative_slope=n.alpha),
@@ -159,6 +171,7 @@ def lower_activation(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.Activation", [n.fn])])
 
 
+@lowers("pool")
 def lower_pool(n: Node, r: Render) -> Lowered:
     cls = "layers.MaxPooling2D" if n.op == "max" else "layers.AveragePooling2D"
     ops = []
@@ -177,29 +190,35 @@ def lower_pool(n: Node, r: Render) -> Lowered:
     return Lowered(ops)
 
 
+@lowers("globalpool")
 def lower_globalpool(n: Node, r: Render) -> Lowered:
     cls = "layers.GlobalMaxPooling2D" if n.op == "max" else "layers.GlobalAveragePooling2D"
     return Lowered([Op(cls)])
 
 
+@lowers("dropout")
 def lower_dropout(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.Dropout", [n.rate])])
 
 
+@lowers("flatten")
 def lower_flatten(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.Flatten")])
 
 
+@lowers("zeropad")
 def lower_zeropad(n: Node, r: Render) -> Lowered:
     t, b, left, right = n.pad
     arg = t if t == b == left == right else ((t, b), (left, right))
     return Lowered([Op("layers.ZeroPadding2D", [arg])])
 
 
+@lowers("concat")
 def lower_concat(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.Concatenate")], Chain(listed=True))
 
 
+@lowers("add")
 def lower_add(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.Add")], Chain(listed=True))
 
@@ -320,34 +339,15 @@ class KerasGenerator(Generator):
     TEMPLATES = Path(__file__).parent / "templates"
     HELPERS = HELPERS
     IMPORTS = (("import keras", ("keras",)), ("from keras import {}", ("layers", "ops")))
-    LOWER = {
-        **Generator.LOWER,
-        "conv": lower_conv,
-        "batchnorm": lower_batchnorm,
-        "lrn": lower_lrn,
-        "activation": lower_activation,
-        "pool": lower_pool,
-        "globalpool": lower_globalpool,
-        "dropout": lower_dropout,
-        "flatten": lower_flatten,
-        "dense": lower_dense,
-        "zeropad": lower_zeropad,
-        "concat": lower_concat,
-        "add": lower_add,
-    }
+    LOWER: ClassVar[dict[str, Emitter]] = {**Generator.LOWER, **EMITTERS}
 
     def defined_names(self, model: Model, units: list[Unit]) -> list[str]:
         return [u.name for u in units] + [f"build_{model.name}", f"compile_{model.name}",
                                          f"learning_rate_{model.name}"]
 
-    def unit_source(self, unit: Unit) -> str:
-        return _function(unit)
-
-    def model_source(self, model: Model, root: Instance) -> str:
-        return _build(model, root)
-
-    def training_source(self, model: Model) -> str:
-        return _compile(model)
+    unit_source = staticmethod(_function)
+    model_source = staticmethod(_build)
+    training_source = staticmethod(_compile)
 
     def template_vars(self, model: Model) -> dict:
         shape = describe(model.input_shape)

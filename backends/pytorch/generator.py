@@ -26,6 +26,7 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 from pathlib import Path
+from typing import ClassVar
 
 from archc.ir import Model
 from archc.layers import Node
@@ -35,6 +36,7 @@ from backends.common import (
     BackendError,
     Body,
     Chain,
+    Emitter,
     Expr,
     Fn,
     Generator,
@@ -101,7 +103,10 @@ def _same(n: Node, kernel, stride, dilation=(1, 1)):
             same_padding(w, kernel[1], stride[1], dilation[1]))
 
 
-def _activation(name: str | None, inner: Expr = Chain()) -> Expr:
+CHAIN = Chain()  # the ops in order on the input
+
+
+def _activation(name: str | None, inner: Expr = CHAIN) -> Expr:
     """The inner expression with a fused activation applied (`linear`: none)."""
     if not name or name == "linear":
         return inner
@@ -109,6 +114,11 @@ def _activation(name: str | None, inner: Expr = Chain()) -> Expr:
     return Fn(func, inner, extra)
 
 
+EMITTERS: dict[str, Emitter] = {}  # IR node kind -> its emitter, entered by @lowers
+lowers = Generator.registry(EMITTERS)
+
+
+@lowers("conv")
 def lower_conv(n: Node, r: Render) -> Lowered:
     cin = n.in_shapes[0][-1]
     ops = []
@@ -130,12 +140,14 @@ def lower_conv(n: Node, r: Render) -> Lowered:
     return Lowered(ops, _activation(n.activation))
 
 
+@lowers("dense")
 def lower_dense(n: Node, r: Render) -> Lowered:
     op = Op("nn.Linear", [n.in_shapes[0][0], n.units], OrderedDict(bias=n.use_bias),
             {"bias": True})
     return Lowered([op], _activation(n.activation))
 
 
+@lowers("batchnorm")
 def lower_batchnorm(n: Node, r: Render) -> Lowered:
     cls = "nn.BatchNorm2d" if len(n.in_shapes[0]) == 3 else "nn.BatchNorm1d"
     return Lowered([Op(cls, [n.in_shapes[0][-1]],
@@ -143,6 +155,7 @@ def lower_batchnorm(n: Node, r: Render) -> Lowered:
                        {"eps": 1e-5, "momentum": 0.1})])
 
 
+@lowers("lrn")
 def lower_lrn(n: Node, r: Render) -> Lowered:
     return Lowered([Op("nn.LocalResponseNorm", [n.depth],
                        OrderedDict(alpha=round(n.alpha * n.depth, 15), beta=n.beta,
@@ -155,6 +168,7 @@ def _float32(value: float) -> float:
     return struct.unpack("<f", struct.pack("<f", value))[0]
 
 
+@lowers("activation")
 def lower_activation(n: Node, r: Render) -> Lowered:
     if n.fn == "leaky_relu":  # the slope Keras applies: float32 (see the docstring)
         op = Op("nn.LeakyReLU", [], OrderedDict(negative_slope=_float32(n.alpha)),
@@ -170,6 +184,7 @@ def lower_activation(n: Node, r: Render) -> Lowered:
     return Lowered([op])
 
 
+@lowers("pool")
 def lower_pool(n: Node, r: Render) -> Lowered:
     kind = "Max" if n.op == "max" else "Avg"
     kw = OrderedDict(stride=_hw(n.stride), padding=0)
@@ -189,30 +204,36 @@ def lower_pool(n: Node, r: Render) -> Lowered:
     return Lowered([Op(f"nn.{kind}Pool2d", [_hw(n.kernel)], kw, defaults)])
 
 
+@lowers("globalpool")
 def lower_globalpool(n: Node, r: Render) -> Lowered:
     cls = "nn.AdaptiveMaxPool2d" if n.op == "max" else "nn.AdaptiveAvgPool2d"
     return Lowered([Op(cls, [1])], Fn("torch.flatten", Chain(), ("1",)))
 
 
+@lowers("dropout")
 def lower_dropout(n: Node, r: Render) -> Lowered:
     return Lowered([Op("nn.Dropout", [n.rate])])
 
 
+@lowers("flatten")
 def lower_flatten(n: Node, r: Render) -> Lowered:
     if len(n.in_shapes[0]) == 3:  # Keras's channels-last order
         return Lowered([Op("nn.Flatten")], Chain(method=".permute(0, 2, 3, 1)"))
     return Lowered([Op("nn.Flatten")])
 
 
+@lowers("zeropad")
 def lower_zeropad(n: Node, r: Render) -> Lowered:
     t, b, left, right = n.pad
     return Lowered([Op("nn.ZeroPad2d", [(left, right, t, b)])])
 
 
+@lowers("concat")
 def lower_concat(n: Node, r: Render) -> Lowered:
     return Lowered([], Fn("torch.cat", Chain(listed=True), ("dim=1",)))
 
 
+@lowers("add")
 def lower_add(n: Node, r: Render) -> Lowered:
     return Lowered([], Infix("+"))
 
@@ -407,40 +428,20 @@ class TorchGenerator(Generator):
                ("from torch import {}", ("nn",)))
     IN_CHANNELS = True
     DEFINES = "classes or functions"
-    LOWER = {
-        **Generator.LOWER,
-        "conv": lower_conv,
-        "batchnorm": lower_batchnorm,
-        "lrn": lower_lrn,
-        "activation": lower_activation,
-        "pool": lower_pool,
-        "globalpool": lower_globalpool,
-        "dropout": lower_dropout,
-        "flatten": lower_flatten,
-        "dense": lower_dense,
-        "zeropad": lower_zeropad,
-        "concat": lower_concat,
-        "add": lower_add,
-    }
+    LOWER: ClassVar[dict[str, Emitter]] = {**Generator.LOWER, **EMITTERS}
 
     def defined_names(self, model: Model, units: list[Unit]) -> list[str]:
         return [u.class_name for u in units] + [model_class_name(model), "make_optimizer",
                                                "learning_rate"]
 
-    def unit_source(self, unit: Unit) -> str:
-        return _class(unit)
-
-    def model_source(self, model: Model, root: Instance) -> str:
-        return _model_class(model, root)
-
-    def training_source(self, model: Model) -> str:
-        return _training(model)
+    unit_source = staticmethod(_class)
+    model_source = staticmethod(_model_class)
+    training_source = staticmethod(_training)
 
     def template_vars(self, model: Model) -> dict:
         return {"title": f"{model.name}: generated PyTorch model."}
 
-    def model_class_name(self, model: Model) -> str:
-        return model_class_name(model)
+    model_class_name = staticmethod(model_class_name)
 
 
 GENERATOR = TorchGenerator()
