@@ -659,10 +659,10 @@ def _make_unit(block: str, name: str, class_name: str, members: list[Instance], 
                  else named + formulas + channels) + fallback
         chosen = next((c for c in order if all(map(_matches, vs, c.values))), None)
         if chosen is None:
-            name = _slot_param_name(slot, members[0])
-            while name in params or name in block_params or name in ("x", "name"):
-                name += "_"
-            chosen = _Candidate(Param(name), {name: vs}, vs)
+            new = _slot_param_name(slot, members[0])
+            while new in params or new in block_params or new in ("x", "name"):
+                new += "_"
+            chosen = _Candidate(Param(new), {new: vs}, vs)
             fallback.append(chosen)
         values[slot] = chosen.value
         for p, vals in chosen.reads.items():
