@@ -143,6 +143,7 @@ class Op:
     kwargs: "OrderedDict[str, Any]" = field(default_factory=OrderedDict)
     defaults: dict[str, Any] = field(default_factory=dict)
     attr: str = ""
+    channels_arg: int | None = None  # the positional argument that is the input's channels
 
 
 class Expr:
@@ -282,8 +283,7 @@ class Unit:
     class_name: str  # CamelCase class name
     instances: list[Instance]
     params: list[str]  # parameter names, in order
-    # slot -> Param or constant, per (item index, op index, "arg"/"kw", key)
-    values: dict[tuple, Any]
+    values: dict["Slot", Any]  # each slot's Param, Formula or constant
     args_per_instance: list[dict[str, Any]]
     note: str = ""
     _position: dict[int, int] = field(default_factory=dict, init=False, repr=False,
@@ -643,7 +643,13 @@ def _make_unit(block: str, name: str, class_name: str, members: list[Instance], 
                 for vals in [[m.input_channels for m in members]] if in_channels_param]
     formulas = [_Candidate(Formula(text), {p: arg_values[p] for p in reads}, vals)
                 for text, reads, vals in _formulas(defs.get(block), members)]
-    reads_input = {i for i, item in enumerate(members[0].items) if "x" in item.inputs}
+
+    def input_channels(slot: Slot) -> bool:
+        """Whether the slot is the channel count of the block's input."""
+        item = members[0].items[slot.item]
+        return slot.op is not None and "x" in item.inputs and \
+            item.lowered.ops[slot.op].channels_arg == slot.key
+
     fallback: list[_Candidate] = []
     params: list[str] = []
     args_per_instance: list[dict[str, Any]] = [{} for _ in members]
@@ -653,9 +659,9 @@ def _make_unit(block: str, name: str, class_name: str, members: list[Instance], 
         if _same(vs):
             values[slot] = vs[0]  # the same in every instance: a literal
             continue
-        # it varies: what it always equals; the input's channels first for a layer
-        # that reads the block's input, last for the others
-        order = (channels + named + formulas if slot.item in reads_input
+        # it varies: what it always equals; the input's channels first where the
+        # slot is that count, last elsewhere
+        order = (channels + named + formulas if input_channels(slot)
                  else named + formulas + channels) + fallback
         chosen = next((c for c in order if all(map(_matches, vs, c.values))), None)
         if chosen is None:

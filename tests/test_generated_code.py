@@ -132,6 +132,8 @@ def test_variants_are_named_for_the_argument_that_differs(backend):
     else:
         assert defined[:4] == ["Res", "ResProj", "StackN1", "StackN2"]
     assert not any(re.search(r"_\d+$", d) for d in defined)
+    if backend == "torch":  # its output channels equal its input's, but are `f`
+        assert "self.c1 = nn.Conv2d(in_channels, f, 3, padding=1)" in source
 
 
 def test_variants_no_argument_tells_apart_are_numbered():

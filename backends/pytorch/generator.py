@@ -136,14 +136,14 @@ def lower_conv(n: Node, r: Render) -> Lowered:
     ops.append(Op("nn.Conv2d", [cin, n.filters, _hw(n.kernel)],
                   OrderedDict(stride=_hw(n.stride), padding=padding, dilation=_hw(n.dilation),
                               bias=n.use_bias),
-                  {"stride": 1, "padding": 0, "dilation": 1, "bias": True}))
+                  {"stride": 1, "padding": 0, "dilation": 1, "bias": True}, channels_arg=0))
     return Lowered(ops, _activation(n.activation))
 
 
 @lowers("dense")
 def lower_dense(n: Node, r: Render) -> Lowered:
     op = Op("nn.Linear", [n.in_shapes[0][0], n.units], OrderedDict(bias=n.use_bias),
-            {"bias": True})
+            {"bias": True}, channels_arg=0)
     return Lowered([op], _activation(n.activation))
 
 
@@ -152,7 +152,7 @@ def lower_batchnorm(n: Node, r: Render) -> Lowered:
     cls = "nn.BatchNorm2d" if len(n.in_shapes[0]) == 3 else "nn.BatchNorm1d"
     return Lowered([Op(cls, [n.in_shapes[0][-1]],
                        OrderedDict(eps=n.epsilon, momentum=round(1 - n.momentum, 12)),
-                       {"eps": 1e-5, "momentum": 0.1})])
+                       {"eps": 1e-5, "momentum": 0.1}, channels_arg=0)])
 
 
 @lowers("lrn")
@@ -176,7 +176,7 @@ def lower_activation(n: Node, r: Render) -> Lowered:
     elif n.fn == "elu":
         op = Op("nn.ELU", [], OrderedDict(alpha=n.alpha), {"alpha": 1.0})
     elif n.fn == "prelu":
-        op = Op("nn.PReLU", [n.in_shapes[0][-1]], OrderedDict(init=0.0), {})
+        op = Op("nn.PReLU", [n.in_shapes[0][-1]], OrderedDict(init=0.0), {}, channels_arg=0)
     elif n.fn == "softmax":
         op = Op("nn.Softmax", [], OrderedDict(dim=1), {})
     else:

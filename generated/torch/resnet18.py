@@ -16,7 +16,7 @@ class ResnetBlock(nn.Module):
 
     def __init__(self, in_channels, filters):
         super().__init__()
-        self.c1 = nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False)
+        self.c1 = nn.Conv2d(in_channels, filters, 3, padding=1, bias=False)
         self.b1 = nn.BatchNorm2d(filters, eps=0.001, momentum=0.01)
         self.a1 = nn.ReLU()
         self.c2 = nn.Conv2d(filters, filters, 3, padding=1, bias=False)

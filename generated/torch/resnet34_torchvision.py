@@ -16,7 +16,7 @@ class BasicBlockTV(nn.Module):
 
     def __init__(self, in_channels, planes):
         super().__init__()
-        self.c1 = nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False)
+        self.c1 = nn.Conv2d(in_channels, planes, 3, padding=1, bias=False)
         self.b1 = nn.BatchNorm2d(planes)
         self.a1 = nn.ReLU()
         self.c2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)

@@ -32,7 +32,7 @@ class CBAPD(nn.Module):
 
     def __init__(self, in_channels, ch):
         super().__init__()
-        self.c1 = nn.Conv2d(in_channels, in_channels, 3, padding=1)
+        self.c1 = nn.Conv2d(in_channels, ch, 3, padding=1)
         self.b1 = nn.BatchNorm2d(ch, eps=0.001, momentum=0.01)
         self.a1 = nn.ReLU()
         self.p1 = nn.MaxPool2d(2)
