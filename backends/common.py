@@ -41,7 +41,7 @@ from typing import Any, Callable, ClassVar, Iterable
 
 from archc import __version__
 from archc.ir import BlockInstance, Model
-from archc.layers import KINDS, Node
+from archc.ir.kinds import KINDS, Node
 from archc.pipeline import no_gc
 
 LINE = 100

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from archc import equiv
-from archc.layers import KINDS
+from archc.ir.kinds import KINDS
 from backends import NAMES, get
 from backends.common import Chain, Fn, Generator, Infix, Render
 from tests.generated_models import GENERATED

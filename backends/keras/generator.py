@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from archc.ir import Model
-from archc.layers import Node
-from archc.shapes import describe
+from archc.ir.kinds import Node
+from archc.ir.shapes import describe
 from backends.common import (
     ArgDefault,
     Body,

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from archc.ir import Model
-from archc.layers import Node
-from archc.shapes import describe, same_padding
+from archc.ir.kinds import Node
+from archc.ir.shapes import describe, same_padding
 from backends.common import (
     ArgDefault,
     BackendError,
