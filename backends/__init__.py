@@ -1,6 +1,6 @@
-"""Code generators: one folder per target framework (keras/, pytorch/), sharing
-backends/common.py. backends/registry.py declares them; `NAMES` and `get` are its
-names and generator modules."""
+"""Code generators: one folder per target framework (keras/, pytorch/), each a
+subclass of backends/common.py's `Generator`. backends/registry.py declares them for
+`archc build`; `NAMES` are their names and `get(name)` a backend's generator."""
 
 from __future__ import annotations
 
@@ -10,5 +10,5 @@ __all__ = ["NAMES", "get"]
 
 
 def get(name: str):
-    """The generator module of a backend (imported on demand: no framework needed)."""
-    return BY_NAME[name].module()
+    """A backend's generator (imported on demand: no framework needed)."""
+    return BY_NAME[name].module().GENERATOR

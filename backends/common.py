@@ -1,39 +1,47 @@
 """What every backend shares: turning an inferred IR into a readable module.
 
-A backend lowers each IR node to `Op`s (a constructor call with concrete values
-and the defaults of its options) through its own table from node kind to
-lowering function. This module does the rest, the same way for every target:
+A backend is a subclass of `Generator` whose table `LOWER` (the base's,
+extended by the backend's emitters) maps each IR node kind to an emitter: a
+function giving the node's `Op`s (constructor calls with concrete values and
+the framework's defaults of their options) and an `Expr` saying how they apply
+to the node's inputs. The rest is written once, here, the same for every target:
 
 - `plan()` walks the IR's block structure. Instances of one block whose
   lowered bodies have the same structure share one generated function or
-  class; values that differ between them (or equal a block argument) become
-  parameters named after the block's own parameters. So `ResnetBlock(64)` and
+  class; a value that differs between them becomes the block parameter it
+  always equals, or the block's own arithmetic on its parameters (`4 * filters`,
+  recorded in the IR's block definition). So `ResnetBlock(64)` and
   `ResnetBlock(128)` share `resnet_block(x, filters, ...)`, while the variant
-  with a projection shortcut gets its own.
+  with a projection shortcut gets its own, named for the argument that differs
+  (`resnet_block_residual_path`).
 - `Body` gives statements in topological order with readable variable names:
   a chain reuses `x`; a value still needed by a later branch keeps its own name.
 - `call()` formats a call on one line or, when it is too long, one argument a
   line with a trailing comma (what `ruff format` writes).
-- `write_module()` writes atomically, never through a symlink, never outside
-  the output folder, never over a file archc did not write.
+- `Generator.generate()` renders the backend's template with only the imports
+  the code uses; `write_module()` writes atomically, never through a symlink,
+  never outside the output folder, never over a file archc did not write.
 
 Nothing here knows a framework.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import math
+import operator
 import os
 import re
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable
 
 from archc import __version__
 from archc.ir import BlockInstance, Model
-from archc.ir.kinds import Node
+from archc.ir.kinds import KINDS, Node
 from archc.pipeline import no_gc
 
 LINE = 100
@@ -63,11 +71,19 @@ class Raw:
     text: str
 
 
+@dataclass(frozen=True)
+class Formula:
+    """Arithmetic the block writes with its own parameters (`4 * filters`): the
+    value of a slot computed inside the generated function from its parameters."""
+
+    text: str
+
+
 def lit(v: Any) -> str:
     """Python source for a value. Strings are quoted with JSON escaping (a subset
     of Python string syntax), so no value can break out of its literal."""
-    if isinstance(v, Param):
-        return v.name
+    if isinstance(v, (Param, Formula)):
+        return v.text if isinstance(v, Formula) else v.name
     if isinstance(v, Raw):
         return v.text
     if isinstance(v, bool) or v is None:
@@ -105,43 +121,96 @@ def call(func: str, args: Iterable[str], indent: int, suffix: str = "", prefix: 
 # ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ArgDefault:
+    """A keyword whose default is the value of a positional argument: Keras's
+    pooling `strides` and torch's pooling `stride` default to the pool size."""
+
+    index: int
+
+
 @dataclass
 class Op:
     """One constructor a node lowers to: `func(*args, **kwargs)`.
 
-    `defaults` names the framework's default for each keyword: a keyword whose
-    value is its default (in every instance) is not written. `attr` is the
-    suffix of the attribute or layer name ("" for the node's own name; ".pad"
-    for a helper layer)."""
+    `defaults` names the framework's default for each keyword (a value, or an
+    `ArgDefault`): a keyword at its default (in every instance) is not written.
+    `attr` is the suffix of the attribute or layer name ("" for the node's own
+    name; ".pad" for a helper layer)."""
 
     func: str
     args: list[Any] = field(default_factory=list)
     kwargs: "OrderedDict[str, Any]" = field(default_factory=OrderedDict)
     defaults: dict[str, Any] = field(default_factory=dict)
     attr: str = ""
+    channels_arg: int | None = None  # the positional argument that is the input's channels
+
+
+class Expr:
+    """How a node's constructed ops apply to its inputs: a small, hashable tree
+    (instances of one block share a function only when theirs are equal)."""
+
+    def render(self, ops: list[str], ins: list[str]) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Chain(Expr):
+    """The ops in order on the input: `op1(op0(x))`. `listed`: the input is the
+    list of all inputs (`[a, b]`); `method` is applied to the input first
+    (`x.permute(0, 2, 3, 1)`)."""
+
+    listed: bool = False
+    method: str = ""
+
+    def render(self, ops: list[str], ins: list[str]) -> str:
+        text = f"[{', '.join(ins)}]" if self.listed else ins[0] + self.method
+        for op in ops:
+            text = f"{op}({text})"
+        return text
+
+
+@dataclass(frozen=True)
+class Fn(Expr):
+    """`func(inner, *extra)`: a function of the inner expression
+    (`torch.relu(...)`, `torch.flatten(..., 1)`, `torch.cat([a, b], dim=1)`)."""
+
+    func: str
+    inner: Expr = Chain()
+    extra: tuple[str, ...] = ()
+
+    def render(self, ops: list[str], ins: list[str]) -> str:
+        return f"{self.func}({', '.join([self.inner.render(ops, ins), *self.extra])})"
+
+
+@dataclass(frozen=True)
+class Infix(Expr):
+    """The inputs joined by an operator: `a + b`."""
+
+    op: str
+
+    def render(self, ops: list[str], ins: list[str]) -> str:
+        return f" {self.op} ".join(ins)
 
 
 @dataclass
 class Lowered:
-    """A node's lowering: its ops, applied in order to the node's inputs, and
-    `apply`, a template for the statement's right-hand side ({call} is the
-    constructed op, {x} the input, {xs} the inputs as a list)."""
+    """A node's lowering: its ops, and how they apply to the node's inputs."""
 
     ops: list[Op]
-    apply: str = "{call}({x})"
+    expr: Expr = Chain()
 
 
-def lowerer(table: dict[str, Callable], ctx: Any, framework: str) -> Callable[[Node], Lowered]:
-    """A node's lowering through a backend's table; a kind missing from it is a
-    clear error naming the node and its source line, never a silent omission."""
-    def lower(n: Node) -> Lowered:
-        fn = table.get(n.kind)
-        if fn is None:
-            where = f" ({n.loc.file}:{n.loc.line})" if n.loc else ""
-            raise BackendError(f"the {framework} backend cannot express `{n.name}` of kind "
-                               f"`{n.kind}`{where}")
-        return fn(n, ctx)
-    return lower
+Emitter = Callable[[Node, "Render"], Lowered]
+
+
+@dataclass
+class Render:
+    """What one generation learns as it lowers a model: the helper definitions
+    its module needs."""
+
+    model: Model
+    helpers: set[str] = field(default_factory=set)
 
 
 # ---------------------------------------------------------------------------
@@ -180,8 +249,7 @@ class Unit:
     class_name: str  # CamelCase class name
     instances: list[Instance]
     params: list[str]  # parameter names, in order
-    # slot -> Param or constant, per (item index, op index, "arg"/"kw", key)
-    values: dict[tuple, Any]
+    values: dict["Slot", Any]  # each slot's Param, Formula or constant
     args_per_instance: list[dict[str, Any]]
     note: str = ""
     _position: dict[int, int] = field(default_factory=dict, init=False, repr=False,
@@ -285,26 +353,36 @@ def _child_inputs(inst: Instance) -> list[str]:
     return reads
 
 
-def _slots(inst: Instance) -> tuple[tuple, dict[tuple, Any]]:
+@dataclass(frozen=True)
+class Slot:
+    """Where a value stands in a body: item `item`'s op `op` (None: the call of a
+    child block), its positional argument `key` (an int) or keyword `key` (a str)."""
+
+    item: int
+    op: int | None
+    key: int | str
+
+
+def _slots(inst: Instance) -> tuple[tuple, dict[Slot, Any]]:
     """The structure of an instance's body (hashable) and its values by slot."""
     structure = []
-    values: dict[tuple, Any] = {}
+    values: dict[Slot, Any] = {}
     for i, item in enumerate(inst.items):
         if item.child is not None:
             structure.append(("call", item.local, tuple(item.inputs), item.child.key))
             u = item.child.unit
             if u is not None:
                 for p in u.params:
-                    values[(i, 0, "kw", p)] = u.args_of(item.child)[p]
+                    values[Slot(i, None, p)] = u.args_of(item.child)[p]
             continue
         ops = []
         for j, op in enumerate(item.lowered.ops):
             ops.append((op.func, op.attr, len(op.args), tuple(op.kwargs)))
             for k, v in enumerate(op.args):
-                values[(i, j, "arg", k)] = v
+                values[Slot(i, j, k)] = v
             for k, v in op.kwargs.items():
-                values[(i, j, "kw", k)] = v
-        structure.append(("node", item.local, tuple(item.inputs), item.lowered.apply,
+                values[Slot(i, j, k)] = v
+        structure.append(("node", item.local, tuple(item.inputs), item.lowered.expr,
                           tuple(ops)))
     return tuple(structure), values
 
@@ -367,57 +445,203 @@ def _plan(model: Model, lower: Callable[[Node], Lowered],
     for inst in sorted(order, key=lambda i: first.get(i.path, 0)):
         groups.setdefault(inst.key, []).append(inst)
     defs = {d.name: d for d in model.block_defs}
-    names: dict[tuple, tuple[str, str]] = {}
-    taken: set[str] = set()
-    for key in groups:
-        block = key[0]
-        base = _snake(block)
-        name, k = base, 1
-        while name in taken:
-            k += 1
-            name = f"{base}_{k}"
-        taken.add(name)
-        names[key] = (name, camel(block) + ("" if k == 1 else f"_{k}"))
+    names = _unit_names(groups, defs)
     units = {}
     for key, members in sorted(groups.items(), key=lambda kv: max(m.height for m in kv[1])):
         units[key] = _make_unit(key[0], *names[key], members, defs, in_channels_param)
     return root, [units[key] for key in groups]
 
 
+def _same(values: list[Any]) -> bool:
+    return all(v == values[0] and type(v) is type(values[0]) for v in values)
+
+
+def _unit_names(groups: "OrderedDict[tuple, list[Instance]]",
+                defs: dict) -> dict[tuple, tuple[str, str]]:
+    """(function, class) names of each unit. A block with one variant keeps its
+    name; variants are named for the argument that tells them apart (a 0/1 flag
+    names the variant where it is 1: `BottleneckProj`; another argument names
+    each: `VGGBlockN2`, `VGGBlockN3`), or numbered (`_2`) where none does."""
+    by_block: "OrderedDict[str, list[tuple]]" = OrderedDict()
+    for key in groups:
+        by_block.setdefault(key[0], []).append(key)
+    # names the module or a body already uses: a variant's name must not meet one
+    taken = {_snake(b) for b in by_block}
+    for members in groups.values():
+        for m in members:
+            taken.update(item.local for item in m.items)
+            taken.update(m.info.args if m.info is not None else ())
+    out: dict[tuple, tuple[str, str]] = {}
+    assigned: set[str] = set()
+    for block, keys in by_block.items():
+        base, base_cls = _snake(block), camel(block)
+        suffixes = _variant_suffixes(block, [groups[k] for k in keys], defs) \
+            if len(keys) > 1 else [""]
+        for key, suffix in zip(keys, suffixes):
+            name, cls = base + (suffix or ""), base_cls + (camel(suffix) if suffix else "")
+            if suffix is None or name in assigned or (suffix and name in taken):
+                name, cls = base, base_cls
+                n = 1
+                while name in assigned or (n > 1 and name in taken):
+                    n += 1
+                    name, cls = f"{base}_{n}", f"{base_cls}_{n}"
+            assigned.add(name)
+            out[key] = (name, cls)
+    return out
+
+
+def _variant_suffixes(block: str, variants: list[list[Instance]],
+                      defs: dict) -> list[str | None]:
+    """`_proj` / `_n2` per variant ("" for the one that keeps the block's name),
+    from the block arguments that hold one value in each variant and differ
+    between them; None for each variant when no argument tells them apart."""
+    params = [p.name for p in defs[block].params] if block in defs else []
+    fixed: dict[str, list[Any]] = {}
+    for p in params:
+        per = [[m.info.args.get(p) for m in members] for members in variants]
+        if all(_same(vals) for vals in per) and all(_nameable(vals[0]) for vals in per):
+            fixed[p] = [vals[0] for vals in per]
+
+    def flag(vals: list[Any]) -> bool:
+        return len(vals) == 2 and sorted(vals) == [0, 1] and all(type(v) is int for v in vals)
+
+    def word(p: str, v: Any, as_flag: bool) -> str:
+        if as_flag:
+            return f"_{p}" if v == 1 else ""
+        return f"_{p}{v}" if isinstance(v, int) else f"_{p}_{v}"
+
+    distinct = [p for p, vals in fixed.items() if len(set(map(repr, vals))) == len(vals)]
+    ranked = [p for p in distinct if flag(fixed[p])] + [p for p in distinct
+                                                        if not flag(fixed[p])]
+    if ranked:
+        p = ranked[0]
+        return [word(p, v, flag(fixed[p])) for v in fixed[p]]
+    differing = [p for p, vals in fixed.items() if len(set(map(repr, vals))) > 1]
+    combos = [tuple(repr(fixed[p][i]) for p in differing) for i in range(len(variants))]
+    if differing and len(set(combos)) == len(variants):
+        return ["".join(word(p, fixed[p][i], flag(fixed[p])) for p in differing)
+                for i in range(len(variants))]
+    return [None] * len(variants)
+
+
+def _nameable(v: Any) -> bool:
+    """A block argument that can stand in a name: a whole number >= 0 or a word."""
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int):
+        return v >= 0
+    return isinstance(v, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", v) is not None
+
+
+def _formulas(block, members: list[Instance]) -> list[tuple[str, list[str], list[Any]]]:
+    """The arithmetic the block's body writes with its parameters that Python
+    computes the same way: (text as ruff writes it, the parameters it reads, its
+    value in each instance); shortest first."""
+    if block is None:
+        return []
+    params = {p.name for p in block.params}
+    out = []
+    for text in block.exprs:
+        try:
+            tree = ast.parse(text, mode="eval")
+        except SyntaxError:
+            continue
+        names = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name)]
+        if not names or not set(names) <= params or not _arithmetic(tree.body):
+            continue
+        try:
+            vals = [_evaluate(tree.body, m.info.args) for m in members]
+        except (KeyError, ZeroDivisionError, TypeError, OverflowError):
+            continue
+        out.append((ast.unparse(tree), list(dict.fromkeys(names)), vals))
+    return sorted(out, key=lambda f: len(f[0]))
+
+
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
+
+
+def _arithmetic(e: ast.AST) -> bool:
+    if isinstance(e, ast.BinOp):
+        return type(e.op) in _BINOPS and _arithmetic(e.left) and _arithmetic(e.right)
+    if isinstance(e, ast.UnaryOp):
+        return isinstance(e.op, ast.USub) and _arithmetic(e.operand)
+    if isinstance(e, ast.Constant):
+        return type(e.value) in (int, float)
+    return isinstance(e, ast.Name)
+
+
+def _evaluate(e: ast.AST, env: dict[str, Any]) -> Any:
+    """What Python computes for an arithmetic tree (numbers only)."""
+    if isinstance(e, ast.BinOp):
+        return _BINOPS[type(e.op)](_evaluate(e.left, env), _evaluate(e.right, env))
+    if isinstance(e, ast.UnaryOp):
+        return -_evaluate(e.operand, env)
+    if isinstance(e, ast.Constant):
+        return e.value
+    v = env[e.id]
+    if type(v) not in (int, float):
+        raise TypeError(e.id)
+    return v
+
+
+@dataclass
+class _Candidate:
+    """What a varying slot may be written as: `value` (a Param or Formula), the
+    parameters it reads with their value in each instance, and its own values."""
+
+    value: Any
+    reads: dict[str, list[Any]]
+    values: list[Any]
+
+
 def _make_unit(block: str, name: str, class_name: str, members: list[Instance], defs,
                in_channels_param: bool) -> Unit:
+    """The unit's parameters and the value of every slot of its body: a literal
+    where all instances agree, else a block parameter the value always equals, the
+    block's own arithmetic on its parameters (`4 * filters`), the input's channels
+    (torch), or last a parameter named after the slot."""
     slot_values = [_slots(m)[1] for m in members]
     block_params = [p.name for p in defs[block].params] if block in defs else []
-    candidates: list[tuple[str, list[Any]]] = []
-    if in_channels_param:
-        candidates.append(("in_channels", [m.input_channels for m in members]))
-    for p in block_params:
-        candidates.append((p, [m.info.args.get(p) for m in members]))
+    arg_values = {p: [m.info.args.get(p) for m in members] for p in block_params}
+    named = [_Candidate(Param(p), {p: vals}, vals) for p, vals in arg_values.items()]
+    channels = [_Candidate(Param("in_channels"), {"in_channels": vals}, vals)
+                for vals in [[m.input_channels for m in members]] if in_channels_param]
+    formulas = [_Candidate(Formula(text), {p: arg_values[p] for p in reads}, vals)
+                for text, reads, vals in _formulas(defs.get(block), members)]
+
+    def input_channels(slot: Slot) -> bool:
+        """Whether the slot is the channel count of the block's input."""
+        item = members[0].items[slot.item]
+        return slot.op is not None and "x" in item.inputs and \
+            item.lowered.ops[slot.op].channels_arg == slot.key
+
+    fallback: list[_Candidate] = []
     params: list[str] = []
-    args_per_instance: list[dict[str, Any]] = [dict() for _ in members]
-    values: dict[tuple, Any] = {}
+    args_per_instance: list[dict[str, Any]] = [{} for _ in members]
+    values: dict[Slot, Any] = {}
     for slot in slot_values[0]:
         vs = [sv[slot] for sv in slot_values]
-        if all(v == vs[0] and type(v) is type(vs[0]) for v in vs):
+        if _same(vs):
             values[slot] = vs[0]  # the same in every instance: a literal
             continue
-        # it varies: a parameter, named after the block argument it always equals
-        chosen = None
-        for cname, cvals in candidates:
-            if all(_matches(v, a) for v, a in zip(vs, cvals)):
-                chosen = cname
-                break
+        # it varies: what it always equals; the input's channels first where the
+        # slot is that count, last elsewhere
+        order = (channels + named + formulas if input_channels(slot)
+                 else named + formulas + channels) + fallback
+        chosen = next((c for c in order if all(map(_matches, vs, c.values))), None)
         if chosen is None:
-            chosen = _slot_param_name(slot, members[0])
-            while chosen in params or chosen in block_params or chosen in ("x", "name"):
-                chosen += "_"
-            candidates.append((chosen, vs))
-        if chosen not in params:
-            params.append(chosen)
-            cvals = dict(candidates)[chosen]
-            for d, v in zip(args_per_instance, cvals):
-                d[chosen] = v
-        values[slot] = Param(chosen)
+            new = _slot_param_name(slot, members[0])
+            while new in params or new in block_params or new in ("x", "name"):
+                new += "_"
+            chosen = _Candidate(Param(new), {new: vs}, vs)
+            fallback.append(chosen)
+        values[slot] = chosen.value
+        for p, vals in chosen.reads.items():
+            if p not in params:
+                params.append(p)
+                for d, v in zip(args_per_instance, vals):
+                    d[p] = v
     # in_channels first, then the block's own parameter order, then the rest
     rank = {n: i for i, n in enumerate(["in_channels"] + block_params)}
     params.sort(key=lambda p: rank.get(p, len(rank)))
@@ -442,12 +666,11 @@ def _snake(name: str) -> str:
     return snake(name)
 
 
-def _slot_param_name(slot: tuple, inst: Instance) -> str:
-    i, j, where, key = slot
-    local = inst.items[i].local
-    if where == "kw":
-        return f"{local}_{key}"
-    return f"{local}_arg{key}"
+def _slot_param_name(slot: Slot, inst: Instance) -> str:
+    local = inst.items[slot.item].local
+    if isinstance(slot.key, str):
+        return f"{local}_{slot.key}"
+    return f"{local}_arg{slot.key}"
 
 
 def unit_doc(unit: Unit) -> str:
@@ -460,23 +683,43 @@ def unit_doc(unit: Unit) -> str:
     return f"{unit.block or 'Group'}{where}" + (f", {unit.note}" if unit.note else "") + "."
 
 
-def resolved(unit: Unit | None, slot: tuple, value: Any) -> Any:
-    """The value to write for a slot: the unit's Param or constant."""
+def resolved(unit: Unit | None, slot: Slot, value: Any) -> Any:
+    """The value to write for a slot: the unit's Param, Formula or constant."""
     if unit is None:
         return value
     return unit.values.get(slot, value)
 
 
+def _at_default(value: Any, default: Any, args: list[Any]) -> bool:
+    if isinstance(default, ArgDefault):
+        default = args[default.index]
+        return value == default and type(value) is type(default)
+    if isinstance(value, (Param, Formula)):
+        return False
+    return value == default and type(value) is type(default)
+
+
 def op_source(op: Op, item_index: int, op_index: int, unit: Unit | None) -> tuple[str, list[str]]:
     """(function, rendered arguments) of an op, omitting keywords at their default."""
-    args = [lit(resolved(unit, (item_index, op_index, "arg", k), v)) for k, v in enumerate(op.args)]
+    args = [resolved(unit, Slot(item_index, op_index, k), v) for k, v in enumerate(op.args)]
+    out = [lit(a) for a in args]
     for key, v in op.kwargs.items():
-        r = resolved(unit, (item_index, op_index, "kw", key), v)
-        if not isinstance(r, Param) and key in op.defaults and r == op.defaults[key] and \
-                type(r) is type(op.defaults[key]):
+        r = resolved(unit, Slot(item_index, op_index, key), v)
+        if key in op.defaults and _at_default(r, op.defaults[key], args):
             continue
-        args.append(f"{key}={lit(r)}")
-    return op.func, args
+        out.append(f"{key}={lit(r)}")
+    return op.func, out
+
+
+def child_args(item: Item, k: int, unit: Unit | None) -> list[str]:
+    """The keyword arguments of a call of a child block's function or class: its
+    parameters' values in this instance, or the calling unit's parameter or formula."""
+    u = item.child.unit
+    out = []
+    for p in u.params:
+        value = resolved(unit, Slot(k, None, p), u.args_of(item.child)[p])
+        out.append(f"{p}={lit(value)}")
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -566,3 +809,116 @@ def write_module(out_dir: str, name: str, source: str) -> str:
             os.unlink(tmp)
         raise
     return target
+
+
+# ---------------------------------------------------------------------------
+# the renderer base: what a backend is
+# ---------------------------------------------------------------------------
+
+
+def lower_input(n: Node, r: Render) -> Lowered:
+    raise AssertionError("the input is the generated model's argument, not a layer")
+
+
+class Generator:
+    """A backend: a table from IR node kind to emitter, which a subclass extends
+    (`LOWER = {**Generator.LOWER, "conv": lower_conv, ...}`), and how it writes a
+    unit, the model and the training recipe. The rest is written once, here:
+    lowering through the table, the plan, the imports the module uses, the
+    template and the header."""
+
+    NAME = ""  # the backend's name on the command line
+    FRAMEWORK = ""  # the framework, in prose
+    TEMPLATES: Path | None = None  # the folder of the backend's module.py.j2
+    HELPERS: ClassVar[dict[str, str]] = {}  # helper definitions the emitters may ask for
+    # (import statement, the names it may bind): a statement is written with the
+    # names the module uses; `from x import {}` lists them
+    IMPORTS: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = ()
+    IN_CHANNELS = False  # whether a block's input channels are a parameter
+    DEFINES = "functions"  # what the module's definitions are, for errors
+    LOWER: ClassVar[dict[str, Emitter]] = {"input": lower_input}
+
+    @staticmethod
+    def registry(table: dict[str, Emitter]) -> Callable[[str], Callable[[Emitter], Emitter]]:
+        """`lowers = Generator.registry(EMITTERS)`: `@lowers("conv")` above a backend's
+        emitter enters it in the backend's table, next to the code that says what
+        it emits."""
+
+        def lowers(kind: str) -> Callable[[Emitter], Emitter]:
+            def enter(emit: Emitter) -> Emitter:
+                if kind in table:
+                    raise ValueError(f"two emitters for the kind `{kind}`")
+                table[kind] = emit
+                return emit
+
+            return enter
+
+        return lowers
+
+    @property
+    def missing_kinds(self) -> set[str]:
+        """IR node kinds this backend has no emitter for (a test keeps it empty)."""
+        return set(KINDS) - set(self.LOWER)
+
+    def lower(self, n: Node, r: Render) -> Lowered:
+        """A node's lowering through the table; a kind missing from it is a clear
+        error naming the node and its source line, never a silent omission."""
+        emit = self.LOWER.get(n.kind)
+        if emit is None:
+            where = f" ({n.loc.file}:{n.loc.line})" if n.loc else ""
+            raise BackendError(f"the {self.FRAMEWORK} backend cannot express `{n.name}` of "
+                               f"kind `{n.kind}`{where}")
+        return emit(n, r)
+
+    # -- what a backend writes: a subclass that lacks one fails when it is defined
+    unit_source: Callable[[Unit], str]  # a block variant's function or class
+    model_source: Callable[[Model, Instance], str]  # the model's build function or class
+    training_source: Callable[[Model], str]  # the spec's training recipe
+    REQUIRED = ("NAME", "FRAMEWORK", "TEMPLATES", "unit_source", "model_source",
+                "training_source", "defined_names", "template_vars")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        lacking = [a for a in cls.REQUIRED if not getattr(cls, a, None)]
+        if lacking:
+            raise TypeError(f"backend {cls.__name__} lacks {', '.join(lacking)}")
+
+    def defined_names(self, model: Model, units: list[Unit]) -> list[str]:
+        """The module-level names the module defines besides its helpers."""
+        raise NotImplementedError
+
+    def template_vars(self, model: Model) -> dict[str, Any]:
+        """Further values the backend's template reads."""
+        return {}
+
+    # -- written once
+    def generate(self, model: Model) -> str:
+        """The backend's module for an inferred IR model (deterministic text)."""
+        from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+        r = Render(model)
+        root, units = plan(model, lambda n: self.lower(n, r), self.IN_CHANNELS)
+        check_unique(self.defined_names(model, units) + sorted(self.HELPERS), self.DEFINES)
+        chunks = [self.HELPERS[h] for h in sorted(r.helpers)]
+        chunks += [self.unit_source(u) for u in units]
+        chunks.append(self.model_source(model, root))
+        if model.training:
+            chunks.append(self.training_source(model))
+        env = Environment(loader=FileSystemLoader(str(self.TEMPLATES)),
+                          undefined=StrictUndefined, keep_trailing_newline=True,
+                          autoescape=False)
+        text = env.get_template("module.py.j2").render(
+            header=header(model, self.NAME, self.FRAMEWORK), spec=spec_label(model),
+            imports=self.imports(chunks), chunks=chunks, **self.template_vars(model))
+        return text.rstrip("\n") + "\n"
+
+    def imports(self, chunks: list[str]) -> str:
+        """The import statements for the names the module's code reads."""
+        used = {n.id for n in ast.walk(ast.parse("\n\n\n".join(chunks)))
+                if isinstance(n, ast.Name)}
+        lines = []
+        for statement, names in self.IMPORTS:
+            wanted = [n for n in names if n in used]
+            if wanted:
+                lines.append(statement.format(", ".join(wanted)))
+        return "\n".join(lines)

@@ -40,7 +40,7 @@ def _archc(*args, cwd=ROOT, env=None):
 
 @pytest.mark.parametrize("backend", NAMES)
 def test_every_ir_kind_has_an_emitter(backend):
-    assert get(backend).missing_kinds() == set()
+    assert get(backend).missing_kinds == set()
     assert set(get(backend).LOWER) == set(KINDS)
 
 

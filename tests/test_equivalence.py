@@ -317,7 +317,9 @@ def test_biases_are_tested_in_both_directions(direction):
     """A PyTorch build that drops a Dense bias is caught whichever build gets the
     random weights (Keras initialises biases to zero: keras2torch never saw this)."""
     ir = compile_str("model bias\ninput 6\nDense(4, relu)\nDense(3)\n", name="bias.cnn")
-    models = _models(ir, lambda src: src.replace("self.f2(x)", "F.linear(x, self.f2.weight)"))
+    models = _models(ir, lambda src: src.replace("self.f2(x)", "F.linear(x, self.f2.weight)")
+                     .replace("from torch import nn", "import torch.nn.functional as F\n"
+                              "from torch import nn"))
     result = equiv.check(ir, models=models, direction=direction)
     assert not result.ok and result.failures[0].startswith("the outputs differ by")
 

@@ -42,6 +42,9 @@ class BlockDefinition(BaseModel):
     name: str
     params: tuple[BlockParam, ...]
     loc: Loc
+    # the arithmetic its body writes with its parameters, as written (`4*filters`):
+    # generated code computes a value from the parameters the same way
+    exprs: tuple[str, ...] = ()
 
 
 class BlockInstance(BaseModel):

@@ -577,7 +577,7 @@ def build_ir(program: Program, diags: Diagnostics, source: str,
             name=b.name,
             params=tuple(BlockParam(name=p.name, default=_source_text(diags, p.default))
                          for p in b.params),
-            loc=loc(b.span))
+            loc=loc(b.span), exprs=_body_arithmetic(b))
         for b in program.blocks.values()
         if any(i.block == b.name for i in ex.instances))
     return Model(name=name, source=source, input_shape=tuple(dims), nodes=tuple(ex.nodes),
@@ -630,6 +630,56 @@ def _check_collisions(program: Program, ex: Expander, model: str, diags: Diagnos
                 diags.error("E211", f"the name `{local}` clashes with the {kind} `{other}` "
                             "in generated code", span, hint=hint)
                 break
+
+
+def _body_arithmetic(b: S.BlockDef) -> tuple[str, ...]:
+    """The arithmetic (`(4*filters)*1*1`, `4*filters`, `-k`) a block's layer
+    arguments write with its parameters, as written, each once."""
+    params = {p.name for p in b.params}
+    out: dict[str, None] = {}
+
+    def parts(e: S.Expr) -> tuple:
+        if isinstance(e, S.BinOp):
+            return e.left, e.right
+        return (e.operand,) if isinstance(e, S.Neg) else (e.inner,) if isinstance(
+            e, S.Paren) else ()
+
+    def reads(e: S.Expr) -> bool:
+        return (isinstance(e, S.Ref) and e.name in params) or any(map(reads, parts(e)))
+
+    def text(e: S.Expr) -> str | None:
+        if isinstance(e, S.Num):
+            return repr(e.value)
+        if isinstance(e, S.Ref):
+            return e.name
+        inner = [text(x) for x in parts(e)]
+        if None in inner:
+            return None
+        if isinstance(e, S.BinOp):
+            return f"{inner[0]}{e.op}{inner[1]}"
+        return f"-{inner[0]}" if isinstance(e, S.Neg) else f"({inner[0]})"
+
+    def walk(e: S.Expr) -> None:
+        if isinstance(e, (S.BinOp, S.Neg)) and reads(e) and (t := text(e)) is not None:
+            out[t] = None
+        for x in parts(e):
+            walk(x)
+
+    seqs = [b.body]
+    while seqs:
+        for el in seqs.pop(0).elements:
+            u = el.unit
+            if isinstance(u, S.Call):
+                for a in u.args:
+                    if not isinstance(a, S.Footnote):
+                        walk(a.value)
+            elif isinstance(u, S.Group):
+                seqs.append(u.body)
+            elif isinstance(u, S.Branch):
+                seqs.extend(u.branches)
+            elif isinstance(u, S.Cond):
+                seqs += [u.then] + ([u.orelse] if u.orelse is not None else [])
+    return tuple(out)
 
 
 def _source_text(diags: Diagnostics, e: S.Expr | None) -> str | None:

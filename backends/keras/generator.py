@@ -1,7 +1,8 @@
 """IR -> Keras 3 source.
 
-`LOWER` maps every IR node kind to a function giving the Keras layers it
-becomes (backends/common.py turns those into functions per block). Semantics
+Each emitter below (`@lowers(kind)`) gives the Keras layers an IR node kind
+becomes; `KerasGenerator` (backends/common.py's `Generator` with this table)
+turns those into functions per block. Semantics
 are Keras's own: `same` padding and pooling, channels-last Flatten, batch-norm
 epsilon and momentum as the spec states them. Explicit (PyTorch-style) padding
 becomes a ZeroPadding2D before the layer, or for max pooling a padding with
@@ -12,24 +13,27 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable
+from typing import ClassVar
 
 from archc.ir import Model
-from archc.ir.kinds import KINDS, Node
+from archc.ir.kinds import Node
 from archc.ir.shapes import describe
 from backends import recipe_source
 from backends.common import (
+    ArgDefault,
     Body,
+    Chain,
+    Emitter,
+    Generator,
     Instance,
     Lowered,
     Op,
     Raw,
+    Render,
     Unit,
     call,
-    check_unique,
-    header,
+    child_args,
     lit,
-    lowerer,
     op_source,
     plan,
     spec_label,
@@ -91,15 +95,15 @@ def _pads(p: tuple[int, int]):
     return p[0] if p[0] == p[1] else tuple(p)
 
 
-def _weights(n: Node, weight_decay: float) -> OrderedDict:
+def _weights(n: Node) -> OrderedDict:
     kw: OrderedDict = OrderedDict()
     kw["kernel_initializer"] = n.init or "glorot_uniform"
     if isinstance(n.bias_init, float):
         kw["bias_initializer"] = Raw(f"keras.initializers.Constant({n.bias_init!r})")
     else:
         kw["bias_initializer"] = n.bias_init or "zeros"
-    # only a layer's own `l2`; the spec-wide weight decay (`weight_decay`, unused
-    # here) is the compile helper's, on every kernel (backends/recipe_source.py)
+    # only a layer's own `l2`: the spec-wide weight decay is the compile helper's,
+    # on every kernel (backends/recipe_source.py)
     kw["kernel_regularizer"] = recipe_source.keras_kernel_regularizer(n)
     return kw
 
@@ -108,7 +112,12 @@ WEIGHT_DEFAULTS = {"kernel_initializer": "glorot_uniform", "bias_initializer": "
                    "kernel_regularizer": None}
 
 
-def lower_conv(n, ctx) -> Lowered:
+EMITTERS: dict[str, Emitter] = {}  # IR node kind -> its emitter, entered by @lowers
+lowers = Generator.registry(EMITTERS)
+
+
+@lowers("conv")
+def lower_conv(n: Node, r: Render) -> Lowered:
     ops = []
     padding = n.padding
     if not isinstance(padding, str):
@@ -117,34 +126,38 @@ def lower_conv(n, ctx) -> Lowered:
         padding = "valid"
     kw = OrderedDict(strides=_hw(n.stride), padding=padding, dilation_rate=_hw(n.dilation),
                      use_bias=n.use_bias, activation=n.activation)
-    kw.update(_weights(n, ctx.weight_decay))
+    kw.update(_weights(n))
     ops.append(Op("layers.Conv2D", [n.filters, _hw(n.kernel)], kw,
                   {"strides": 1, "padding": "valid", "dilation_rate": 1, "use_bias": True,
                    "activation": None, **WEIGHT_DEFAULTS}))
     return Lowered(ops)
 
 
-def lower_dense(n, ctx) -> Lowered:
+@lowers("dense")
+def lower_dense(n: Node, r: Render) -> Lowered:
     kw = OrderedDict(activation=n.activation, use_bias=n.use_bias)
-    kw.update(_weights(n, ctx.weight_decay))
+    kw.update(_weights(n))
     return Lowered([Op("layers.Dense", [n.units], kw,
                        {"activation": None, "use_bias": True, **WEIGHT_DEFAULTS})])
 
 
-def lower_batchnorm(n, ctx) -> Lowered:
+@lowers("batchnorm")
+def lower_batchnorm(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.BatchNormalization", [],
                        OrderedDict(epsilon=n.epsilon, momentum=n.momentum),
                        {"epsilon": 0.001, "momentum": 0.99})])
 
 
-def lower_lrn(n, ctx) -> Lowered:
-    ctx.helpers.add("LocalResponseNormalization")
+@lowers("lrn")
+def lower_lrn(n: Node, r: Render) -> Lowered:
+    r.helpers.add("LocalResponseNormalization")
     return Lowered([Op("LocalResponseNormalization", [],
                        OrderedDict(depth=n.depth, alpha=n.alpha, beta=n.beta, k=n.bias_k),
                        {"depth": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0})])
 
 
-def lower_activation(n, ctx) -> Lowered:
+@lowers("activation")
+def lower_activation(n: Node, r: Render) -> Lowered:
     if n.fn == "leaky_relu":
         return Lowered([Op("layers.LeakyReLU", [], OrderedDict(negative_slope=n.alpha),
                            {"negative_slope": 0.3})])
@@ -157,7 +170,8 @@ def lower_activation(n, ctx) -> Lowered:
     return Lowered([Op("layers.Activation", [n.fn])])
 
 
-def lower_pool(n, ctx) -> Lowered:
+@lowers("pool")
+def lower_pool(n: Node, r: Render) -> Lowered:
     cls = "layers.MaxPooling2D" if n.op == "max" else "layers.AveragePooling2D"
     ops = []
     padding = n.padding
@@ -165,68 +179,49 @@ def lower_pool(n, ctx) -> Lowered:
         ph, pw = padding
         if (ph, pw) != (0, 0):
             if n.op == "max":
-                ctx.helpers.add("NegInfPadding2D")
+                r.helpers.add("NegInfPadding2D")
                 ops.append(Op("NegInfPadding2D", [((ph, ph), (pw, pw))], attr=".pad"))
             else:  # PyTorch's average pooling counts the zeros (count_include_pad)
                 ops.append(Op("layers.ZeroPadding2D", [_pads(padding)], attr=".pad"))
         padding = "valid"
     ops.append(Op(cls, [_hw(n.kernel)], OrderedDict(strides=_hw(n.stride), padding=padding),
-                  {"padding": "valid"}))
+                  {"strides": ArgDefault(0), "padding": "valid"}))
     return Lowered(ops)
 
 
-def lower_globalpool(n, ctx) -> Lowered:
+@lowers("globalpool")
+def lower_globalpool(n: Node, r: Render) -> Lowered:
     cls = "layers.GlobalMaxPooling2D" if n.op == "max" else "layers.GlobalAveragePooling2D"
     return Lowered([Op(cls)])
 
 
-def lower_dropout(n, ctx) -> Lowered:
+@lowers("dropout")
+def lower_dropout(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.Dropout", [n.rate])])
 
 
-def lower_flatten(n, ctx) -> Lowered:
+@lowers("flatten")
+def lower_flatten(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.Flatten")])
 
 
-def lower_zeropad(n, ctx) -> Lowered:
+@lowers("zeropad")
+def lower_zeropad(n: Node, r: Render) -> Lowered:
     t, b, left, right = n.pad
     arg = t if t == b == left == right else ((t, b), (left, right))
     return Lowered([Op("layers.ZeroPadding2D", [arg])])
 
 
-def lower_concat(n, ctx) -> Lowered:
-    return Lowered([Op("layers.Concatenate")], apply="{call}({xs})")
+@lowers("concat")
+def lower_concat(n: Node, r: Render) -> Lowered:
+    return Lowered([Op("layers.Concatenate")], Chain(listed=True))
 
 
-def lower_add(n, ctx) -> Lowered:
-    return Lowered([Op("layers.Add")], apply="{call}({xs})")
+@lowers("add")
+def lower_add(n: Node, r: Render) -> Lowered:
+    return Lowered([Op("layers.Add")], Chain(listed=True))
 
 
-def lower_input(n, ctx) -> Lowered:
-    raise AssertionError("the input is written by the build function")
-
-
-LOWER: dict[str, Callable] = {
-    "input": lower_input,
-    "conv": lower_conv,
-    "batchnorm": lower_batchnorm,
-    "lrn": lower_lrn,
-    "activation": lower_activation,
-    "pool": lower_pool,
-    "globalpool": lower_globalpool,
-    "dropout": lower_dropout,
-    "flatten": lower_flatten,
-    "dense": lower_dense,
-    "zeropad": lower_zeropad,
-    "concat": lower_concat,
-    "add": lower_add,
-}
-
-
-class _Context:
-    def __init__(self, model: Model):
-        self.helpers: set[str] = set()
-        self.weight_decay = model.training.weight_decay if model.training else 0.0
 
 
 def _layer_name(local: str, attr: str, in_block: bool) -> str:
@@ -241,21 +236,14 @@ def _statements(inst: Instance, unit: Unit | None, in_block: bool, indent: int) 
     for k, item in enumerate(inst.items):
         ins, var = body.assign(k)
         if item.child is not None:
-            u = item.child.unit
-            args = [ins[0]]
-            for p in u.params:
-                value = unit.values.get((k, 0, "kw", p)) if unit is not None else None
-                if value is None:
-                    value = u.args_of(item.child)[p]
-                args.append(f"{p}={lit(value)}")
-            args.append(_layer_name(item.local, "", in_block))
-            out.append(call(u.name, args, indent, prefix=f"{var} = "))
+            args = [ins[0], *child_args(item, k, unit), _layer_name(item.local, "", in_block)]
+            out.append(call(item.child.unit.name, args, indent, prefix=f"{var} = "))
             continue
         current = ins
         for j, op in enumerate(item.lowered.ops):
             func, args = op_source(op, k, j, unit)
             args.append(_layer_name(item.local, op.attr, in_block))
-            if j == len(item.lowered.ops) - 1 and item.lowered.apply == "{call}({xs})":
+            if j == len(item.lowered.ops) - 1 and item.lowered.expr == Chain(listed=True):
                 suffix = f"([{', '.join(current)}])"
             else:
                 suffix = f"({current[0]})"
@@ -290,32 +278,30 @@ def _compile(model: Model) -> str | None:
     return recipe_source.keras_compile(model) if model.training is not None else None
 
 
-def generate(model: Model) -> str:
-    """The Keras module for an inferred IR model (deterministic text)."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+class KerasGenerator(Generator):
+    """IR -> a Keras 3 module: a function per block variant, `build_<model>()` and
+    `compile_<model>(model)`."""
 
-    ctx = _Context(model)
-    root, units = plan(model, lowerer(LOWER, ctx, FRAMEWORK))
-    check_unique([u.name for u in units] + [f"build_{model.name}", f"compile_{model.name}",
-                                           f"learning_rate_{model.name}"] + sorted(HELPERS),
-                 "functions")
-    env = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
-                      undefined=StrictUndefined, keep_trailing_newline=True,
-                      autoescape=False)
-    text = env.get_template("module.py.j2").render(
-        header=header(model, NAME, FRAMEWORK),
-        title=f"{model.name}: generated Keras model.",
-        spec=spec_label(model),
-        model_name=model.name,
-        input_desc=describe(model.input_shape) + " (H x W x C)" if len(model.input_shape) == 3
-        else describe(model.input_shape),
-        needs_ops=bool(ctx.helpers),  # every helper layer uses keras.ops
-        chunks=[HELPERS[h] for h in sorted(ctx.helpers)] + [_function(u) for u in units]
-        + [_build(model, root)] + ([_compile(model)] if model.training else []),
-    )
-    return text.rstrip("\n") + "\n"
+    NAME = NAME
+    FRAMEWORK = FRAMEWORK
+    TEMPLATES = Path(__file__).parent / "templates"
+    HELPERS = HELPERS
+    IMPORTS = (("import keras", ("keras",)), ("from keras import {}", ("layers", "ops")))
+    LOWER: ClassVar[dict[str, Emitter]] = {**Generator.LOWER, **EMITTERS}
+
+    def defined_names(self, model: Model, units: list[Unit]) -> list[str]:
+        return [u.name for u in units] + [f"build_{model.name}", f"compile_{model.name}",
+                                         f"learning_rate_{model.name}"]
+
+    unit_source = staticmethod(_function)
+    model_source = staticmethod(_build)
+    training_source = staticmethod(_compile)
+
+    def template_vars(self, model: Model) -> dict:
+        shape = describe(model.input_shape)
+        return {"title": f"{model.name}: generated Keras model.", "model_name": model.name,
+                "input_desc": shape + " (H x W x C)" if len(model.input_shape) == 3 else shape}
 
 
-def missing_kinds() -> set[str]:
-    """IR node kinds this backend has no lowering for (a test keeps it empty)."""
-    return set(KINDS) - set(LOWER)
+GENERATOR = KerasGenerator()
+generate = GENERATOR.generate

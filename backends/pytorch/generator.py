@@ -26,26 +26,32 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable
+from typing import ClassVar
 
 from archc.ir import Model
-from archc.ir.kinds import KINDS, Node
+from archc.ir.kinds import Node
 from archc.ir.shapes import describe, same_padding
 from backends import recipe_source
 from backends.common import (
+    ArgDefault,
     BackendError,
     Body,
+    Chain,
+    Emitter,
+    Expr,
+    Fn,
+    Generator,
+    Infix,
     Instance,
     Item,
     Lowered,
     Op,
+    Render,
     Unit,
     call,
     camel,
-    check_unique,
-    header,
+    child_args,
     lit,
-    lowerer,
     op_source,
     plan,
     spec_label,
@@ -55,12 +61,12 @@ from backends.common import (
 NAME = "torch"
 FRAMEWORK = "PyTorch"
 
-ACT = {  # activation -> expression applied to {y}
-    "relu": "torch.relu({y})", "relu6": "F.relu6({y})", "sigmoid": "torch.sigmoid({y})",
-    "hard_sigmoid": "F.hardsigmoid({y})", "tanh": "torch.tanh({y})",
-    "softmax": "torch.softmax({y}, dim=1)", "linear": "{y}", "elu": "F.elu({y})",
-    "selu": "F.selu({y})", "gelu": "F.gelu({y})", "silu": "F.silu({y})",
-    "softplus": "F.softplus({y})",
+ACT = {  # activation fused into a conv or dense -> (function, its further arguments)
+    "relu": ("torch.relu", ()), "relu6": ("F.relu6", ()), "sigmoid": ("torch.sigmoid", ()),
+    "hard_sigmoid": ("F.hardsigmoid", ()), "tanh": ("torch.tanh", ()),
+    "softmax": ("torch.softmax", ("dim=1",)), "elu": ("F.elu", ()),
+    "selu": ("F.selu", ()), "gelu": ("F.gelu", ()), "silu": ("F.silu", ()),
+    "softplus": ("F.softplus", ()),
 }
 ACT_MODULE = {
     "relu": "nn.ReLU", "relu6": "nn.ReLU6", "sigmoid": "nn.Sigmoid",
@@ -99,19 +105,31 @@ def _same(n: Node, kernel, stride, dilation=(1, 1)):
             same_padding(w, kernel[1], stride[1], dilation[1]))
 
 
-def _activation(name: str | None, template: str) -> str:
-    return template if not name else ACT[name].replace("{y}", template)
+CHAIN = Chain()  # the ops in order on the input
 
 
-def lower_conv(n, ctx) -> Lowered:
+def _activation(name: str | None, inner: Expr = CHAIN) -> Expr:
+    """The inner expression with a fused activation applied (`linear`: none)."""
+    if not name or name == "linear":
+        return inner
+    func, extra = ACT[name]
+    return Fn(func, inner, extra)
+
+
+EMITTERS: dict[str, Emitter] = {}  # IR node kind -> its emitter, entered by @lowers
+lowers = Generator.registry(EMITTERS)
+
+
+@lowers("conv")
+def lower_conv(n: Node, r: Render) -> Lowered:
     cin = n.in_shapes[0][-1]
     ops = []
     if n.padding == "same":
-        (t, b), (left, r) = _same(n, n.kernel, n.stride, n.dilation)
-        if t == b and left == r:
+        (t, b), (left, right) = _same(n, n.kernel, n.stride, n.dilation)
+        if t == b and left == right:
             padding = _hw((t, left))
         else:
-            ops.append(Op("nn.ZeroPad2d", [(left, r, t, b)], attr="_pad"))
+            ops.append(Op("nn.ZeroPad2d", [(left, right, t, b)], attr="_pad"))
             padding = 0
     elif n.padding == "valid":
         padding = 0
@@ -120,29 +138,31 @@ def lower_conv(n, ctx) -> Lowered:
     ops.append(Op("nn.Conv2d", [cin, n.filters, _hw(n.kernel)],
                   OrderedDict(stride=_hw(n.stride), padding=padding, dilation=_hw(n.dilation),
                               bias=n.use_bias),
-                  {"stride": 1, "padding": 0, "dilation": 1, "bias": True}))
-    inner = "{op0}({x})" if len(ops) == 1 else "{op1}({op0}({x}))"
-    return Lowered(ops, apply=_activation(n.activation, inner))
+                  {"stride": 1, "padding": 0, "dilation": 1, "bias": True}, channels_arg=0))
+    return Lowered(ops, _activation(n.activation))
 
 
-def lower_dense(n, ctx) -> Lowered:
+@lowers("dense")
+def lower_dense(n: Node, r: Render) -> Lowered:
     op = Op("nn.Linear", [n.in_shapes[0][0], n.units], OrderedDict(bias=n.use_bias),
-            {"bias": True})
-    return Lowered([op], apply=_activation(n.activation, "{op0}({x})"))
+            {"bias": True}, channels_arg=0)
+    return Lowered([op], _activation(n.activation))
 
 
-def lower_batchnorm(n, ctx) -> Lowered:
+@lowers("batchnorm")
+def lower_batchnorm(n: Node, r: Render) -> Lowered:
     cls = "nn.BatchNorm2d" if len(n.in_shapes[0]) == 3 else "nn.BatchNorm1d"
     return Lowered([Op(cls, [n.in_shapes[0][-1]],
                        OrderedDict(eps=n.epsilon, momentum=round(1 - n.momentum, 12)),
-                       {"eps": 1e-5, "momentum": 0.1})], apply="{op0}({x})")
+                       {"eps": 1e-5, "momentum": 0.1}, channels_arg=0)])
 
 
-def lower_lrn(n, ctx) -> Lowered:
+@lowers("lrn")
+def lower_lrn(n: Node, r: Render) -> Lowered:
     return Lowered([Op("nn.LocalResponseNorm", [n.depth],
                        OrderedDict(alpha=round(n.alpha * n.depth, 15), beta=n.beta,
                                    k=n.bias_k),
-                       {"alpha": 1e-4, "beta": 0.75, "k": 1.0})], apply="{op0}({x})")
+                       {"alpha": 1e-4, "beta": 0.75, "k": 1.0})])
 
 
 def _float32(value: float) -> float:
@@ -150,92 +170,74 @@ def _float32(value: float) -> float:
     return struct.unpack("<f", struct.pack("<f", value))[0]
 
 
-def lower_activation(n, ctx) -> Lowered:
+@lowers("activation")
+def lower_activation(n: Node, r: Render) -> Lowered:
     if n.fn == "leaky_relu":  # the slope Keras applies: float32 (see the docstring)
         op = Op("nn.LeakyReLU", [], OrderedDict(negative_slope=_float32(n.alpha)),
                 {"negative_slope": 0.01})
     elif n.fn == "elu":
         op = Op("nn.ELU", [], OrderedDict(alpha=n.alpha), {"alpha": 1.0})
     elif n.fn == "prelu":
-        op = Op("nn.PReLU", [n.in_shapes[0][-1]], OrderedDict(init=0.0), {})
+        op = Op("nn.PReLU", [n.in_shapes[0][-1]], OrderedDict(init=0.0), {}, channels_arg=0)
     elif n.fn == "softmax":
         op = Op("nn.Softmax", [], OrderedDict(dim=1), {})
     else:
         op = Op(ACT_MODULE[n.fn])
-    return Lowered([op], apply="{op0}({x})")
+    return Lowered([op])
 
 
-def lower_pool(n, ctx) -> Lowered:
+@lowers("pool")
+def lower_pool(n: Node, r: Render) -> Lowered:
     kind = "Max" if n.op == "max" else "Avg"
     kw = OrderedDict(stride=_hw(n.stride), padding=0)
-    defaults = {"padding": 0}
+    defaults = {"stride": ArgDefault(0), "padding": 0}
     if n.padding == "same":
-        (t, b), (left, r) = _same(n, n.kernel, n.stride)
-        if t != b or left != r:
-            ctx.helpers.add("SamePool2d")
+        (t, b), (left, right) = _same(n, n.kernel, n.stride)
+        if t != b or left != right:
+            r.helpers.add("SamePool2d")
             return Lowered([Op("SamePool2d", [n.op, _hw(n.kernel), _hw(n.stride),
-                                              (left, r, t, b)])], apply="{op0}({x})")
+                                              (left, right, t, b)])])
         kw["padding"] = _hw((t, left))
         if n.op == "avg":  # Keras divides by the real cells
             kw["count_include_pad"] = (t, left) == (0, 0)
             defaults["count_include_pad"] = True
     elif n.padding != "valid":
         kw["padding"] = _hw(n.padding)  # PyTorch's own rule: -inf for max, zeros counted
-    return Lowered([Op(f"nn.{kind}Pool2d", [_hw(n.kernel)], kw, defaults)], apply="{op0}({x})")
+    return Lowered([Op(f"nn.{kind}Pool2d", [_hw(n.kernel)], kw, defaults)])
 
 
-def lower_globalpool(n, ctx) -> Lowered:
+@lowers("globalpool")
+def lower_globalpool(n: Node, r: Render) -> Lowered:
     cls = "nn.AdaptiveMaxPool2d" if n.op == "max" else "nn.AdaptiveAvgPool2d"
-    return Lowered([Op(cls, [1])], apply="torch.flatten({op0}({x}), 1)")
+    return Lowered([Op(cls, [1])], Fn("torch.flatten", Chain(), ("1",)))
 
 
-def lower_dropout(n, ctx) -> Lowered:
-    return Lowered([Op("nn.Dropout", [n.rate])], apply="{op0}({x})")
+@lowers("dropout")
+def lower_dropout(n: Node, r: Render) -> Lowered:
+    return Lowered([Op("nn.Dropout", [n.rate])])
 
 
-def lower_flatten(n, ctx) -> Lowered:
+@lowers("flatten")
+def lower_flatten(n: Node, r: Render) -> Lowered:
     if len(n.in_shapes[0]) == 3:  # Keras's channels-last order
-        return Lowered([Op("nn.Flatten")], apply="{op0}({x}.permute(0, 2, 3, 1))")
-    return Lowered([Op("nn.Flatten")], apply="{op0}({x})")
+        return Lowered([Op("nn.Flatten")], Chain(method=".permute(0, 2, 3, 1)"))
+    return Lowered([Op("nn.Flatten")])
 
 
-def lower_zeropad(n, ctx) -> Lowered:
-    t, b, left, r = n.pad
-    return Lowered([Op("nn.ZeroPad2d", [(left, r, t, b)])], apply="{op0}({x})")
+@lowers("zeropad")
+def lower_zeropad(n: Node, r: Render) -> Lowered:
+    t, b, left, right = n.pad
+    return Lowered([Op("nn.ZeroPad2d", [(left, right, t, b)])])
 
 
-def lower_concat(n, ctx) -> Lowered:
-    return Lowered([], apply="torch.cat([{xs}], dim=1)")
+@lowers("concat")
+def lower_concat(n: Node, r: Render) -> Lowered:
+    return Lowered([], Fn("torch.cat", Chain(listed=True), ("dim=1",)))
 
 
-def lower_add(n, ctx) -> Lowered:
-    return Lowered([], apply="{plus}")
-
-
-def lower_input(n, ctx) -> Lowered:
-    raise AssertionError("the input is the forward's argument")
-
-
-LOWER: dict[str, Callable] = {
-    "input": lower_input,
-    "conv": lower_conv,
-    "batchnorm": lower_batchnorm,
-    "lrn": lower_lrn,
-    "activation": lower_activation,
-    "pool": lower_pool,
-    "globalpool": lower_globalpool,
-    "dropout": lower_dropout,
-    "flatten": lower_flatten,
-    "dense": lower_dense,
-    "zeropad": lower_zeropad,
-    "concat": lower_concat,
-    "add": lower_add,
-}
-
-
-class _Context:
-    def __init__(self, model: Model):
-        self.helpers: set[str] = set()
+@lowers("add")
+def lower_add(n: Node, r: Render) -> Lowered:
+    return Lowered([], Infix("+"))
 
 
 def _init_lines(inst: Instance, unit: Unit | None, indent: int) -> list[str]:
@@ -243,15 +245,9 @@ def _init_lines(inst: Instance, unit: Unit | None, indent: int) -> list[str]:
     seen = set()
     for k, item in enumerate(inst.items):
         if item.child is not None:
-            u = item.child.unit
-            args = []
-            for p in u.params:
-                value = unit.values.get((k, 0, "kw", p)) if unit is not None else None
-                if value is None:
-                    value = u.args_of(item.child)[p]
-                args.append(f"{p}={lit(value)}")
             attrs = [item.local]
-            out.append(call(u.class_name, args, indent, prefix=f"self.{item.local} = "))
+            out.append(call(item.child.unit.class_name, child_args(item, k, unit), indent,
+                            prefix=f"self.{item.local} = "))
         else:
             attrs = []
             for j, op in enumerate(item.lowered.ops):
@@ -278,11 +274,8 @@ def _softmax_tail(root: Instance) -> Item | None:
     return None
 
 
-def _expr(item: Item, apply: str, ins: list[str]) -> str:
-    for j, op in enumerate(item.lowered.ops):
-        apply = apply.replace(f"{{op{j}}}", f"self.{item.local}{op.attr}")
-    return (apply.replace("{xs}", ", ".join(ins)).replace("{plus}", " + ".join(ins))
-            .replace("{x}", ins[0]))
+def _expr(item: Item, expr: Expr, ins: list[str]) -> str:
+    return expr.render([f"self.{item.local}{op.attr}" for op in item.lowered.ops], ins)
 
 
 def _forward_lines(inst: Instance, indent: int, logits: bool = False) -> list[str]:
@@ -298,17 +291,17 @@ def _forward_lines(inst: Instance, indent: int, logits: bool = False) -> list[st
             continue
         if logits and k == len(inst.items) - 1:
             if item.node.kind == "activation":  # nn.Softmax of the previous value
-                scores, probabilities = ins[0], _expr(item, item.lowered.apply, ins)
+                scores, probabilities = ins[0], _expr(item, item.lowered.expr, ins)
             else:  # fused: the conv or dense without its softmax
-                before, after = ACT["softmax"].split("{y}")
-                apply = item.lowered.apply
-                assert apply.startswith(before) and apply.endswith(after), apply
-                out.append(f"{pad}{var} = {_expr(item, apply[len(before):-len(after)], ins)}")
-                scores, probabilities = var, ACT["softmax"].replace("{y}", var)
+                softmax = item.lowered.expr
+                assert isinstance(softmax, Fn) and softmax.func == ACT["softmax"][0], softmax
+                out.append(f"{pad}{var} = {_expr(item, softmax.inner, ins)}")
+                scores = var
+                probabilities = Fn(softmax.func, Chain(), softmax.extra).render([], [var])
             out += [f"{pad}if self.logits:", f"{pad}    return {scores}",
                     f"{pad}return {probabilities}"]
             continue
-        out.append(f"{pad}{var} = {_expr(item, item.lowered.apply, ins)}")
+        out.append(f"{pad}{var} = {_expr(item, item.lowered.expr, ins)}")
     return out
 
 
@@ -378,30 +371,33 @@ def _training(model: Model) -> str | None:
     return recipe_source.torch_training(model) if model.training is not None else None
 
 
-def generate(model: Model) -> str:
-    """The PyTorch module for an inferred IR model (deterministic text)."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+class TorchGenerator(Generator):
+    """IR -> a PyTorch module: an nn.Module per block variant, the model's class
+    and `make_optimizer(model)`."""
 
-    ctx = _Context(model)
-    root, units = plan(model, lowerer(LOWER, ctx, FRAMEWORK), in_channels_param=True)
-    check_unique([u.class_name for u in units] + [model_class_name(model)] + sorted(HELPERS)
-                 + ["make_optimizer", "learning_rate"], "classes or functions")
-    env = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
-                      undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
-    chunks = [HELPERS[h] for h in sorted(ctx.helpers)] + [_class(u) for u in units]
-    chunks.append(_model_class(model, root))
-    if model.training:
-        chunks.append(_training(model))
-    text = env.get_template("module.py.j2").render(
-        header=header(model, NAME, FRAMEWORK),
-        title=f"{model.name}: generated PyTorch model.",
-        spec=spec_label(model),
-        class_name=model_class_name(model),
-        chunks=chunks,
-    )
-    return text.rstrip("\n") + "\n"
+    NAME = NAME
+    FRAMEWORK = FRAMEWORK
+    TEMPLATES = Path(__file__).parent / "templates"
+    HELPERS = HELPERS
+    IMPORTS = (("import torch", ("torch",)), ("import torch.nn.functional as F", ("F",)),
+               ("from torch import {}", ("nn",)))
+    IN_CHANNELS = True
+    DEFINES = "classes or functions"
+    LOWER: ClassVar[dict[str, Emitter]] = {**Generator.LOWER, **EMITTERS}
+
+    def defined_names(self, model: Model, units: list[Unit]) -> list[str]:
+        return [u.class_name for u in units] + [model_class_name(model), "make_optimizer",
+                                               "learning_rate"]
+
+    unit_source = staticmethod(_class)
+    model_source = staticmethod(_model_class)
+    training_source = staticmethod(_training)
+
+    def template_vars(self, model: Model) -> dict:
+        return {"title": f"{model.name}: generated PyTorch model."}
+
+    model_class_name = staticmethod(model_class_name)
 
 
-def missing_kinds() -> set[str]:
-    """IR node kinds this backend has no lowering for (a test keeps it empty)."""
-    return set(KINDS) - set(LOWER)
+GENERATOR = TorchGenerator()
+generate = GENERATOR.generate

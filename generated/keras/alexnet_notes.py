@@ -27,7 +27,7 @@ def build_alexnet_notes():
     x = layers.BatchNormalization(name="b4")(x)
     x = layers.Conv2D(256, 3, padding="same", activation="relu", name="c5")(x)
     x = layers.BatchNormalization(name="b5")(x)
-    x = layers.MaxPooling2D(2, strides=2, name="p3")(x)
+    x = layers.MaxPooling2D(2, name="p3")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(4096, activation="tanh", name="f1")(x)
     x = layers.Dropout(0.5, name="d1")(x)

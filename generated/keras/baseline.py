@@ -18,7 +18,7 @@ def build_baseline():
     x = layers.Conv2D(6, 5, padding="same", name="c1")(x)
     x = layers.BatchNormalization(name="b1")(x)
     x = layers.Activation("relu", name="a1")(x)
-    x = layers.MaxPooling2D(2, strides=2, padding="same", name="p1")(x)
+    x = layers.MaxPooling2D(2, padding="same", name="p1")(x)
     x = layers.Dropout(0.2, name="d1")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(128, activation="relu", name="f1")(x)

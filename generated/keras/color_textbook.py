@@ -17,10 +17,10 @@ def build_color_textbook():
     x = inputs
     x = layers.Conv2D(2, 1, name="c1")(x)
     x = layers.Activation("relu", name="a1")(x)
-    x = layers.MaxPooling2D(2, strides=2, name="p1")(x)
+    x = layers.MaxPooling2D(2, name="p1")(x)
     x = layers.Conv2D(3, 3, name="c2")(x)
     x = layers.Activation("relu", name="a2")(x)
-    x = layers.MaxPooling2D(2, strides=2, name="p2")(x)
+    x = layers.MaxPooling2D(2, name="p2")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(32, name="f1")(x)
     x = layers.BatchNormalization(momentum=0.9, name="b1")(x)

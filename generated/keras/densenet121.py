@@ -28,7 +28,7 @@ def transition(x, ch, *, name):
     x = layers.BatchNormalization(epsilon=1.001e-05, name=f"{name}.b1")(x)
     x = layers.Activation("relu", name=f"{name}.a1")(x)
     x = layers.Conv2D(ch, 1, use_bias=False, name=f"{name}.c1")(x)
-    x = layers.AveragePooling2D(2, strides=2, name=f"{name}.p1")(x)
+    x = layers.AveragePooling2D(2, name=f"{name}.p1")(x)
     return x
 
 

@@ -21,7 +21,7 @@ def build_digits_cnn():
     x = layers.Conv2D(32, 3, padding="same", name="c2")(x)
     x = layers.BatchNormalization(momentum=0.9, name="b2")(x)
     x = layers.Activation("relu", name="a2")(x)
-    x = layers.MaxPooling2D(2, strides=2, name="p1")(x)
+    x = layers.MaxPooling2D(2, name="p1")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(64, activation="relu", name="f1")(x)
     x = layers.Dropout(0.2, name="d1")(x)

@@ -17,10 +17,10 @@ def build_lenet5_course():
     x = inputs
     x = layers.Conv2D(6, 5, name="c1")(x)
     x = layers.Activation("sigmoid", name="a1")(x)
-    x = layers.MaxPooling2D(2, strides=2, name="p1")(x)
+    x = layers.MaxPooling2D(2, name="p1")(x)
     x = layers.Conv2D(16, 5, name="c2")(x)
     x = layers.Activation("sigmoid", name="a2")(x)
-    x = layers.MaxPooling2D(2, strides=2, name="p2")(x)
+    x = layers.MaxPooling2D(2, name="p2")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(120, activation="sigmoid", name="f1")(x)
     x = layers.Dense(84, activation="sigmoid", name="f2")(x)

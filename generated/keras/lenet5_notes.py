@@ -16,9 +16,9 @@ def build_lenet5_notes():
     inputs = keras.Input(shape=(28, 28, 1), name="input")
     x = inputs
     x = layers.Conv2D(6, 5, padding="same", activation="tanh", name="c1")(x)
-    x = layers.MaxPooling2D(2, strides=2, name="p1")(x)
+    x = layers.MaxPooling2D(2, name="p1")(x)
     x = layers.Conv2D(16, 5, activation="tanh", name="c2")(x)
-    x = layers.MaxPooling2D(2, strides=2, name="p2")(x)
+    x = layers.MaxPooling2D(2, name="p2")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(120, activation="tanh", name="f1")(x)
     x = layers.Dense(84, activation="tanh", name="f2")(x)

@@ -16,9 +16,9 @@ def build_lenet_d2l():
     inputs = keras.Input(shape=(32, 32, 1), name="input")
     x = inputs
     x = layers.Conv2D(6, 5, activation="sigmoid", name="c1")(x)
-    x = layers.AveragePooling2D(2, strides=2, name="p1")(x)
+    x = layers.AveragePooling2D(2, name="p1")(x)
     x = layers.Conv2D(16, 5, activation="sigmoid", name="c2")(x)
-    x = layers.AveragePooling2D(2, strides=2, name="p2")(x)
+    x = layers.AveragePooling2D(2, name="p2")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(120, activation="sigmoid", name="f1")(x)
     x = layers.Dense(84, activation="sigmoid", name="f2")(x)

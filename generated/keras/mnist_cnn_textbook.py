@@ -17,10 +17,10 @@ def build_mnist_cnn_textbook():
     x = inputs
     x = layers.Conv2D(8, 5, name="c1")(x)
     x = layers.Activation("relu", name="a1")(x)
-    x = layers.MaxPooling2D(2, strides=2, name="p1")(x)
+    x = layers.MaxPooling2D(2, name="p1")(x)
     x = layers.Conv2D(16, 5, name="c2")(x)
     x = layers.Activation("relu", name="a2")(x)
-    x = layers.MaxPooling2D(2, strides=2, name="p2")(x)
+    x = layers.MaxPooling2D(2, name="p2")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(32, name="f1")(x)
     x = layers.BatchNormalization(name="b1")(x)

@@ -23,7 +23,7 @@ def resnet_block(x, filters, *, name):
     return x
 
 
-def resnet_block_2(x, filters, *, name):
+def resnet_block_residual_path(x, filters, *, name):
     """ResnetBlock (resnet18.cnn:13), with s=2, residual_path=1."""
     c1 = layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False, name=f"{name}.c1")(x)
     b1 = layers.BatchNormalization(name=f"{name}.b1")(c1)
@@ -53,11 +53,11 @@ def build_resnet18():
     x = layers.Activation("relu", name="a1")(x)
     x = resnet_block(x, filters=64, name="resnet_block1")
     x = resnet_block(x, filters=64, name="resnet_block2")
-    x = resnet_block_2(x, filters=128, name="resnet_block3")
+    x = resnet_block_residual_path(x, filters=128, name="resnet_block3")
     x = resnet_block(x, filters=128, name="resnet_block4")
-    x = resnet_block_2(x, filters=256, name="resnet_block5")
+    x = resnet_block_residual_path(x, filters=256, name="resnet_block5")
     x = resnet_block(x, filters=256, name="resnet_block6")
-    x = resnet_block_2(x, filters=512, name="resnet_block7")
+    x = resnet_block_residual_path(x, filters=512, name="resnet_block7")
     x = resnet_block(x, filters=512, name="resnet_block8")
     x = layers.GlobalAveragePooling2D(name="p1")(x)
     x = layers.Dense(10, name="f1")(x)

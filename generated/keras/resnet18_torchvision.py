@@ -44,7 +44,7 @@ def basic_block_tv(x, planes, *, name):
     return x
 
 
-def basic_block_tv_2(x, planes, *, name):
+def basic_block_tv_proj(x, planes, *, name):
     """BasicBlockTV (resnet18_torchvision.cnn:13), with s=2, proj=1."""
     c1 = layers.ZeroPadding2D(1, name=f"{name}.c1.pad")(x)
     c1 = layers.Conv2D(planes, 3, strides=2, use_bias=False, name=f"{name}.c1")(c1)
@@ -72,11 +72,11 @@ def build_resnet18_torchvision():
     x = layers.MaxPooling2D(3, strides=2, name="p1")(x)
     x = basic_block_tv(x, planes=64, name="basic_block_tv1")
     x = basic_block_tv(x, planes=64, name="basic_block_tv2")
-    x = basic_block_tv_2(x, planes=128, name="basic_block_tv3")
+    x = basic_block_tv_proj(x, planes=128, name="basic_block_tv3")
     x = basic_block_tv(x, planes=128, name="basic_block_tv4")
-    x = basic_block_tv_2(x, planes=256, name="basic_block_tv5")
+    x = basic_block_tv_proj(x, planes=256, name="basic_block_tv5")
     x = basic_block_tv(x, planes=256, name="basic_block_tv6")
-    x = basic_block_tv_2(x, planes=512, name="basic_block_tv7")
+    x = basic_block_tv_proj(x, planes=512, name="basic_block_tv7")
     x = basic_block_tv(x, planes=512, name="basic_block_tv8")
     x = layers.GlobalAveragePooling2D(name="p2")(x)
     x = layers.Dense(1000, name="f1")(x)

@@ -11,9 +11,9 @@ import keras
 from keras import layers
 
 
-def bottleneck(x, filters, s, c1_arg0, *, name):
+def bottleneck_proj(x, filters, s, *, name):
     """Bottleneck (resnet50.cnn:12), with proj=1."""
-    c1 = layers.Conv2D(c1_arg0, 1, strides=s, name=f"{name}.c1")(x)
+    c1 = layers.Conv2D(4 * filters, 1, strides=s, name=f"{name}.c1")(x)
     b1 = layers.BatchNormalization(epsilon=1.001e-05, name=f"{name}.b1")(c1)
     x = layers.Conv2D(filters, 1, strides=s, name=f"{name}.c2")(x)
     x = layers.BatchNormalization(epsilon=1.001e-05, name=f"{name}.b2")(x)
@@ -21,14 +21,14 @@ def bottleneck(x, filters, s, c1_arg0, *, name):
     x = layers.Conv2D(filters, 3, padding="same", name=f"{name}.c3")(x)
     x = layers.BatchNormalization(epsilon=1.001e-05, name=f"{name}.b3")(x)
     x = layers.Activation("relu", name=f"{name}.a2")(x)
-    x = layers.Conv2D(c1_arg0, 1, name=f"{name}.c4")(x)
+    x = layers.Conv2D(4 * filters, 1, name=f"{name}.c4")(x)
     x = layers.BatchNormalization(epsilon=1.001e-05, name=f"{name}.b4")(x)
     x = layers.Add(name=f"{name}.add1")([b1, x])
     x = layers.Activation("relu", name=f"{name}.a3")(x)
     return x
 
 
-def bottleneck_2(x, filters, c3_arg0, *, name):
+def bottleneck(x, filters, *, name):
     """Bottleneck (resnet50.cnn:12), with s=1, proj=0."""
     c1 = layers.Conv2D(filters, 1, name=f"{name}.c1")(x)
     b1 = layers.BatchNormalization(epsilon=1.001e-05, name=f"{name}.b1")(c1)
@@ -36,7 +36,7 @@ def bottleneck_2(x, filters, c3_arg0, *, name):
     c2 = layers.Conv2D(filters, 3, padding="same", name=f"{name}.c2")(a1)
     b2 = layers.BatchNormalization(epsilon=1.001e-05, name=f"{name}.b2")(c2)
     a2 = layers.Activation("relu", name=f"{name}.a2")(b2)
-    c3 = layers.Conv2D(c3_arg0, 1, name=f"{name}.c3")(a2)
+    c3 = layers.Conv2D(4 * filters, 1, name=f"{name}.c3")(a2)
     b3 = layers.BatchNormalization(epsilon=1.001e-05, name=f"{name}.b3")(c3)
     x = layers.Add(name=f"{name}.add1")([x, b3])
     x = layers.Activation("relu", name=f"{name}.a3")(x)
@@ -53,22 +53,22 @@ def build_resnet50():
     x = layers.Activation("relu", name="a1")(x)
     x = layers.ZeroPadding2D(1, name="zp2")(x)
     x = layers.MaxPooling2D(3, strides=2, name="p1")(x)
-    x = bottleneck(x, filters=64, s=1, c1_arg0=256, name="bottleneck1")
-    x = bottleneck_2(x, filters=64, c3_arg0=256, name="bottleneck2")
-    x = bottleneck_2(x, filters=64, c3_arg0=256, name="bottleneck3")
-    x = bottleneck(x, filters=128, s=2, c1_arg0=512, name="bottleneck4")
-    x = bottleneck_2(x, filters=128, c3_arg0=512, name="bottleneck5")
-    x = bottleneck_2(x, filters=128, c3_arg0=512, name="bottleneck6")
-    x = bottleneck_2(x, filters=128, c3_arg0=512, name="bottleneck7")
-    x = bottleneck(x, filters=256, s=2, c1_arg0=1024, name="bottleneck8")
-    x = bottleneck_2(x, filters=256, c3_arg0=1024, name="bottleneck9")
-    x = bottleneck_2(x, filters=256, c3_arg0=1024, name="bottleneck10")
-    x = bottleneck_2(x, filters=256, c3_arg0=1024, name="bottleneck11")
-    x = bottleneck_2(x, filters=256, c3_arg0=1024, name="bottleneck12")
-    x = bottleneck_2(x, filters=256, c3_arg0=1024, name="bottleneck13")
-    x = bottleneck(x, filters=512, s=2, c1_arg0=2048, name="bottleneck14")
-    x = bottleneck_2(x, filters=512, c3_arg0=2048, name="bottleneck15")
-    x = bottleneck_2(x, filters=512, c3_arg0=2048, name="bottleneck16")
+    x = bottleneck_proj(x, filters=64, s=1, name="bottleneck1")
+    x = bottleneck(x, filters=64, name="bottleneck2")
+    x = bottleneck(x, filters=64, name="bottleneck3")
+    x = bottleneck_proj(x, filters=128, s=2, name="bottleneck4")
+    x = bottleneck(x, filters=128, name="bottleneck5")
+    x = bottleneck(x, filters=128, name="bottleneck6")
+    x = bottleneck(x, filters=128, name="bottleneck7")
+    x = bottleneck_proj(x, filters=256, s=2, name="bottleneck8")
+    x = bottleneck(x, filters=256, name="bottleneck9")
+    x = bottleneck(x, filters=256, name="bottleneck10")
+    x = bottleneck(x, filters=256, name="bottleneck11")
+    x = bottleneck(x, filters=256, name="bottleneck12")
+    x = bottleneck(x, filters=256, name="bottleneck13")
+    x = bottleneck_proj(x, filters=512, s=2, name="bottleneck14")
+    x = bottleneck(x, filters=512, name="bottleneck15")
+    x = bottleneck(x, filters=512, name="bottleneck16")
     x = layers.GlobalAveragePooling2D(name="p2")(x)
     x = layers.Dense(1000, activation="softmax", name="f1")(x)
     return keras.Model(inputs, x, name="resnet50")

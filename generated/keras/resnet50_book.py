@@ -11,7 +11,7 @@ import keras
 from keras import layers
 
 
-def book_bottleneck(x, f1, f3, s, *, name):
+def book_bottleneck_reduce(x, f1, f3, s, *, name):
     """BookBottleneck (book_resnet50.cnn:13), with reduce=1."""
     c1 = layers.Conv2D(f1, 1, strides=s, name=f"{name}.c1")(x)
     b1 = layers.BatchNormalization(name=f"{name}.b1")(c1)
@@ -28,7 +28,7 @@ def book_bottleneck(x, f1, f3, s, *, name):
     return x
 
 
-def book_bottleneck_2(x, f1, f3, *, name):
+def book_bottleneck(x, f1, f3, *, name):
     """BookBottleneck (book_resnet50.cnn:13), with reduce=0, s=2."""
     c1 = layers.Conv2D(f1, 1, name=f"{name}.c1")(x)
     b1 = layers.BatchNormalization(name=f"{name}.b1")(c1)
@@ -51,23 +51,23 @@ def build_resnet50_book():
     x = layers.BatchNormalization(name="b1")(x)
     x = layers.Activation("relu", name="a1")(x)
     x = layers.MaxPooling2D(3, strides=2, name="p1")(x)
-    x = book_bottleneck(x, f1=64, f3=256, s=1, name="book_bottleneck1")
-    x = book_bottleneck_2(x, f1=64, f3=256, name="book_bottleneck2")
-    x = book_bottleneck_2(x, f1=64, f3=256, name="book_bottleneck3")
-    x = book_bottleneck(x, f1=128, f3=512, s=2, name="book_bottleneck4")
-    x = book_bottleneck_2(x, f1=128, f3=512, name="book_bottleneck5")
-    x = book_bottleneck_2(x, f1=128, f3=512, name="book_bottleneck6")
-    x = book_bottleneck_2(x, f1=128, f3=512, name="book_bottleneck7")
-    x = book_bottleneck(x, f1=256, f3=1024, s=2, name="book_bottleneck8")
-    x = book_bottleneck_2(x, f1=256, f3=1024, name="book_bottleneck9")
-    x = book_bottleneck_2(x, f1=256, f3=1024, name="book_bottleneck10")
-    x = book_bottleneck_2(x, f1=256, f3=1024, name="book_bottleneck11")
-    x = book_bottleneck_2(x, f1=256, f3=1024, name="book_bottleneck12")
-    x = book_bottleneck_2(x, f1=256, f3=1024, name="book_bottleneck13")
-    x = book_bottleneck(x, f1=512, f3=2048, s=2, name="book_bottleneck14")
-    x = book_bottleneck_2(x, f1=512, f3=2048, name="book_bottleneck15")
-    x = book_bottleneck_2(x, f1=512, f3=2048, name="book_bottleneck16")
-    x = layers.AveragePooling2D(1, strides=1, name="p2")(x)
+    x = book_bottleneck_reduce(x, f1=64, f3=256, s=1, name="book_bottleneck1")
+    x = book_bottleneck(x, f1=64, f3=256, name="book_bottleneck2")
+    x = book_bottleneck(x, f1=64, f3=256, name="book_bottleneck3")
+    x = book_bottleneck_reduce(x, f1=128, f3=512, s=2, name="book_bottleneck4")
+    x = book_bottleneck(x, f1=128, f3=512, name="book_bottleneck5")
+    x = book_bottleneck(x, f1=128, f3=512, name="book_bottleneck6")
+    x = book_bottleneck(x, f1=128, f3=512, name="book_bottleneck7")
+    x = book_bottleneck_reduce(x, f1=256, f3=1024, s=2, name="book_bottleneck8")
+    x = book_bottleneck(x, f1=256, f3=1024, name="book_bottleneck9")
+    x = book_bottleneck(x, f1=256, f3=1024, name="book_bottleneck10")
+    x = book_bottleneck(x, f1=256, f3=1024, name="book_bottleneck11")
+    x = book_bottleneck(x, f1=256, f3=1024, name="book_bottleneck12")
+    x = book_bottleneck(x, f1=256, f3=1024, name="book_bottleneck13")
+    x = book_bottleneck_reduce(x, f1=512, f3=2048, s=2, name="book_bottleneck14")
+    x = book_bottleneck(x, f1=512, f3=2048, name="book_bottleneck15")
+    x = book_bottleneck(x, f1=512, f3=2048, name="book_bottleneck16")
+    x = layers.AveragePooling2D(1, name="p2")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(1000, activation="softmax", name="f1")(x)
     return keras.Model(inputs, x, name="resnet50_book")

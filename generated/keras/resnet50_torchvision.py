@@ -30,7 +30,7 @@ class NegInfPadding2D(layers.Layer):
         return config
 
 
-def bottleneck_tv(x, planes, s, c3_arg0, *, name):
+def bottleneck_tv_proj(x, planes, s, *, name):
     """BottleneckTV (resnet50_torchvision.cnn:12), with proj=1."""
     c1 = layers.Conv2D(planes, 1, use_bias=False, name=f"{name}.c1")(x)
     b1 = layers.BatchNormalization(epsilon=1e-05, momentum=0.9, name=f"{name}.b1")(c1)
@@ -39,16 +39,16 @@ def bottleneck_tv(x, planes, s, c3_arg0, *, name):
     c2 = layers.Conv2D(planes, 3, strides=s, use_bias=False, name=f"{name}.c2")(c2)
     b2 = layers.BatchNormalization(epsilon=1e-05, momentum=0.9, name=f"{name}.b2")(c2)
     a2 = layers.Activation("relu", name=f"{name}.a2")(b2)
-    c3 = layers.Conv2D(c3_arg0, 1, use_bias=False, name=f"{name}.c3")(a2)
+    c3 = layers.Conv2D(4 * planes, 1, use_bias=False, name=f"{name}.c3")(a2)
     b3 = layers.BatchNormalization(epsilon=1e-05, momentum=0.9, name=f"{name}.b3")(c3)
-    x = layers.Conv2D(c3_arg0, 1, strides=s, use_bias=False, name=f"{name}.c4")(x)
+    x = layers.Conv2D(4 * planes, 1, strides=s, use_bias=False, name=f"{name}.c4")(x)
     x = layers.BatchNormalization(epsilon=1e-05, momentum=0.9, name=f"{name}.b4")(x)
     x = layers.Add(name=f"{name}.add1")([b3, x])
     x = layers.Activation("relu", name=f"{name}.a3")(x)
     return x
 
 
-def bottleneck_tv_2(x, planes, c3_arg0, *, name):
+def bottleneck_tv(x, planes, *, name):
     """BottleneckTV (resnet50_torchvision.cnn:12), with s=1, proj=0."""
     c1 = layers.Conv2D(planes, 1, use_bias=False, name=f"{name}.c1")(x)
     b1 = layers.BatchNormalization(epsilon=1e-05, momentum=0.9, name=f"{name}.b1")(c1)
@@ -57,7 +57,7 @@ def bottleneck_tv_2(x, planes, c3_arg0, *, name):
     c2 = layers.Conv2D(planes, 3, use_bias=False, name=f"{name}.c2")(c2)
     b2 = layers.BatchNormalization(epsilon=1e-05, momentum=0.9, name=f"{name}.b2")(c2)
     a2 = layers.Activation("relu", name=f"{name}.a2")(b2)
-    c3 = layers.Conv2D(c3_arg0, 1, use_bias=False, name=f"{name}.c3")(a2)
+    c3 = layers.Conv2D(4 * planes, 1, use_bias=False, name=f"{name}.c3")(a2)
     b3 = layers.BatchNormalization(epsilon=1e-05, momentum=0.9, name=f"{name}.b3")(c3)
     x = layers.Add(name=f"{name}.add1")([b3, x])
     x = layers.Activation("relu", name=f"{name}.a3")(x)
@@ -74,22 +74,22 @@ def build_resnet50_torchvision():
     x = layers.Activation("relu", name="a1")(x)
     x = NegInfPadding2D(((1, 1), (1, 1)), name="p1.pad")(x)
     x = layers.MaxPooling2D(3, strides=2, name="p1")(x)
-    x = bottleneck_tv(x, planes=64, s=1, c3_arg0=256, name="bottleneck_tv1")
-    x = bottleneck_tv_2(x, planes=64, c3_arg0=256, name="bottleneck_tv2")
-    x = bottleneck_tv_2(x, planes=64, c3_arg0=256, name="bottleneck_tv3")
-    x = bottleneck_tv(x, planes=128, s=2, c3_arg0=512, name="bottleneck_tv4")
-    x = bottleneck_tv_2(x, planes=128, c3_arg0=512, name="bottleneck_tv5")
-    x = bottleneck_tv_2(x, planes=128, c3_arg0=512, name="bottleneck_tv6")
-    x = bottleneck_tv_2(x, planes=128, c3_arg0=512, name="bottleneck_tv7")
-    x = bottleneck_tv(x, planes=256, s=2, c3_arg0=1024, name="bottleneck_tv8")
-    x = bottleneck_tv_2(x, planes=256, c3_arg0=1024, name="bottleneck_tv9")
-    x = bottleneck_tv_2(x, planes=256, c3_arg0=1024, name="bottleneck_tv10")
-    x = bottleneck_tv_2(x, planes=256, c3_arg0=1024, name="bottleneck_tv11")
-    x = bottleneck_tv_2(x, planes=256, c3_arg0=1024, name="bottleneck_tv12")
-    x = bottleneck_tv_2(x, planes=256, c3_arg0=1024, name="bottleneck_tv13")
-    x = bottleneck_tv(x, planes=512, s=2, c3_arg0=2048, name="bottleneck_tv14")
-    x = bottleneck_tv_2(x, planes=512, c3_arg0=2048, name="bottleneck_tv15")
-    x = bottleneck_tv_2(x, planes=512, c3_arg0=2048, name="bottleneck_tv16")
+    x = bottleneck_tv_proj(x, planes=64, s=1, name="bottleneck_tv1")
+    x = bottleneck_tv(x, planes=64, name="bottleneck_tv2")
+    x = bottleneck_tv(x, planes=64, name="bottleneck_tv3")
+    x = bottleneck_tv_proj(x, planes=128, s=2, name="bottleneck_tv4")
+    x = bottleneck_tv(x, planes=128, name="bottleneck_tv5")
+    x = bottleneck_tv(x, planes=128, name="bottleneck_tv6")
+    x = bottleneck_tv(x, planes=128, name="bottleneck_tv7")
+    x = bottleneck_tv_proj(x, planes=256, s=2, name="bottleneck_tv8")
+    x = bottleneck_tv(x, planes=256, name="bottleneck_tv9")
+    x = bottleneck_tv(x, planes=256, name="bottleneck_tv10")
+    x = bottleneck_tv(x, planes=256, name="bottleneck_tv11")
+    x = bottleneck_tv(x, planes=256, name="bottleneck_tv12")
+    x = bottleneck_tv(x, planes=256, name="bottleneck_tv13")
+    x = bottleneck_tv_proj(x, planes=512, s=2, name="bottleneck_tv14")
+    x = bottleneck_tv(x, planes=512, name="bottleneck_tv15")
+    x = bottleneck_tv(x, planes=512, name="bottleneck_tv16")
     x = layers.GlobalAveragePooling2D(name="p2")(x)
     x = layers.Dense(1000, name="f1")(x)
     return keras.Model(inputs, x, name="resnet50_torchvision")

@@ -34,18 +34,18 @@ class LocalResponseNormalization(layers.Layer):
         return config
 
 
-def vgg_block(x, *, name):
+def vgg_block_n1(x, *, name):
     """VGGBlock (vgg11_lrn.cnn:9), with ch=128, n=1."""
     x = layers.Conv2D(128, 3, padding="same", activation="relu", name=f"{name}.c1")(x)
-    x = layers.MaxPooling2D(2, strides=2, name=f"{name}.p1")(x)
+    x = layers.MaxPooling2D(2, name=f"{name}.p1")(x)
     return x
 
 
-def vgg_block_2(x, ch, *, name):
+def vgg_block_n2(x, ch, *, name):
     """VGGBlock (vgg11_lrn.cnn:10), with n=2."""
     x = layers.Conv2D(ch, 3, padding="same", activation="relu", name=f"{name}.c1")(x)
     x = layers.Conv2D(ch, 3, padding="same", activation="relu", name=f"{name}.c2")(x)
-    x = layers.MaxPooling2D(2, strides=2, name=f"{name}.p1")(x)
+    x = layers.MaxPooling2D(2, name=f"{name}.p1")(x)
     return x
 
 
@@ -55,11 +55,11 @@ def build_vgg11_lrn():
     x = inputs
     x = layers.Conv2D(64, 3, padding="same", activation="relu", name="c1")(x)
     x = LocalResponseNormalization(name="lrn1")(x)
-    x = layers.MaxPooling2D(2, strides=2, name="p1")(x)
-    x = vgg_block(x, name="vgg_block1")
-    x = vgg_block_2(x, ch=256, name="vgg_block2")
-    x = vgg_block_2(x, ch=512, name="vgg_block3")
-    x = vgg_block_2(x, ch=512, name="vgg_block4")
+    x = layers.MaxPooling2D(2, name="p1")(x)
+    x = vgg_block_n1(x, name="vgg_block1")
+    x = vgg_block_n2(x, ch=256, name="vgg_block2")
+    x = vgg_block_n2(x, ch=512, name="vgg_block3")
+    x = vgg_block_n2(x, ch=512, name="vgg_block4")
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(4096, activation="relu", name="f1")(x)
     x = layers.Dense(4096, activation="relu", name="f2")(x)

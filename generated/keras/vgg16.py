@@ -11,20 +11,20 @@ import keras
 from keras import layers
 
 
-def vgg_block(x, ch, *, name):
+def vgg_block_n2(x, ch, *, name):
     """VGGBlock (vgg16.cnn:7), with n=2."""
     x = layers.Conv2D(ch, 3, padding="same", activation="relu", name=f"{name}.c1")(x)
     x = layers.Conv2D(ch, 3, padding="same", activation="relu", name=f"{name}.c2")(x)
-    x = layers.MaxPooling2D(2, strides=2, name=f"{name}.p1")(x)
+    x = layers.MaxPooling2D(2, name=f"{name}.p1")(x)
     return x
 
 
-def vgg_block_2(x, ch, *, name):
+def vgg_block_n3(x, ch, *, name):
     """VGGBlock (vgg16.cnn:9), with n=3."""
     x = layers.Conv2D(ch, 3, padding="same", activation="relu", name=f"{name}.c1")(x)
     x = layers.Conv2D(ch, 3, padding="same", activation="relu", name=f"{name}.c2")(x)
     x = layers.Conv2D(ch, 3, padding="same", activation="relu", name=f"{name}.c3")(x)
-    x = layers.MaxPooling2D(2, strides=2, name=f"{name}.p1")(x)
+    x = layers.MaxPooling2D(2, name=f"{name}.p1")(x)
     return x
 
 
@@ -32,11 +32,11 @@ def build_vgg16():
     """The `vgg16` network; input 224 x 224 x 3."""
     inputs = keras.Input(shape=(224, 224, 3), name="input")
     x = inputs
-    x = vgg_block(x, ch=64, name="vgg_block1")
-    x = vgg_block(x, ch=128, name="vgg_block2")
-    x = vgg_block_2(x, ch=256, name="vgg_block3")
-    x = vgg_block_2(x, ch=512, name="vgg_block4")
-    x = vgg_block_2(x, ch=512, name="vgg_block5")
+    x = vgg_block_n2(x, ch=64, name="vgg_block1")
+    x = vgg_block_n2(x, ch=128, name="vgg_block2")
+    x = vgg_block_n3(x, ch=256, name="vgg_block3")
+    x = vgg_block_n3(x, ch=512, name="vgg_block4")
+    x = vgg_block_n3(x, ch=512, name="vgg_block5")
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(4096, activation="relu", name="f1")(x)
     x = layers.Dense(4096, activation="relu", name="f2")(x)

@@ -15,7 +15,7 @@ def vgg_block(x, ch, *, name):
     """VGGBlock (vgg16_c.cnn:7), with n=2."""
     x = layers.Conv2D(ch, 3, padding="same", activation="relu", name=f"{name}.c1")(x)
     x = layers.Conv2D(ch, 3, padding="same", activation="relu", name=f"{name}.c2")(x)
-    x = layers.MaxPooling2D(2, strides=2, name=f"{name}.p1")(x)
+    x = layers.MaxPooling2D(2, name=f"{name}.p1")(x)
     return x
 
 
@@ -24,7 +24,7 @@ def vgg_block1x1(x, ch, *, name):
     x = layers.Conv2D(ch, 3, padding="same", activation="relu", name=f"{name}.c1")(x)
     x = layers.Conv2D(ch, 3, padding="same", activation="relu", name=f"{name}.c2")(x)
     x = layers.Conv2D(ch, 1, padding="same", activation="relu", name=f"{name}.c3")(x)
-    x = layers.MaxPooling2D(2, strides=2, name=f"{name}.p1")(x)
+    x = layers.MaxPooling2D(2, name=f"{name}.p1")(x)
     return x
 
 

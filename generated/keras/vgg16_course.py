@@ -24,7 +24,7 @@ def cbapd(x, ch, *, name):
     x = layers.Conv2D(ch, 3, padding="same", name=f"{name}.c1")(x)
     x = layers.BatchNormalization(name=f"{name}.b1")(x)
     x = layers.Activation("relu", name=f"{name}.a1")(x)
-    x = layers.MaxPooling2D(2, strides=2, padding="same", name=f"{name}.p1")(x)
+    x = layers.MaxPooling2D(2, padding="same", name=f"{name}.p1")(x)
     x = layers.Dropout(0.2, name=f"{name}.d1")(x)
     return x
 

@@ -8,7 +8,6 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -40,7 +39,7 @@ class AlexnetNotes(nn.Module):
         self.b4 = nn.BatchNorm2d(384, eps=0.001, momentum=0.01)
         self.c5 = nn.Conv2d(384, 256, 3, padding=1)
         self.b5 = nn.BatchNorm2d(256, eps=0.001, momentum=0.01)
-        self.p3 = nn.MaxPool2d(2, stride=2)
+        self.p3 = nn.MaxPool2d(2)
         self.flatten = nn.Flatten()
         self.f1 = nn.Linear(9216, 4096)
         self.d1 = nn.Dropout(0.5)

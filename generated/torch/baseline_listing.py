@@ -8,7 +8,6 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -31,7 +30,7 @@ class BaselineListing(nn.Module):
         self.c1 = nn.Conv2d(3, 6, 5, padding=2)
         self.b1 = nn.BatchNorm2d(6, eps=0.001, momentum=0.01)
         self.a1 = nn.ReLU()
-        self.p1 = nn.MaxPool2d(2, stride=2)
+        self.p1 = nn.MaxPool2d(2)
         self.d1 = nn.Dropout(0.2)
         self.flatten = nn.Flatten()
         self.f1 = nn.Linear(1536, 120)

@@ -8,7 +8,6 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -32,13 +31,13 @@ class Cifar10Textbook(nn.Module):
         self.a1 = nn.ReLU()
         self.c2 = nn.Conv2d(32, 32, 3)
         self.a2 = nn.ReLU()
-        self.p1 = nn.MaxPool2d(2, stride=2)
+        self.p1 = nn.MaxPool2d(2)
         self.d1 = nn.Dropout(0.25)
         self.c3 = nn.Conv2d(32, 64, 3, padding=1)
         self.a3 = nn.ReLU()
         self.c4 = nn.Conv2d(64, 64, 3)
         self.a4 = nn.ReLU()
-        self.p2 = nn.MaxPool2d(2, stride=2)
+        self.p2 = nn.MaxPool2d(2)
         self.d2 = nn.Dropout(0.25)
         self.flatten = nn.Flatten()
         self.f1 = nn.Linear(2304, 512)

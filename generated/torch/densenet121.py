@@ -8,7 +8,6 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -43,7 +42,7 @@ class Transition(nn.Module):
         self.b1 = nn.BatchNorm2d(in_channels, eps=1.001e-05, momentum=0.01)
         self.a1 = nn.ReLU()
         self.c1 = nn.Conv2d(in_channels, ch, 1, bias=False)
-        self.p1 = nn.AvgPool2d(2, stride=2)
+        self.p1 = nn.AvgPool2d(2)
 
     def forward(self, x):
         x = self.b1(x)

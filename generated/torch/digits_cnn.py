@@ -8,7 +8,6 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -34,7 +33,7 @@ class DigitsCnn(nn.Module):
         self.c2 = nn.Conv2d(16, 32, 3, padding=1)
         self.b2 = nn.BatchNorm2d(32, eps=0.001)
         self.a2 = nn.ReLU()
-        self.p1 = nn.MaxPool2d(2, stride=2)
+        self.p1 = nn.MaxPool2d(2)
         self.flatten = nn.Flatten()
         self.f1 = nn.Linear(512, 64)
         self.d1 = nn.Dropout(0.2)

@@ -8,7 +8,6 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -30,10 +29,10 @@ class Lenet5Course(nn.Module):
         self.logits = logits
         self.c1 = nn.Conv2d(3, 6, 5)
         self.a1 = nn.Sigmoid()
-        self.p1 = nn.MaxPool2d(2, stride=2)
+        self.p1 = nn.MaxPool2d(2)
         self.c2 = nn.Conv2d(6, 16, 5)
         self.a2 = nn.Sigmoid()
-        self.p2 = nn.MaxPool2d(2, stride=2)
+        self.p2 = nn.MaxPool2d(2)
         self.flatten = nn.Flatten()
         self.f1 = nn.Linear(400, 120)
         self.f2 = nn.Linear(120, 84)

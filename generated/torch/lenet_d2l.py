@@ -8,7 +8,6 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -21,9 +20,9 @@ class LenetD2l(nn.Module):
     def __init__(self):
         super().__init__()
         self.c1 = nn.Conv2d(1, 6, 5)
-        self.p1 = nn.AvgPool2d(2, stride=2)
+        self.p1 = nn.AvgPool2d(2)
         self.c2 = nn.Conv2d(6, 16, 5)
-        self.p2 = nn.AvgPool2d(2, stride=2)
+        self.p2 = nn.AvgPool2d(2)
         self.flatten = nn.Flatten()
         self.f1 = nn.Linear(400, 120)
         self.f2 = nn.Linear(120, 84)

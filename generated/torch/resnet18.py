@@ -8,20 +8,19 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
 class ResnetBlock(nn.Module):
     """ResnetBlock (resnet18.cnn:12), with s=1, residual_path=0."""
 
-    def __init__(self, in_channels):
+    def __init__(self, in_channels, filters):
         super().__init__()
-        self.c1 = nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False)
-        self.b1 = nn.BatchNorm2d(in_channels, eps=0.001, momentum=0.01)
+        self.c1 = nn.Conv2d(in_channels, filters, 3, padding=1, bias=False)
+        self.b1 = nn.BatchNorm2d(filters, eps=0.001, momentum=0.01)
         self.a1 = nn.ReLU()
-        self.c2 = nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False)
-        self.b2 = nn.BatchNorm2d(in_channels, eps=0.001, momentum=0.01)
+        self.c2 = nn.Conv2d(filters, filters, 3, padding=1, bias=False)
+        self.b2 = nn.BatchNorm2d(filters, eps=0.001, momentum=0.01)
         self.a2 = nn.ReLU()
 
     def forward(self, x):
@@ -35,7 +34,7 @@ class ResnetBlock(nn.Module):
         return x
 
 
-class ResnetBlock_2(nn.Module):
+class ResnetBlockResidualPath(nn.Module):
     """ResnetBlock (resnet18.cnn:13), with s=2, residual_path=1."""
 
     def __init__(self, in_channels, filters):
@@ -74,14 +73,14 @@ class Resnet18(nn.Module):
         self.c1 = nn.Conv2d(3, 64, 3, padding=1, bias=False)
         self.b1 = nn.BatchNorm2d(64, eps=0.001, momentum=0.01)
         self.a1 = nn.ReLU()
-        self.resnet_block1 = ResnetBlock(in_channels=64)
-        self.resnet_block2 = ResnetBlock(in_channels=64)
-        self.resnet_block3 = ResnetBlock_2(in_channels=64, filters=128)
-        self.resnet_block4 = ResnetBlock(in_channels=128)
-        self.resnet_block5 = ResnetBlock_2(in_channels=128, filters=256)
-        self.resnet_block6 = ResnetBlock(in_channels=256)
-        self.resnet_block7 = ResnetBlock_2(in_channels=256, filters=512)
-        self.resnet_block8 = ResnetBlock(in_channels=512)
+        self.resnet_block1 = ResnetBlock(in_channels=64, filters=64)
+        self.resnet_block2 = ResnetBlock(in_channels=64, filters=64)
+        self.resnet_block3 = ResnetBlockResidualPath(in_channels=64, filters=128)
+        self.resnet_block4 = ResnetBlock(in_channels=128, filters=128)
+        self.resnet_block5 = ResnetBlockResidualPath(in_channels=128, filters=256)
+        self.resnet_block6 = ResnetBlock(in_channels=256, filters=256)
+        self.resnet_block7 = ResnetBlockResidualPath(in_channels=256, filters=512)
+        self.resnet_block8 = ResnetBlock(in_channels=512, filters=512)
         self.p1 = nn.AdaptiveAvgPool2d(1)
         self.f1 = nn.Linear(512, 10)
 

@@ -8,20 +8,19 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
 class BasicBlockTV(nn.Module):
     """BasicBlockTV (resnet18_torchvision.cnn:12), with s=1, proj=0."""
 
-    def __init__(self, in_channels):
+    def __init__(self, in_channels, planes):
         super().__init__()
-        self.c1 = nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False)
-        self.b1 = nn.BatchNorm2d(in_channels)
+        self.c1 = nn.Conv2d(in_channels, planes, 3, padding=1, bias=False)
+        self.b1 = nn.BatchNorm2d(planes)
         self.a1 = nn.ReLU()
-        self.c2 = nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False)
-        self.b2 = nn.BatchNorm2d(in_channels)
+        self.c2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.b2 = nn.BatchNorm2d(planes)
         self.a2 = nn.ReLU()
 
     def forward(self, x):
@@ -35,7 +34,7 @@ class BasicBlockTV(nn.Module):
         return x
 
 
-class BasicBlockTV_2(nn.Module):
+class BasicBlockTVProj(nn.Module):
     """BasicBlockTV (resnet18_torchvision.cnn:13), with s=2, proj=1."""
 
     def __init__(self, in_channels, planes):
@@ -74,14 +73,14 @@ class Resnet18Torchvision(nn.Module):
         self.b1 = nn.BatchNorm2d(64)
         self.a1 = nn.ReLU()
         self.p1 = nn.MaxPool2d(3, stride=2, padding=1)
-        self.basic_block_tv1 = BasicBlockTV(in_channels=64)
-        self.basic_block_tv2 = BasicBlockTV(in_channels=64)
-        self.basic_block_tv3 = BasicBlockTV_2(in_channels=64, planes=128)
-        self.basic_block_tv4 = BasicBlockTV(in_channels=128)
-        self.basic_block_tv5 = BasicBlockTV_2(in_channels=128, planes=256)
-        self.basic_block_tv6 = BasicBlockTV(in_channels=256)
-        self.basic_block_tv7 = BasicBlockTV_2(in_channels=256, planes=512)
-        self.basic_block_tv8 = BasicBlockTV(in_channels=512)
+        self.basic_block_tv1 = BasicBlockTV(in_channels=64, planes=64)
+        self.basic_block_tv2 = BasicBlockTV(in_channels=64, planes=64)
+        self.basic_block_tv3 = BasicBlockTVProj(in_channels=64, planes=128)
+        self.basic_block_tv4 = BasicBlockTV(in_channels=128, planes=128)
+        self.basic_block_tv5 = BasicBlockTVProj(in_channels=128, planes=256)
+        self.basic_block_tv6 = BasicBlockTV(in_channels=256, planes=256)
+        self.basic_block_tv7 = BasicBlockTVProj(in_channels=256, planes=512)
+        self.basic_block_tv8 = BasicBlockTV(in_channels=512, planes=512)
         self.p2 = nn.AdaptiveAvgPool2d(1)
         self.f1 = nn.Linear(512, 1000)
 

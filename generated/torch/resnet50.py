@@ -8,25 +8,24 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
-class Bottleneck(nn.Module):
+class BottleneckProj(nn.Module):
     """Bottleneck (resnet50.cnn:12), with proj=1."""
 
-    def __init__(self, in_channels, filters, s, c1_arg1):
+    def __init__(self, in_channels, filters, s):
         super().__init__()
-        self.c1 = nn.Conv2d(in_channels, c1_arg1, 1, stride=s)
-        self.b1 = nn.BatchNorm2d(c1_arg1, eps=1.001e-05, momentum=0.01)
+        self.c1 = nn.Conv2d(in_channels, 4 * filters, 1, stride=s)
+        self.b1 = nn.BatchNorm2d(4 * filters, eps=1.001e-05, momentum=0.01)
         self.c2 = nn.Conv2d(in_channels, filters, 1, stride=s)
         self.b2 = nn.BatchNorm2d(filters, eps=1.001e-05, momentum=0.01)
         self.a1 = nn.ReLU()
         self.c3 = nn.Conv2d(filters, filters, 3, padding=1)
         self.b3 = nn.BatchNorm2d(filters, eps=1.001e-05, momentum=0.01)
         self.a2 = nn.ReLU()
-        self.c4 = nn.Conv2d(filters, c1_arg1, 1)
-        self.b4 = nn.BatchNorm2d(c1_arg1, eps=1.001e-05, momentum=0.01)
+        self.c4 = nn.Conv2d(filters, 4 * filters, 1)
+        self.b4 = nn.BatchNorm2d(4 * filters, eps=1.001e-05, momentum=0.01)
         self.a3 = nn.ReLU()
 
     def forward(self, x):
@@ -45,7 +44,7 @@ class Bottleneck(nn.Module):
         return x
 
 
-class Bottleneck_2(nn.Module):
+class Bottleneck(nn.Module):
     """Bottleneck (resnet50.cnn:12), with s=1, proj=0."""
 
     def __init__(self, in_channels, filters):
@@ -56,8 +55,8 @@ class Bottleneck_2(nn.Module):
         self.c2 = nn.Conv2d(filters, filters, 3, padding=1)
         self.b2 = nn.BatchNorm2d(filters, eps=1.001e-05, momentum=0.01)
         self.a2 = nn.ReLU()
-        self.c3 = nn.Conv2d(filters, in_channels, 1)
-        self.b3 = nn.BatchNorm2d(in_channels, eps=1.001e-05, momentum=0.01)
+        self.c3 = nn.Conv2d(filters, 4 * filters, 1)
+        self.b3 = nn.BatchNorm2d(4 * filters, eps=1.001e-05, momentum=0.01)
         self.a3 = nn.ReLU()
 
     def forward(self, x):
@@ -96,22 +95,22 @@ class Resnet50(nn.Module):
         self.a1 = nn.ReLU()
         self.zp2 = nn.ZeroPad2d((1, 1, 1, 1))
         self.p1 = nn.MaxPool2d(3, stride=2)
-        self.bottleneck1 = Bottleneck(in_channels=64, filters=64, s=1, c1_arg1=256)
-        self.bottleneck2 = Bottleneck_2(in_channels=256, filters=64)
-        self.bottleneck3 = Bottleneck_2(in_channels=256, filters=64)
-        self.bottleneck4 = Bottleneck(in_channels=256, filters=128, s=2, c1_arg1=512)
-        self.bottleneck5 = Bottleneck_2(in_channels=512, filters=128)
-        self.bottleneck6 = Bottleneck_2(in_channels=512, filters=128)
-        self.bottleneck7 = Bottleneck_2(in_channels=512, filters=128)
-        self.bottleneck8 = Bottleneck(in_channels=512, filters=256, s=2, c1_arg1=1024)
-        self.bottleneck9 = Bottleneck_2(in_channels=1024, filters=256)
-        self.bottleneck10 = Bottleneck_2(in_channels=1024, filters=256)
-        self.bottleneck11 = Bottleneck_2(in_channels=1024, filters=256)
-        self.bottleneck12 = Bottleneck_2(in_channels=1024, filters=256)
-        self.bottleneck13 = Bottleneck_2(in_channels=1024, filters=256)
-        self.bottleneck14 = Bottleneck(in_channels=1024, filters=512, s=2, c1_arg1=2048)
-        self.bottleneck15 = Bottleneck_2(in_channels=2048, filters=512)
-        self.bottleneck16 = Bottleneck_2(in_channels=2048, filters=512)
+        self.bottleneck1 = BottleneckProj(in_channels=64, filters=64, s=1)
+        self.bottleneck2 = Bottleneck(in_channels=256, filters=64)
+        self.bottleneck3 = Bottleneck(in_channels=256, filters=64)
+        self.bottleneck4 = BottleneckProj(in_channels=256, filters=128, s=2)
+        self.bottleneck5 = Bottleneck(in_channels=512, filters=128)
+        self.bottleneck6 = Bottleneck(in_channels=512, filters=128)
+        self.bottleneck7 = Bottleneck(in_channels=512, filters=128)
+        self.bottleneck8 = BottleneckProj(in_channels=512, filters=256, s=2)
+        self.bottleneck9 = Bottleneck(in_channels=1024, filters=256)
+        self.bottleneck10 = Bottleneck(in_channels=1024, filters=256)
+        self.bottleneck11 = Bottleneck(in_channels=1024, filters=256)
+        self.bottleneck12 = Bottleneck(in_channels=1024, filters=256)
+        self.bottleneck13 = Bottleneck(in_channels=1024, filters=256)
+        self.bottleneck14 = BottleneckProj(in_channels=1024, filters=512, s=2)
+        self.bottleneck15 = Bottleneck(in_channels=2048, filters=512)
+        self.bottleneck16 = Bottleneck(in_channels=2048, filters=512)
         self.p2 = nn.AdaptiveAvgPool2d(1)
         self.f1 = nn.Linear(2048, 1000)
 

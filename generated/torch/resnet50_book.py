@@ -8,11 +8,10 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
-class BookBottleneck(nn.Module):
+class BookBottleneckReduce(nn.Module):
     """BookBottleneck (book_resnet50.cnn:13), with reduce=1."""
 
     def __init__(self, in_channels, f1, f3, s):
@@ -45,10 +44,10 @@ class BookBottleneck(nn.Module):
         return x
 
 
-class BookBottleneck_2(nn.Module):
+class BookBottleneck(nn.Module):
     """BookBottleneck (book_resnet50.cnn:13), with reduce=0, s=2."""
 
-    def __init__(self, in_channels, f1):
+    def __init__(self, in_channels, f1, f3):
         super().__init__()
         self.c1 = nn.Conv2d(in_channels, f1, 1)
         self.b1 = nn.BatchNorm2d(f1, eps=0.001, momentum=0.01)
@@ -56,8 +55,8 @@ class BookBottleneck_2(nn.Module):
         self.c2 = nn.Conv2d(f1, f1, 3, padding=1)
         self.b2 = nn.BatchNorm2d(f1, eps=0.001, momentum=0.01)
         self.a2 = nn.ReLU()
-        self.c3 = nn.Conv2d(f1, in_channels, 1)
-        self.b3 = nn.BatchNorm2d(in_channels, eps=0.001, momentum=0.01)
+        self.c3 = nn.Conv2d(f1, f3, 1)
+        self.b3 = nn.BatchNorm2d(f3, eps=0.001, momentum=0.01)
         self.a3 = nn.ReLU()
 
     def forward(self, x):
@@ -94,23 +93,23 @@ class Resnet50Book(nn.Module):
         self.b1 = nn.BatchNorm2d(64, eps=0.001, momentum=0.01)
         self.a1 = nn.ReLU()
         self.p1 = nn.MaxPool2d(3, stride=2)
-        self.book_bottleneck1 = BookBottleneck(in_channels=64, f1=64, f3=256, s=1)
-        self.book_bottleneck2 = BookBottleneck_2(in_channels=256, f1=64)
-        self.book_bottleneck3 = BookBottleneck_2(in_channels=256, f1=64)
-        self.book_bottleneck4 = BookBottleneck(in_channels=256, f1=128, f3=512, s=2)
-        self.book_bottleneck5 = BookBottleneck_2(in_channels=512, f1=128)
-        self.book_bottleneck6 = BookBottleneck_2(in_channels=512, f1=128)
-        self.book_bottleneck7 = BookBottleneck_2(in_channels=512, f1=128)
-        self.book_bottleneck8 = BookBottleneck(in_channels=512, f1=256, f3=1024, s=2)
-        self.book_bottleneck9 = BookBottleneck_2(in_channels=1024, f1=256)
-        self.book_bottleneck10 = BookBottleneck_2(in_channels=1024, f1=256)
-        self.book_bottleneck11 = BookBottleneck_2(in_channels=1024, f1=256)
-        self.book_bottleneck12 = BookBottleneck_2(in_channels=1024, f1=256)
-        self.book_bottleneck13 = BookBottleneck_2(in_channels=1024, f1=256)
-        self.book_bottleneck14 = BookBottleneck(in_channels=1024, f1=512, f3=2048, s=2)
-        self.book_bottleneck15 = BookBottleneck_2(in_channels=2048, f1=512)
-        self.book_bottleneck16 = BookBottleneck_2(in_channels=2048, f1=512)
-        self.p2 = nn.AvgPool2d(1, stride=1)
+        self.book_bottleneck1 = BookBottleneckReduce(in_channels=64, f1=64, f3=256, s=1)
+        self.book_bottleneck2 = BookBottleneck(in_channels=256, f1=64, f3=256)
+        self.book_bottleneck3 = BookBottleneck(in_channels=256, f1=64, f3=256)
+        self.book_bottleneck4 = BookBottleneckReduce(in_channels=256, f1=128, f3=512, s=2)
+        self.book_bottleneck5 = BookBottleneck(in_channels=512, f1=128, f3=512)
+        self.book_bottleneck6 = BookBottleneck(in_channels=512, f1=128, f3=512)
+        self.book_bottleneck7 = BookBottleneck(in_channels=512, f1=128, f3=512)
+        self.book_bottleneck8 = BookBottleneckReduce(in_channels=512, f1=256, f3=1024, s=2)
+        self.book_bottleneck9 = BookBottleneck(in_channels=1024, f1=256, f3=1024)
+        self.book_bottleneck10 = BookBottleneck(in_channels=1024, f1=256, f3=1024)
+        self.book_bottleneck11 = BookBottleneck(in_channels=1024, f1=256, f3=1024)
+        self.book_bottleneck12 = BookBottleneck(in_channels=1024, f1=256, f3=1024)
+        self.book_bottleneck13 = BookBottleneck(in_channels=1024, f1=256, f3=1024)
+        self.book_bottleneck14 = BookBottleneckReduce(in_channels=1024, f1=512, f3=2048, s=2)
+        self.book_bottleneck15 = BookBottleneck(in_channels=2048, f1=512, f3=2048)
+        self.book_bottleneck16 = BookBottleneck(in_channels=2048, f1=512, f3=2048)
+        self.p2 = nn.AvgPool2d(1)
         self.flatten = nn.Flatten()
         self.f1 = nn.Linear(100352, 1000)
 

@@ -8,14 +8,13 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
-class BottleneckTV(nn.Module):
+class BottleneckTVProj(nn.Module):
     """BottleneckTV (resnet50_torchvision.cnn:12), with proj=1."""
 
-    def __init__(self, in_channels, planes, s, c3_arg1):
+    def __init__(self, in_channels, planes, s):
         super().__init__()
         self.c1 = nn.Conv2d(in_channels, planes, 1, bias=False)
         self.b1 = nn.BatchNorm2d(planes)
@@ -23,10 +22,10 @@ class BottleneckTV(nn.Module):
         self.c2 = nn.Conv2d(planes, planes, 3, stride=s, padding=1, bias=False)
         self.b2 = nn.BatchNorm2d(planes)
         self.a2 = nn.ReLU()
-        self.c3 = nn.Conv2d(planes, c3_arg1, 1, bias=False)
-        self.b3 = nn.BatchNorm2d(c3_arg1)
-        self.c4 = nn.Conv2d(in_channels, c3_arg1, 1, stride=s, bias=False)
-        self.b4 = nn.BatchNorm2d(c3_arg1)
+        self.c3 = nn.Conv2d(planes, 4 * planes, 1, bias=False)
+        self.b3 = nn.BatchNorm2d(4 * planes)
+        self.c4 = nn.Conv2d(in_channels, 4 * planes, 1, stride=s, bias=False)
+        self.b4 = nn.BatchNorm2d(4 * planes)
         self.a3 = nn.ReLU()
 
     def forward(self, x):
@@ -45,7 +44,7 @@ class BottleneckTV(nn.Module):
         return x
 
 
-class BottleneckTV_2(nn.Module):
+class BottleneckTV(nn.Module):
     """BottleneckTV (resnet50_torchvision.cnn:12), with s=1, proj=0."""
 
     def __init__(self, in_channels, planes):
@@ -56,8 +55,8 @@ class BottleneckTV_2(nn.Module):
         self.c2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
         self.b2 = nn.BatchNorm2d(planes)
         self.a2 = nn.ReLU()
-        self.c3 = nn.Conv2d(planes, in_channels, 1, bias=False)
-        self.b3 = nn.BatchNorm2d(in_channels)
+        self.c3 = nn.Conv2d(planes, 4 * planes, 1, bias=False)
+        self.b3 = nn.BatchNorm2d(4 * planes)
         self.a3 = nn.ReLU()
 
     def forward(self, x):
@@ -86,22 +85,22 @@ class Resnet50Torchvision(nn.Module):
         self.b1 = nn.BatchNorm2d(64)
         self.a1 = nn.ReLU()
         self.p1 = nn.MaxPool2d(3, stride=2, padding=1)
-        self.bottleneck_tv1 = BottleneckTV(in_channels=64, planes=64, s=1, c3_arg1=256)
-        self.bottleneck_tv2 = BottleneckTV_2(in_channels=256, planes=64)
-        self.bottleneck_tv3 = BottleneckTV_2(in_channels=256, planes=64)
-        self.bottleneck_tv4 = BottleneckTV(in_channels=256, planes=128, s=2, c3_arg1=512)
-        self.bottleneck_tv5 = BottleneckTV_2(in_channels=512, planes=128)
-        self.bottleneck_tv6 = BottleneckTV_2(in_channels=512, planes=128)
-        self.bottleneck_tv7 = BottleneckTV_2(in_channels=512, planes=128)
-        self.bottleneck_tv8 = BottleneckTV(in_channels=512, planes=256, s=2, c3_arg1=1024)
-        self.bottleneck_tv9 = BottleneckTV_2(in_channels=1024, planes=256)
-        self.bottleneck_tv10 = BottleneckTV_2(in_channels=1024, planes=256)
-        self.bottleneck_tv11 = BottleneckTV_2(in_channels=1024, planes=256)
-        self.bottleneck_tv12 = BottleneckTV_2(in_channels=1024, planes=256)
-        self.bottleneck_tv13 = BottleneckTV_2(in_channels=1024, planes=256)
-        self.bottleneck_tv14 = BottleneckTV(in_channels=1024, planes=512, s=2, c3_arg1=2048)
-        self.bottleneck_tv15 = BottleneckTV_2(in_channels=2048, planes=512)
-        self.bottleneck_tv16 = BottleneckTV_2(in_channels=2048, planes=512)
+        self.bottleneck_tv1 = BottleneckTVProj(in_channels=64, planes=64, s=1)
+        self.bottleneck_tv2 = BottleneckTV(in_channels=256, planes=64)
+        self.bottleneck_tv3 = BottleneckTV(in_channels=256, planes=64)
+        self.bottleneck_tv4 = BottleneckTVProj(in_channels=256, planes=128, s=2)
+        self.bottleneck_tv5 = BottleneckTV(in_channels=512, planes=128)
+        self.bottleneck_tv6 = BottleneckTV(in_channels=512, planes=128)
+        self.bottleneck_tv7 = BottleneckTV(in_channels=512, planes=128)
+        self.bottleneck_tv8 = BottleneckTVProj(in_channels=512, planes=256, s=2)
+        self.bottleneck_tv9 = BottleneckTV(in_channels=1024, planes=256)
+        self.bottleneck_tv10 = BottleneckTV(in_channels=1024, planes=256)
+        self.bottleneck_tv11 = BottleneckTV(in_channels=1024, planes=256)
+        self.bottleneck_tv12 = BottleneckTV(in_channels=1024, planes=256)
+        self.bottleneck_tv13 = BottleneckTV(in_channels=1024, planes=256)
+        self.bottleneck_tv14 = BottleneckTVProj(in_channels=1024, planes=512, s=2)
+        self.bottleneck_tv15 = BottleneckTV(in_channels=2048, planes=512)
+        self.bottleneck_tv16 = BottleneckTV(in_channels=2048, planes=512)
         self.p2 = nn.AdaptiveAvgPool2d(1)
         self.f1 = nn.Linear(2048, 1000)
 

@@ -8,7 +8,6 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -30,10 +29,10 @@ class ShapeTextbook(nn.Module):
         self.logits = logits
         self.c1 = nn.Conv2d(1, 8, 3, padding=1)
         self.a1 = nn.ReLU()
-        self.p1 = nn.MaxPool2d(2, stride=2)
+        self.p1 = nn.MaxPool2d(2)
         self.c2 = nn.Conv2d(8, 16, 3)
         self.a2 = nn.ReLU()
-        self.p2 = nn.MaxPool2d(2, stride=2)
+        self.p2 = nn.MaxPool2d(2)
         self.flatten = nn.Flatten()
         self.f1 = nn.Linear(576, 32)
         self.b1 = nn.BatchNorm1d(32, eps=0.001)

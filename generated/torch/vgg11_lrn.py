@@ -8,17 +8,16 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
-class VGGBlock(nn.Module):
+class VGGBlockN1(nn.Module):
     """VGGBlock (vgg11_lrn.cnn:9), with ch=128, n=1."""
 
     def __init__(self):
         super().__init__()
         self.c1 = nn.Conv2d(64, 128, 3, padding=1)
-        self.p1 = nn.MaxPool2d(2, stride=2)
+        self.p1 = nn.MaxPool2d(2)
 
     def forward(self, x):
         x = torch.relu(self.c1(x))
@@ -26,14 +25,14 @@ class VGGBlock(nn.Module):
         return x
 
 
-class VGGBlock_2(nn.Module):
+class VGGBlockN2(nn.Module):
     """VGGBlock (vgg11_lrn.cnn:10), with n=2."""
 
     def __init__(self, in_channels, ch):
         super().__init__()
         self.c1 = nn.Conv2d(in_channels, ch, 3, padding=1)
         self.c2 = nn.Conv2d(ch, ch, 3, padding=1)
-        self.p1 = nn.MaxPool2d(2, stride=2)
+        self.p1 = nn.MaxPool2d(2)
 
     def forward(self, x):
         x = torch.relu(self.c1(x))
@@ -60,11 +59,11 @@ class Vgg11Lrn(nn.Module):
         self.logits = logits
         self.c1 = nn.Conv2d(3, 64, 3, padding=1)
         self.lrn1 = nn.LocalResponseNorm(5, alpha=0.0005, k=2.0)
-        self.p1 = nn.MaxPool2d(2, stride=2)
-        self.vgg_block1 = VGGBlock()
-        self.vgg_block2 = VGGBlock_2(in_channels=128, ch=256)
-        self.vgg_block3 = VGGBlock_2(in_channels=256, ch=512)
-        self.vgg_block4 = VGGBlock_2(in_channels=512, ch=512)
+        self.p1 = nn.MaxPool2d(2)
+        self.vgg_block1 = VGGBlockN1()
+        self.vgg_block2 = VGGBlockN2(in_channels=128, ch=256)
+        self.vgg_block3 = VGGBlockN2(in_channels=256, ch=512)
+        self.vgg_block4 = VGGBlockN2(in_channels=512, ch=512)
         self.flatten = nn.Flatten()
         self.f1 = nn.Linear(25088, 4096)
         self.f2 = nn.Linear(4096, 4096)

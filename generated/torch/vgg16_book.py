@@ -8,7 +8,6 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -30,22 +29,22 @@ class Vgg16Book(nn.Module):
         self.logits = logits
         self.c1 = nn.Conv2d(3, 64, 3, padding=1)
         self.c2 = nn.Conv2d(64, 64, 3, padding=1)
-        self.p1 = nn.MaxPool2d(2, stride=2)
+        self.p1 = nn.MaxPool2d(2)
         self.c3 = nn.Conv2d(64, 128, 3, padding=1)
         self.c4 = nn.Conv2d(128, 128, 3, padding=1)
-        self.p2 = nn.MaxPool2d(2, stride=2)
+        self.p2 = nn.MaxPool2d(2)
         self.c5 = nn.Conv2d(128, 256, 3, padding=1)
         self.c6 = nn.Conv2d(256, 256, 3, padding=1)
         self.c7 = nn.Conv2d(256, 256, 3, padding=1)
-        self.p3 = nn.MaxPool2d(2, stride=2)
+        self.p3 = nn.MaxPool2d(2)
         self.c8 = nn.Conv2d(256, 512, 3, padding=1)
         self.c9 = nn.Conv2d(512, 512, 3, padding=1)
         self.c10 = nn.Conv2d(512, 512, 3, padding=1)
-        self.p4 = nn.MaxPool2d(2, stride=2)
+        self.p4 = nn.MaxPool2d(2)
         self.c11 = nn.Conv2d(512, 512, 3, padding=1)
         self.c12 = nn.Conv2d(512, 512, 3, padding=1)
         self.c13 = nn.Conv2d(512, 512, 3, padding=1)
-        self.p5 = nn.MaxPool2d(2, stride=2)
+        self.p5 = nn.MaxPool2d(2)
         self.flatten = nn.Flatten()
         self.f1 = nn.Linear(25088, 4096)
         self.d1 = nn.Dropout(0.5)

@@ -8,7 +8,6 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -19,7 +18,7 @@ class VGGBlock(nn.Module):
         super().__init__()
         self.c1 = nn.Conv2d(in_channels, ch, 3, padding=1)
         self.c2 = nn.Conv2d(ch, ch, 3, padding=1)
-        self.p1 = nn.MaxPool2d(2, stride=2)
+        self.p1 = nn.MaxPool2d(2)
 
     def forward(self, x):
         x = torch.relu(self.c1(x))
@@ -36,7 +35,7 @@ class VGGBlock1x1(nn.Module):
         self.c1 = nn.Conv2d(in_channels, ch, 3, padding=1)
         self.c2 = nn.Conv2d(ch, ch, 3, padding=1)
         self.c3 = nn.Conv2d(ch, ch, 1)
-        self.p1 = nn.MaxPool2d(2, stride=2)
+        self.p1 = nn.MaxPool2d(2)
 
     def forward(self, x):
         x = torch.relu(self.c1(x))

@@ -8,7 +8,6 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -31,12 +30,12 @@ class CBA(nn.Module):
 class CBAPD(nn.Module):
     """CBAPD (course_vgg16.cnn:12)."""
 
-    def __init__(self, in_channels):
+    def __init__(self, in_channels, ch):
         super().__init__()
-        self.c1 = nn.Conv2d(in_channels, in_channels, 3, padding=1)
-        self.b1 = nn.BatchNorm2d(in_channels, eps=0.001, momentum=0.01)
+        self.c1 = nn.Conv2d(in_channels, ch, 3, padding=1)
+        self.b1 = nn.BatchNorm2d(ch, eps=0.001, momentum=0.01)
         self.a1 = nn.ReLU()
-        self.p1 = nn.MaxPool2d(2, stride=2)
+        self.p1 = nn.MaxPool2d(2)
         self.d1 = nn.Dropout(0.2)
 
     def forward(self, x):
@@ -65,18 +64,18 @@ class Vgg16Course(nn.Module):
         super().__init__()
         self.logits = logits
         self.cba1 = CBA(in_channels=3, ch=64)
-        self.cbapd1 = CBAPD(in_channels=64)
+        self.cbapd1 = CBAPD(in_channels=64, ch=64)
         self.cba2 = CBA(in_channels=64, ch=128)
-        self.cbapd2 = CBAPD(in_channels=128)
+        self.cbapd2 = CBAPD(in_channels=128, ch=128)
         self.cba3 = CBA(in_channels=128, ch=256)
         self.cba4 = CBA(in_channels=256, ch=256)
-        self.cbapd3 = CBAPD(in_channels=256)
+        self.cbapd3 = CBAPD(in_channels=256, ch=256)
         self.cba5 = CBA(in_channels=256, ch=512)
         self.cba6 = CBA(in_channels=512, ch=512)
-        self.cbapd4 = CBAPD(in_channels=512)
+        self.cbapd4 = CBAPD(in_channels=512, ch=512)
         self.cba7 = CBA(in_channels=512, ch=512)
         self.cba8 = CBA(in_channels=512, ch=512)
-        self.cbapd5 = CBAPD(in_channels=512)
+        self.cbapd5 = CBAPD(in_channels=512, ch=512)
         self.flatten = nn.Flatten()
         self.f1 = nn.Linear(512, 512)
         self.d1 = nn.Dropout(0.2)

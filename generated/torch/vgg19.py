@@ -8,18 +8,17 @@ names, `same` padding follows Keras, and Flatten uses Keras's channels-last orde
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
-class VGGBlock(nn.Module):
+class VGGBlockN2(nn.Module):
     """VGGBlock (vgg19.cnn:6), with n=2."""
 
     def __init__(self, in_channels, ch):
         super().__init__()
         self.c1 = nn.Conv2d(in_channels, ch, 3, padding=1)
         self.c2 = nn.Conv2d(ch, ch, 3, padding=1)
-        self.p1 = nn.MaxPool2d(2, stride=2)
+        self.p1 = nn.MaxPool2d(2)
 
     def forward(self, x):
         x = torch.relu(self.c1(x))
@@ -28,7 +27,7 @@ class VGGBlock(nn.Module):
         return x
 
 
-class VGGBlock_2(nn.Module):
+class VGGBlockN4(nn.Module):
     """VGGBlock (vgg19.cnn:8), with n=4."""
 
     def __init__(self, in_channels, ch):
@@ -37,7 +36,7 @@ class VGGBlock_2(nn.Module):
         self.c2 = nn.Conv2d(ch, ch, 3, padding=1)
         self.c3 = nn.Conv2d(ch, ch, 3, padding=1)
         self.c4 = nn.Conv2d(ch, ch, 3, padding=1)
-        self.p1 = nn.MaxPool2d(2, stride=2)
+        self.p1 = nn.MaxPool2d(2)
 
     def forward(self, x):
         x = torch.relu(self.c1(x))
@@ -64,11 +63,11 @@ class Vgg19(nn.Module):
     def __init__(self, logits=False):
         super().__init__()
         self.logits = logits
-        self.vgg_block1 = VGGBlock(in_channels=3, ch=64)
-        self.vgg_block2 = VGGBlock(in_channels=64, ch=128)
-        self.vgg_block3 = VGGBlock_2(in_channels=128, ch=256)
-        self.vgg_block4 = VGGBlock_2(in_channels=256, ch=512)
-        self.vgg_block5 = VGGBlock_2(in_channels=512, ch=512)
+        self.vgg_block1 = VGGBlockN2(in_channels=3, ch=64)
+        self.vgg_block2 = VGGBlockN2(in_channels=64, ch=128)
+        self.vgg_block3 = VGGBlockN4(in_channels=128, ch=256)
+        self.vgg_block4 = VGGBlockN4(in_channels=256, ch=512)
+        self.vgg_block5 = VGGBlockN4(in_channels=512, ch=512)
         self.flatten = nn.Flatten()
         self.f1 = nn.Linear(25088, 4096)
         self.f2 = nn.Linear(4096, 4096)
