@@ -57,8 +57,10 @@ def cmd_check(args) -> int:
                 print(f"ok  {path}: library of {len(model)} blocks ({', '.join(model)})")
             continue
         if not args.quiet:
-            print(f"ok  {path}: {model.name}, {len(model.nodes) - 1} layers, "
-                  f"{model.params:,} params, output {'x'.join(map(str, model.output_shape))}")
+            print(
+                f"ok  {path}: {model.name}, {len(model.nodes) - 1} layers, "
+                f"{model.params:,} params, output {'x'.join(map(str, model.output_shape))}"
+            )
     return 1 if failed else 0
 
 
@@ -96,14 +98,18 @@ def cmd_build(args) -> int:
     specs = list(args.specs)
     if args.all:
         if not os.path.isdir("specs"):
-            print(f"archc build --all: there is no specs/ folder in {os.getcwd()}; run it in "
-                  f"the folder that holds specs/ (the project's root), or name the SPEC "
-                  f"files", file=sys.stderr)
+            print(
+                f"archc build --all: there is no specs/ folder in {os.getcwd()}; run it in "
+                f"the folder that holds specs/ (the project's root), or name the SPEC "
+                f"files",
+                file=sys.stderr,
+            )
             return 2
         found = sorted(p for p in glob.glob(os.path.join("specs", "*.cnn")))
         if not found:
-            print(f"archc build --all: specs/ in {os.getcwd()} holds no .cnn files",
-                  file=sys.stderr)
+            print(
+                f"archc build --all: specs/ in {os.getcwd()} holds no .cnn files", file=sys.stderr
+            )
             return 2
         specs += found
     if not specs:
@@ -133,8 +139,11 @@ def cmd_build(args) -> int:
                 continue
             target = backend.target(out_dir, model)
             if target in expected[backend.name]:
-                print(f"error: {path}: another spec already generates {target} "
-                      f"(model names must be unique)", file=sys.stderr)
+                print(
+                    f"error: {path}: another spec already generates {target} "
+                    f"(model names must be unique)",
+                    file=sys.stderr,
+                )
                 failed += 1
                 continue
             expected[backend.name].add(target)
@@ -181,8 +190,14 @@ def cmd_equiv(args) -> int:
     from backends.transfer import TransferError
 
     try:
-        result = equiv.check(model, dtype=args.dtype, batch=args.batch, seed=args.seed,
-                             direction=args.direction, nodes=args.nodes)
+        result = equiv.check(
+            model,
+            dtype=args.dtype,
+            batch=args.batch,
+            seed=args.seed,
+            direction=args.direction,
+            nodes=args.nodes,
+        )
     except (BackendError, TransferError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -195,9 +210,18 @@ def _training_overrides(args) -> dict | None:
     from archc.diagnostics import SpecError
     from archc.language.train_section import parse_settings
 
-    given = {key: getattr(args, key, None) for key in
-             ("optimizer", "schedule", "epochs", "batch_size", "lr", "weight_decay",
-              "label_smoothing")}  # the text as typed, so that an error quotes it
+    given = {
+        key: getattr(args, key, None)
+        for key in (
+            "optimizer",
+            "schedule",
+            "epochs",
+            "batch_size",
+            "lr",
+            "weight_decay",
+            "label_smoothing",
+        )
+    }  # the text as typed, so that an error quotes it
     if args.augment is not None:
         given["augment"] = "true" if args.augment else "false"
     try:
@@ -211,8 +235,7 @@ def _load_data(args, model, seed: int):
     from archc import data as D
 
     classes = model.output_shape[-1]
-    dataset = D.load(args.data, args.data_dir, seed=seed, shape=model.input_shape,
-                     classes=classes)
+    dataset = D.load(args.data, args.data_dir, seed=seed, shape=model.input_shape, classes=classes)
     return D.fit_to_spec(dataset, model.input_shape, classes, resize=args.resize)
 
 
@@ -231,9 +254,18 @@ def cmd_train(args) -> int:
 
     try:
         settings = resolve(
-            model, args.backend, args.data, overrides, data_dir=args.data_dir,
-            resize=args.resize, limit=args.limit, seed=args.seed, device=args.device,
-            precision=args.precision, compile=args.compile)
+            model,
+            args.backend,
+            args.data,
+            overrides,
+            data_dir=args.data_dir,
+            resize=args.resize,
+            limit=args.limit,
+            seed=args.seed,
+            device=args.device,
+            precision=args.precision,
+            compile=args.compile,
+        )
     except RecipeError as e:
         print(f"archc train: {e}", file=sys.stderr)
         return 1
@@ -246,15 +278,26 @@ def cmd_train(args) -> int:
         print(f"archc train: {e}", file=sys.stderr)
         return 1
     if trainer.rank == 0:
-        say(f"archc train {args.spec} -> {out}\nsettings (command line > spec > default):\n"
+        say(
+            f"archc train {args.spec} -> {out}\nsettings (command line > spec > default):\n"
             f"{settings.describe()}\ndata: {dataset.describe()}"
             + "".join(f"\n  {n}" for n in dataset.notes)
-            + f"\nengine: {trainer.describe()}")
+            + f"\nengine: {trainer.describe()}"
+        )
     try:
         with StopFlag() as stop:
-            result = train(model, settings, dataset, trainer, out, resume=args.resume,
-                           log=say, stop=stop, progress=not args.quiet,
-                           alert=lambda s: print(s, file=sys.stderr, flush=True))
+            result = train(
+                model,
+                settings,
+                dataset,
+                trainer,
+                out,
+                resume=args.resume,
+                log=say,
+                stop=stop,
+                progress=not args.quiet,
+                alert=lambda s: print(s, file=sys.stderr, flush=True),
+            )
     except RunError as e:
         print(f"archc train: {e}", file=sys.stderr)
         return 1
@@ -263,9 +306,11 @@ def cmd_train(args) -> int:
     if result.status == 0 and result.history and trainer.rank == 0:
         best = max(result.history, key=lambda h: h["val_accuracy"])
         last = result.history[-1]
-        print(f"{model.name} on {args.data} ({args.backend}): val_accuracy "
-              f"{last['val_accuracy']:.4f} after {len(result.history)} epochs "
-              f"(best {best['val_accuracy']:.4f} at epoch {best['epoch']}); run in {out}")
+        print(
+            f"{model.name} on {args.data} ({args.backend}): val_accuracy "
+            f"{last['val_accuracy']:.4f} after {len(result.history)} epochs "
+            f"(best {best['val_accuracy']:.4f} at epoch {best['epoch']}); run in {out}"
+        )
     return result.status
 
 
@@ -285,9 +330,16 @@ def cmd_evaluate(args) -> int:
     from backends.transfer import TransferError, load_weights
 
     try:
-        settings = resolve(model, args.backend, args.data, {"batch_size": args.batch_size},
-                           data_dir=args.data_dir, resize=args.resize, device=args.device,
-                           precision=args.precision)
+        settings = resolve(
+            model,
+            args.backend,
+            args.data,
+            {"batch_size": args.batch_size},
+            data_dir=args.data_dir,
+            resize=args.resize,
+            device=args.device,
+            precision=args.precision,
+        )
     except RecipeError as e:
         print(f"archc evaluate: {e}", file=sys.stderr)
         return 1
@@ -299,15 +351,19 @@ def cmd_evaluate(args) -> int:
         try:
             weights = load_weights(path)
         except (OSError, ValueError) as e:
-            print(f"archc evaluate: cannot read {path}: {e} (expected a checkpoint or archc's "
-                  f"weights .npz, both written by `archc train`)", file=sys.stderr)
+            print(
+                f"archc evaluate: cannot read {path}: {e} (expected a checkpoint or archc's "
+                f"weights .npz, both written by `archc train`)",
+                file=sys.stderr,
+            )
             return 1
     try:
         dataset = _load_data(args, model, args.seed)
         trainer = make_trainer(args.backend, model, settings)
         if weights is None:
-            load_checkpoint_weights(path, model, trainer,
-                                    lambda b: make_trainer(b, model, settings))
+            load_checkpoint_weights(
+                path, model, trainer, lambda b: make_trainer(b, model, settings)
+            )
         else:
             trainer.set_weights(weights)
     except (DataError, RunError, TransferError) as e:
@@ -323,9 +379,11 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(out, indent=1))
         return 0
     print(f"weights: {path}")
-    print(f"{model.name} on {dataset.name} test set ({r['examples']:,} examples, "
-          f"{args.backend}): loss {r['loss']:.4f}  top-1 {r['accuracy']:.4f}  "
-          f"top-5 {r['top5']:.4f}")
+    print(
+        f"{model.name} on {dataset.name} test set ({r['examples']:,} examples, "
+        f"{args.backend}): loss {r['loss']:.4f}  top-1 {r['accuracy']:.4f}  "
+        f"top-5 {r['top5']:.4f}"
+    )
     if args.confusion:
         print(render_confusion(r["confusion"], dataset.classes))
     return 0
@@ -340,9 +398,11 @@ def _weights_path(given: str) -> str | None:
     path = os.path.join(given, BEST_WEIGHTS)
     if os.path.isfile(path):
         return path
-    print(f"archc evaluate: {given} holds no {BEST_WEIGHTS}; name a weights file or a "
-          f"checkpoint (e.g. {os.path.join(given, 'checkpoints', 'last.ckpt')})",
-          file=sys.stderr)
+    print(
+        f"archc evaluate: {given} holds no {BEST_WEIGHTS}; name a weights file or a "
+        f"checkpoint (e.g. {os.path.join(given, 'checkpoints', 'last.ckpt')})",
+        file=sys.stderr,
+    )
     return None
 
 
@@ -350,30 +410,60 @@ def _data_options(p) -> None:
     from archc.data.names import NAMES
 
     p.add_argument("--data", required=True, choices=NAMES, help="the data set (required)")
-    p.add_argument("--data-dir", metavar="DIR", type=_existing_dir,
-                   help="where the data files are; also searched: <DIR>/<set>/ and Keras's "
-                   "cache, ~/.keras/datasets (default: only Keras's cache)")
-    p.add_argument("--resize", action="store_true", help="resize images to the spec's input "
-                   "(bilinear) and convert grey <-> colour")
-    p.add_argument("--seed", type=int, default=0, help="initial weights, data order, "
-                   "augmentation and rendered data sets")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="auto: a GPU if there is one, else the CPU")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="auto: bf16 mixed precision on a GPU that has it, else fp32")
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="let the frameworks print their start-up and log lines")
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        type=_existing_dir,
+        help="where the data files are; also searched: <DIR>/<set>/ and Keras's "
+        "cache, ~/.keras/datasets (default: only Keras's cache)",
+    )
+    p.add_argument(
+        "--resize",
+        action="store_true",
+        help="resize images to the spec's input (bilinear) and convert grey <-> colour",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="initial weights, data order, augmentation and rendered data sets",
+    )
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto: a GPU if there is one, else the CPU",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="auto: bf16 mixed precision on a GPU that has it, else fp32",
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="let the frameworks print their start-up and log lines",
+    )
 
 
 def _existing_dir(text: str) -> str:
     if not os.path.isdir(text):
         raise argparse.ArgumentTypeError(
-            f"{text}: no such folder" if not os.path.exists(text) else f"{text}: not a folder")
+            f"{text}: no such folder" if not os.path.exists(text) else f"{text}: not a folder"
+        )
     return text
 
 
-def _number(kind, *, positive: bool = False, low: int | None = None, high: int | None = None,
-            as_text: bool = False):
+def _number(
+    kind,
+    *,
+    positive: bool = False,
+    low: int | None = None,
+    high: int | None = None,
+    as_text: bool = False,
+):
     """An argparse type: a finite number of `kind` (int or float), positive or in
     [low, high] where asked, else argparse's usage error (exit status 2). With
     `as_text` the text itself is returned: training settings are then checked with
@@ -385,10 +475,12 @@ def _number(kind, *, positive: bool = False, low: int | None = None, high: int |
             value = kind(text)
         except ValueError:
             if whole and text.strip().lstrip("+-").isdigit():  # past int()'s digit limit
-                raise argparse.ArgumentTypeError(f"too large a number ({len(text)} digits)") \
-                    from None
+                raise argparse.ArgumentTypeError(
+                    f"too large a number ({len(text)} digits)"
+                ) from None
             raise argparse.ArgumentTypeError(
-                f"expected {'a whole number' if whole else 'a number'}, got {text}") from None
+                f"expected {'a whole number' if whole else 'a number'}, got {text}"
+            ) from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
         if positive and value <= 0:
@@ -396,6 +488,7 @@ def _number(kind, *, positive: bool = False, low: int | None = None, high: int |
         if low is not None and high is not None and not low <= value <= high:
             raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
         return text if as_text else value
+
     return parse
 
 
@@ -405,8 +498,12 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if (not action.option_strings or action.default is argparse.SUPPRESS
-                or "default" in text or "required" in text):
+        if (
+            not action.option_strings
+            or action.default is argparse.SUPPRESS
+            or "default" in text
+            or "required" in text
+        ):
             return text
         if action.required:
             return f"{text} (required)"
@@ -419,8 +516,13 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _command(sub, name: str, help: str, examples: str):
-    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
-                          epilog="examples:\n" + examples, formatter_class=_HelpFormatter)
+    return sub.add_parser(
+        name,
+        help=help,
+        description=help[0].upper() + help[1:] + ".",
+        epilog="examples:\n" + examples,
+        formatter_class=_HelpFormatter,
+    )
 
 
 SPEC_DEFAULT = "(default: the spec's train section, else {})"
@@ -434,132 +536,252 @@ def _build_backends() -> tuple[str, ...]:
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="archc", description="Compile .cnn CNN architecture specs.",
+        prog="archc",
+        description="Compile .cnn CNN architecture specs.",
         formatter_class=_HelpFormatter,
         epilog="examples:\n  archc check specs/*.cnn\n  archc report specs/vgg16.cnn\n"
-               "  archc build specs/vgg16.cnn --backend keras\n"
-               "Run `archc COMMAND --help` for a command's options and examples.")
+        "  archc build specs/vgg16.cnn --backend keras\n"
+        "Run `archc COMMAND --help` for a command's options and examples.",
+    )
     p.add_argument("--version", action="version", version=f"archc {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    c = _command(sub, "check", "compile specs and report errors",
-                 "  archc check specs/*.cnn\n  archc check my.cnn --json   # errors as JSON")
+    c = _command(
+        sub,
+        "check",
+        "compile specs and report errors",
+        "  archc check specs/*.cnn\n  archc check my.cnn --json   # errors as JSON",
+    )
     c.add_argument("specs", nargs="+", metavar="SPEC")
     c.add_argument("--json", action="store_true", help="errors as JSON")
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     c.set_defaults(func=cmd_check)
 
-    r = _command(sub, "report", "shapes, parameters, MACs and receptive fields",
-                 "  archc report specs/vgg16.cnn\n  archc report specs/resnet18.cnn --markdown")
+    r = _command(
+        sub,
+        "report",
+        "shapes, parameters, MACs and receptive fields",
+        "  archc report specs/vgg16.cnn\n  archc report specs/resnet18.cnn --markdown",
+    )
     r.add_argument("spec", metavar="SPEC")
     fmt = r.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="as JSON (default: a text table)")
-    fmt.add_argument("--markdown", action="store_true",
-                     help="as a Markdown table (default: a text table)")
+    fmt.add_argument(
+        "--markdown", action="store_true", help="as a Markdown table (default: a text table)"
+    )
     r.set_defaults(func=cmd_report)
 
-    i = _command(sub, "ir", "the inferred IR, as JSON",
-                 "  archc ir specs/resnet50.cnn --indent > resnet50.json")
+    i = _command(
+        sub,
+        "ir",
+        "the inferred IR, as JSON",
+        "  archc ir specs/resnet50.cnn --indent > resnet50.json",
+    )
     i.add_argument("spec", metavar="SPEC")
-    i.add_argument("--json", action="store_true",
-                   help="JSON, the only format (accepted for older scripts; default: JSON)")
+    i.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON, the only format (accepted for older scripts; default: JSON)",
+    )
     i.add_argument("--indent", action="store_true", help="pretty-print")
     i.set_defaults(func=cmd_ir)
 
-    b = _command(sub, "build", "generate Keras and/or PyTorch model source",
-                 "  archc build specs/vgg16.cnn --backend keras   # -> generated/keras/vgg16.py\n"
-                 "  archc build --all --check   # is generated/ up to date?")
+    b = _command(
+        sub,
+        "build",
+        "generate Keras and/or PyTorch model source",
+        "  archc build specs/vgg16.cnn --backend keras   # -> generated/keras/vgg16.py\n"
+        "  archc build --all --check   # is generated/ up to date?",
+    )
     b.add_argument("specs", nargs="*", metavar="SPEC")
-    b.add_argument("--backend", choices=(*_build_backends(), "all"), default="all",
-                   help="which framework's source to write")
-    b.add_argument("-o", "--output", metavar="DIR", help="output folder "
-                   "(default: generated/<backend>/)")
-    b.add_argument("--all", action="store_true", help="every spec in specs/ (of the "
-                   "current folder)")
-    b.add_argument("--check", action="store_true",
-                   help="write nothing; exit 1 if a generated file is missing or stale")
+    b.add_argument(
+        "--backend",
+        choices=(*_build_backends(), "all"),
+        default="all",
+        help="which framework's source to write",
+    )
+    b.add_argument(
+        "-o", "--output", metavar="DIR", help="output folder (default: generated/<backend>/)"
+    )
+    b.add_argument(
+        "--all", action="store_true", help="every spec in specs/ (of the current folder)"
+    )
+    b.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if a generated file is missing or stale",
+    )
     b.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     b.set_defaults(func=cmd_build)
 
-    e = _command(sub, "equiv", "check that the Keras and PyTorch builds agree",
-                 "  archc equiv specs/resnet18.cnn\n"
-                 "  archc equiv specs/vgg16.cnn --dtype float32 --nodes")
+    e = _command(
+        sub,
+        "equiv",
+        "check that the Keras and PyTorch builds agree",
+        "  archc equiv specs/resnet18.cnn\n  archc equiv specs/vgg16.cnn --dtype float32 --nodes",
+    )
     e.add_argument("spec", metavar="SPEC")
-    e.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                   help="precision of both builds (default float64, tolerance 1e-9; "
-                   "float32: 1e-4)")
-    e.add_argument("--batch", type=_number(int, low=2, high=4096), default=2, metavar="N",
-                   help="random inputs compared, 2 to 4096: the output must vary between "
-                   "them (default 2)")
-    e.add_argument("--seed", type=_number(int, low=0, high=2**32 - 1), default=0,
-                   help="seeds the random weights and inputs, 0 to 2**32 - 1 (default 0)")
-    e.add_argument("--direction", choices=("keras2torch", "torch2keras"),
-                   default="keras2torch", help="which build gets the random weights; "
-                   "the other gets them by node name (default keras2torch)")
-    e.add_argument("--nodes", action="store_true", help="compare every node as well; any "
-                   "node beyond the tolerance fails the check, the first is named")
-    e.add_argument("-v", "--verbose", action="store_true",
-                   help="let the frameworks print their start-up and log lines")
+    e.add_argument(
+        "--dtype",
+        choices=("float64", "float32"),
+        default="float64",
+        help="precision of both builds (default float64, tolerance 1e-9; float32: 1e-4)",
+    )
+    e.add_argument(
+        "--batch",
+        type=_number(int, low=2, high=4096),
+        default=2,
+        metavar="N",
+        help="random inputs compared, 2 to 4096: the output must vary between them (default 2)",
+    )
+    e.add_argument(
+        "--seed",
+        type=_number(int, low=0, high=2**32 - 1),
+        default=0,
+        help="seeds the random weights and inputs, 0 to 2**32 - 1 (default 0)",
+    )
+    e.add_argument(
+        "--direction",
+        choices=("keras2torch", "torch2keras"),
+        default="keras2torch",
+        help="which build gets the random weights; "
+        "the other gets them by node name (default keras2torch)",
+    )
+    e.add_argument(
+        "--nodes",
+        action="store_true",
+        help="compare every node as well; any "
+        "node beyond the tolerance fails the check, the first is named",
+    )
+    e.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="let the frameworks print their start-up and log lines",
+    )
     e.set_defaults(func=cmd_equiv)
 
-    t = _command(sub, "train", "train a spec's model on a data set (either backend)",
-                 "  archc train specs/digits_cnn.cnn --backend torch --data digits\n"
-                 "  archc train specs/resnet18.cnn --backend keras --data cifar10 "
-                 "--data-dir ~/data --augment\n"
-                 "  archc train specs/digits_cnn.cnn --backend torch --data digits "
-                 "--epochs 20 --resume")
+    t = _command(
+        sub,
+        "train",
+        "train a spec's model on a data set (either backend)",
+        "  archc train specs/digits_cnn.cnn --backend torch --data digits\n"
+        "  archc train specs/resnet18.cnn --backend keras --data cifar10 "
+        "--data-dir ~/data --augment\n"
+        "  archc train specs/digits_cnn.cnn --backend torch --data digits "
+        "--epochs 20 --resume",
+    )
     t.add_argument("spec", metavar="SPEC")
-    t.add_argument("--backend", choices=tuple(TRAINERS), required=True,
-                   help="the framework that trains")
+    t.add_argument(
+        "--backend", choices=tuple(TRAINERS), required=True, help="the framework that trains"
+    )
     _data_options(t)
-    t.add_argument("--epochs", type=_number(int, positive=True, as_text=True), metavar="N",
-                   help="epochs in all " + SPEC_DEFAULT.format(10))
-    t.add_argument("--batch-size", type=_number(int, positive=True, as_text=True), dest="batch_size",
-                   metavar="N", help="examples per step " + SPEC_DEFAULT.format(32))
-    t.add_argument("--lr", type=_number(float, positive=True, as_text=True), metavar="RATE",
-                   help="initial learning rate "
-                   + SPEC_DEFAULT.format("0.01 for sgd, 0.001 for the others"))
-    t.add_argument("--optimizer", metavar="OPT", help='as in a train section: "adam", '
-                   '"sgd(momentum=0.9, nesterov=true)", "rmsprop", "adamw" '
-                   + SPEC_DEFAULT.format("adam"))
-    t.add_argument("--schedule", metavar="SCHED", help='as in a train section: "constant", '
-                   '"piecewise(boundaries=[3, 6], values=[0.01, 0.001, 0.0001])", '
-                   '"plateau(factor=0.1, patience=5)", "step(rate=0.96, every=8)", '
-                   '"cosine(min_lr=0)", "onecycle(max_lr=0.1)" '
-                   + SPEC_DEFAULT.format("constant"))
-    t.add_argument("--weight-decay", type=_number(float, as_text=True), dest="weight_decay", metavar="L2",
-                   help="L2 on conv and dense kernels (gradient weight_decay * w) "
-                   + SPEC_DEFAULT.format(0))
-    t.add_argument("--label-smoothing", type=_number(float, as_text=True), dest="label_smoothing",
-                   metavar="EPS", help="label smoothing of the loss " + SPEC_DEFAULT.format(0))
-    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="CIFAR augmentation: pad 4, random crop, random horizontal flip "
-                   + SPEC_DEFAULT.format("off"))
-    t.add_argument("--limit", type=_number(int, positive=True), metavar="N",
-                   help="train on the first N training examples only (default: all)")
+    t.add_argument(
+        "--epochs",
+        type=_number(int, positive=True, as_text=True),
+        metavar="N",
+        help="epochs in all " + SPEC_DEFAULT.format(10),
+    )
+    t.add_argument(
+        "--batch-size",
+        type=_number(int, positive=True, as_text=True),
+        dest="batch_size",
+        metavar="N",
+        help="examples per step " + SPEC_DEFAULT.format(32),
+    )
+    t.add_argument(
+        "--lr",
+        type=_number(float, positive=True, as_text=True),
+        metavar="RATE",
+        help="initial learning rate " + SPEC_DEFAULT.format("0.01 for sgd, 0.001 for the others"),
+    )
+    t.add_argument(
+        "--optimizer",
+        metavar="OPT",
+        help='as in a train section: "adam", '
+        '"sgd(momentum=0.9, nesterov=true)", "rmsprop", "adamw" ' + SPEC_DEFAULT.format("adam"),
+    )
+    t.add_argument(
+        "--schedule",
+        metavar="SCHED",
+        help='as in a train section: "constant", '
+        '"piecewise(boundaries=[3, 6], values=[0.01, 0.001, 0.0001])", '
+        '"plateau(factor=0.1, patience=5)", "step(rate=0.96, every=8)", '
+        '"cosine(min_lr=0)", "onecycle(max_lr=0.1)" ' + SPEC_DEFAULT.format("constant"),
+    )
+    t.add_argument(
+        "--weight-decay",
+        type=_number(float, as_text=True),
+        dest="weight_decay",
+        metavar="L2",
+        help="L2 on conv and dense kernels (gradient weight_decay * w) " + SPEC_DEFAULT.format(0),
+    )
+    t.add_argument(
+        "--label-smoothing",
+        type=_number(float, as_text=True),
+        dest="label_smoothing",
+        metavar="EPS",
+        help="label smoothing of the loss " + SPEC_DEFAULT.format(0),
+    )
+    t.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="CIFAR augmentation: pad 4, random crop, random horizontal flip "
+        + SPEC_DEFAULT.format("off"),
+    )
+    t.add_argument(
+        "--limit",
+        type=_number(int, positive=True),
+        metavar="N",
+        help="train on the first N training examples only (default: all)",
+    )
     t.add_argument("--compile", action="store_true", help="torch.compile the model (torch)")
-    t.add_argument("--out", metavar="DIR",
-                   help="run folder (default: runs/<model>-<backend>-<data>)")
-    t.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint; only --epochs, "
-                   "--device, --data-dir and --compile may differ from the run's")
-    t.add_argument("-q", "--quiet", action="store_true", help="no progress output (errors, "
-                   "warnings and stops are still shown)")
+    t.add_argument(
+        "--out", metavar="DIR", help="run folder (default: runs/<model>-<backend>-<data>)"
+    )
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint; only --epochs, "
+        "--device, --data-dir and --compile may differ from the run's",
+    )
+    t.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress output (errors, warnings and stops are still shown)",
+    )
     t.set_defaults(func=cmd_train)
 
-    v = _command(sub, "evaluate", "loss, top-1 and top-5 accuracy of saved weights",
-                 "  archc evaluate specs/digits_cnn.cnn --weights runs/digits_cnn-torch-digits "
-                 "--data digits --confusion")
+    v = _command(
+        sub,
+        "evaluate",
+        "loss, top-1 and top-5 accuracy of saved weights",
+        "  archc evaluate specs/digits_cnn.cnn --weights runs/digits_cnn-torch-digits "
+        "--data digits --confusion",
+    )
     v.add_argument("spec", metavar="SPEC")
-    v.add_argument("--weights", required=True, metavar="FILE",
-                   help="weights to evaluate: a run folder (its best epoch's weights-best.npz), "
-                   "weights-best.npz / weights-last.npz, or a checkpoint such as "
-                   "RUN/checkpoints/best.ckpt (either backend's)")
-    v.add_argument("--backend", choices=tuple(TRAINERS), default="torch",
-                   help="the framework that evaluates")
+    v.add_argument(
+        "--weights",
+        required=True,
+        metavar="FILE",
+        help="weights to evaluate: a run folder (its best epoch's weights-best.npz), "
+        "weights-best.npz / weights-last.npz, or a checkpoint such as "
+        "RUN/checkpoints/best.ckpt (either backend's)",
+    )
+    v.add_argument(
+        "--backend", choices=tuple(TRAINERS), default="torch", help="the framework that evaluates"
+    )
     _data_options(v)
-    v.add_argument("--batch-size", type=_number(int, positive=True), dest="batch_size", default=256,
-                   metavar="N", help="examples per step")
+    v.add_argument(
+        "--batch-size",
+        type=_number(int, positive=True),
+        dest="batch_size",
+        default=256,
+        metavar="N",
+        help="examples per step",
+    )
     v.add_argument("--confusion", action="store_true", help="print the confusion matrix")
     v.add_argument("--json", action="store_true", help="the results as JSON")
     v.set_defaults(func=cmd_evaluate)

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from archc.language.syntax import Span
 
@@ -239,14 +239,13 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
         return lowered[w]
     limit = 1 if len(w) <= 4 else 2
     digits = re.sub(r"\D", "", w)
-    scored = sorted((_edits(w, c.lower()), c) for c in choices
-                    if re.sub(r"\D", "", c) == digits)
+    scored = sorted((_edits(w, c.lower()), c) for c in choices if re.sub(r"\D", "", c) == digits)
     scored = [(d, c) for d, c in scored if d <= limit]
     if scored:
         best = [c for d, c in scored if d == scored[0][0]]
         if len({c.lower() for c in best}) == 1:
             return best[0]
-        undoubled = {w[:i] + w[i + 1:] for i in range(1, len(w)) if w[i] == w[i - 1]}
+        undoubled = {w[:i] + w[i + 1 :] for i in range(1, len(w)) if w[i] == w[i - 1]}
         bounced = [c for c in best if c.lower() in undoubled]
         return bounced[0] if len(bounced) == 1 else None
     cut = [c for c in choices if c.lower().startswith(w + "_")]

@@ -13,9 +13,9 @@ import gc
 from contextlib import contextmanager
 
 from archc.diagnostics import Diagnostics, Sources, SpecError
+from archc.ir import Model
 from archc.passes.expand import build_ir, check_library, is_library, load
 from archc.passes.infer import infer
-from archc.ir import Model
 
 
 @contextmanager
@@ -62,4 +62,4 @@ def compile_text(text: str, name: str = "spec", path: str = "<text>") -> Model:
     return compile_spec(path, text, default_name=name)
 
 
-__all__ = ["compile_spec", "check_spec", "compile_text", "SpecError", "Model"]
+__all__ = ["Model", "SpecError", "check_spec", "compile_spec", "compile_text"]

@@ -62,8 +62,15 @@ def rows(model: Model) -> list[dict]:
                 if b is not None and b.block:
                     args = ", ".join(f"{k}={_arg(v)}" for k, v in b.args.items())
                     label = f"{b.block}({args})"
-                out.append({"header": True, "depth": i, "name": new[i], "label": label,
-                            "params": subtotal.get(path, 0)})
+                out.append(
+                    {
+                        "header": True,
+                        "depth": i,
+                        "name": new[i],
+                        "label": label,
+                        "params": subtotal.get(path, 0),
+                    }
+                )
             open_path = n.scope
         depth = len(n.scope.split(".")) if n.scope else 0
         out.append({"header": False, "depth": depth, "node": n})
@@ -100,17 +107,33 @@ def text(model: Model) -> str:
         else:
             n = r["node"]
             local = n.name.rsplit(".", 1)[-1]
-            table.append((f"{indent}{local}", _kind(n), describe(n.out_shape), f"{n.params:,}",
-                          _si(n.macs) if n.macs else "-", _rf(n), False))
+            table.append(
+                (
+                    f"{indent}{local}",
+                    _kind(n),
+                    describe(n.out_shape),
+                    f"{n.params:,}",
+                    _si(n.macs) if n.macs else "-",
+                    _rf(n),
+                    False,
+                )
+            )
     head = ("Layer", "Kind (arguments)", "Output (HxWxC)", "Params", "MACs", "RF /jump")
     widths = [max(len(head[i]), *(len(t[i]) for t in table)) for i in range(6)]
     widths[1] = min(widths[1], 48)
 
     def fmt(cells) -> str:
         kind = cells[1] if len(cells[1]) <= widths[1] else cells[1][: widths[1] - 1] + "…"
-        return "  ".join([cells[0].ljust(widths[0]), kind.ljust(widths[1]),
-                          cells[2].rjust(widths[2]), cells[3].rjust(widths[3]),
-                          cells[4].rjust(widths[4]), cells[5].rjust(widths[5])]).rstrip()
+        return "  ".join(
+            [
+                cells[0].ljust(widths[0]),
+                kind.ljust(widths[1]),
+                cells[2].rjust(widths[2]),
+                cells[3].rjust(widths[3]),
+                cells[4].rjust(widths[4]),
+                cells[5].rjust(widths[5]),
+            ]
+        ).rstrip()
 
     rule = "=" * len(fmt(head))
     lines = [f'Model "{model.name}"  (from {model.source})', rule, fmt(head), rule]
@@ -131,8 +154,12 @@ def text(model: Model) -> str:
 
 
 def markdown(model: Model) -> str:
-    lines = [f"### {model.name}", "", "| Layer | Kind (arguments) | Output | Params | MACs | RF |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = [
+        f"### {model.name}",
+        "",
+        "| Layer | Kind (arguments) | Output | Params | MACs | RF |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for r in rows(model):
         pad = "&nbsp;" * (2 * r["depth"])
         if r["header"]:
@@ -140,23 +167,40 @@ def markdown(model: Model) -> str:
         else:
             n = r["node"]
             local = n.name.rsplit(".", 1)[-1]
-            lines.append(f"| {pad}{local} | {_kind(n).replace('|', '/')} | "
-                         f"{describe(n.out_shape)} | {n.params:,} | {n.macs:,} | {_rf(n)} |")
+            lines.append(
+                f"| {pad}{local} | {_kind(n).replace('|', '/')} | "
+                f"{describe(n.out_shape)} | {n.params:,} | {n.macs:,} | {_rf(n)} |"
+            )
     t = totals(model)
-    lines += ["", f"Total params: {t['params']:,} (trainable {t['trainable']:,}, "
-              f"non-trainable {t['nontrainable']:,}); MACs: {t['macs']:,}."]
+    lines += [
+        "",
+        (
+            f"Total params: {t['params']:,} (trainable {t['trainable']:,}, "
+            f"non-trainable {t['nontrainable']:,}); MACs: {t['macs']:,}."
+        ),
+    ]
     return "\n".join(lines)
 
 
 def as_json(model: Model) -> str:
     nodes = []
     for n in model.nodes:
-        nodes.append({
-            "name": n.name, "kind": n.kind, "scope": n.scope, "arguments": n.describe(),
-            "inputs": list(n.inputs), "output_shape": list(n.out_shape),
-            "params": n.params, "trainable": n.trainable, "nontrainable": n.nontrainable,
-            "macs": n.macs,
-            "receptive_field": None if n.rf is None else n.rf.model_dump(mode="json"),
-        })
-    return json.dumps({"model": model.name, "source": model.source, "totals": totals(model),
-                       "nodes": nodes}, indent=2)
+        nodes.append(
+            {
+                "name": n.name,
+                "kind": n.kind,
+                "scope": n.scope,
+                "arguments": n.describe(),
+                "inputs": list(n.inputs),
+                "output_shape": list(n.out_shape),
+                "params": n.params,
+                "trainable": n.trainable,
+                "nontrainable": n.nontrainable,
+                "macs": n.macs,
+                "receptive_field": None if n.rf is None else n.rf.model_dump(mode="json"),
+            }
+        )
+    return json.dumps(
+        {"model": model.name, "source": model.source, "totals": totals(model), "nodes": nodes},
+        indent=2,
+    )

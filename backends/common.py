@@ -35,9 +35,10 @@ import os
 import re
 import tempfile
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, ClassVar
 
 from archc import __version__
 from archc.ir import BlockInstance, Model
@@ -140,7 +141,7 @@ class Op:
 
     func: str
     args: list[Any] = field(default_factory=list)
-    kwargs: "OrderedDict[str, Any]" = field(default_factory=OrderedDict)
+    kwargs: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     defaults: dict[str, Any] = field(default_factory=dict)
     attr: str = ""
     channels_arg: int | None = None  # the positional argument that is the input's channels
@@ -226,7 +227,7 @@ class Item:
     inputs: list[str]  # local names in this body, or "x" for the body's input
     node: Node | None = None
     lowered: Lowered | None = None
-    child: "Instance | None" = None
+    child: Instance | None = None
 
 
 @dataclass
@@ -235,7 +236,7 @@ class Instance:
     path: str
     items: list[Item]
     input_channels: int | None = None
-    unit: "Unit | None" = None
+    unit: Unit | None = None
     key: tuple = ()
     height: int = 0
 
@@ -249,11 +250,10 @@ class Unit:
     class_name: str  # CamelCase class name
     instances: list[Instance]
     params: list[str]  # parameter names, in order
-    values: dict["Slot", Any]  # each slot's Param, Formula or constant
+    values: dict[Slot, Any]  # each slot's Param, Formula or constant
     args_per_instance: list[dict[str, Any]]
     note: str = ""
-    _position: dict[int, int] = field(default_factory=dict, init=False, repr=False,
-                                      compare=False)
+    _position: dict[int, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def args_of(self, inst: Instance) -> dict[str, Any]:
         """The arguments of one of this unit's instances, found by identity in
@@ -288,8 +288,9 @@ def _scope_items(model: Model, lower: Callable[[Node], Lowered]) -> Instance:
                 instances[path] = inst
                 parent.items.append(Item(local=parts[i - 1], inputs=[], child=inst))
         inst = instances[n.scope]
-        inst.items.append(Item(local=n.name.rsplit(".", 1)[-1], inputs=list(n.inputs), node=n,
-                               lowered=lower(n)))
+        inst.items.append(
+            Item(local=n.name.rsplit(".", 1)[-1], inputs=list(n.inputs), node=n, lowered=lower(n))
+        )
     shapes = {n.name: n.out_shape for n in model.nodes}
     # resolve inputs to local names: a node of this body, a child block (by its
     # output), or "x" (the body's input)
@@ -382,8 +383,7 @@ def _slots(inst: Instance) -> tuple[tuple, dict[Slot, Any]]:
                 values[Slot(i, j, k)] = v
             for k, v in op.kwargs.items():
                 values[Slot(i, j, k)] = v
-        structure.append(("node", item.local, tuple(item.inputs), item.lowered.expr,
-                          tuple(ops)))
+        structure.append(("node", item.local, tuple(item.inputs), item.lowered.expr, tuple(ops)))
     return tuple(structure), values
 
 
@@ -392,8 +392,12 @@ def _matches(value: Any, arg: Any) -> bool:
         return False
     if value == arg and type(value) is type(arg):
         return True
-    return isinstance(value, tuple) and len(value) == 2 and value[0] == value[1] == arg and \
-        isinstance(arg, int)
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and value[0] == value[1] == arg
+        and isinstance(arg, int)
+    )
 
 
 def check_unique(names: Iterable[str], what: str) -> None:
@@ -401,21 +405,22 @@ def check_unique(names: Iterable[str], what: str) -> None:
     seen = set()
     for n in names:
         if n in seen:
-            raise BackendError(f"two {what} would both be named `{n}`; rename a block or "
-                               "the model")
+            raise BackendError(f"two {what} would both be named `{n}`; rename a block or the model")
         seen.add(n)
 
 
-def plan(model: Model, lower: Callable[[Node], Lowered],
-         in_channels_param: bool = False) -> tuple[Instance, list[Unit]]:
+def plan(
+    model: Model, lower: Callable[[Node], Lowered], in_channels_param: bool = False
+) -> tuple[Instance, list[Unit]]:
     # Like compiling, planning makes many small objects and no cycles worth
     # collecting: with the cyclic collector on, a 40,000-node model took 4x as long.
     with no_gc():
         return _plan(model, lower, in_channels_param)
 
 
-def _plan(model: Model, lower: Callable[[Node], Lowered],
-          in_channels_param: bool = False) -> tuple[Instance, list[Unit]]:
+def _plan(
+    model: Model, lower: Callable[[Node], Lowered], in_channels_param: bool = False
+) -> tuple[Instance, list[Unit]]:
     """Group block instances into units and decide every unit's parameters.
 
     Instances share a unit when they come from the same block and their bodies
@@ -441,7 +446,7 @@ def _plan(model: Model, lower: Callable[[Node], Lowered],
         parts = n.scope.split(".") if n.scope else []
         for i in range(1, len(parts) + 1):
             first.setdefault(".".join(parts[:i]), k)
-    groups: "OrderedDict[tuple, list[Instance]]" = OrderedDict()
+    groups: OrderedDict[tuple, list[Instance]] = OrderedDict()
     for inst in sorted(order, key=lambda i: first.get(i.path, 0)):
         groups.setdefault(inst.key, []).append(inst)
     defs = {d.name: d for d in model.block_defs}
@@ -456,13 +461,14 @@ def _same(values: list[Any]) -> bool:
     return all(v == values[0] and type(v) is type(values[0]) for v in values)
 
 
-def _unit_names(groups: "OrderedDict[tuple, list[Instance]]",
-                defs: dict) -> dict[tuple, tuple[str, str]]:
+def _unit_names(
+    groups: OrderedDict[tuple, list[Instance]], defs: dict
+) -> dict[tuple, tuple[str, str]]:
     """(function, class) names of each unit. A block with one variant keeps its
     name; variants are named for the argument that tells them apart (a 0/1 flag
     names the variant where it is 1: `BottleneckProj`; another argument names
     each: `VGGBlockN2`, `VGGBlockN3`), or numbered (`_2`) where none does."""
-    by_block: "OrderedDict[str, list[tuple]]" = OrderedDict()
+    by_block: OrderedDict[str, list[tuple]] = OrderedDict()
     for key in groups:
         by_block.setdefault(key[0], []).append(key)
     # names the module or a body already uses: a variant's name must not meet one
@@ -475,8 +481,9 @@ def _unit_names(groups: "OrderedDict[tuple, list[Instance]]",
     assigned: set[str] = set()
     for block, keys in by_block.items():
         base, base_cls = _snake(block), camel(block)
-        suffixes = _variant_suffixes(block, [groups[k] for k in keys], defs) \
-            if len(keys) > 1 else [""]
+        suffixes = (
+            _variant_suffixes(block, [groups[k] for k in keys], defs) if len(keys) > 1 else [""]
+        )
         for key, suffix in zip(keys, suffixes):
             name, cls = base + (suffix or ""), base_cls + (camel(suffix) if suffix else "")
             if suffix is None or name in assigned or (suffix and name in taken):
@@ -490,8 +497,7 @@ def _unit_names(groups: "OrderedDict[tuple, list[Instance]]",
     return out
 
 
-def _variant_suffixes(block: str, variants: list[list[Instance]],
-                      defs: dict) -> list[str | None]:
+def _variant_suffixes(block: str, variants: list[list[Instance]], defs: dict) -> list[str | None]:
     """`_proj` / `_n2` per variant ("" for the one that keeps the block's name),
     from the block arguments that hold one value in each variant and differ
     between them; None for each variant when no argument tells them apart."""
@@ -511,16 +517,17 @@ def _variant_suffixes(block: str, variants: list[list[Instance]],
         return f"_{p}{v}" if isinstance(v, int) else f"_{p}_{v}"
 
     distinct = [p for p, vals in fixed.items() if len(set(map(repr, vals))) == len(vals)]
-    ranked = [p for p in distinct if flag(fixed[p])] + [p for p in distinct
-                                                        if not flag(fixed[p])]
+    ranked = [p for p in distinct if flag(fixed[p])] + [p for p in distinct if not flag(fixed[p])]
     if ranked:
         p = ranked[0]
         return [word(p, v, flag(fixed[p])) for v in fixed[p]]
     differing = [p for p, vals in fixed.items() if len(set(map(repr, vals))) > 1]
     combos = [tuple(repr(fixed[p][i]) for p in differing) for i in range(len(variants))]
     if differing and len(set(combos)) == len(variants):
-        return ["".join(word(p, fixed[p][i], flag(fixed[p])) for p in differing)
-                for i in range(len(variants))]
+        return [
+            "".join(word(p, fixed[p][i], flag(fixed[p])) for p in differing)
+            for i in range(len(variants))
+        ]
     return [None] * len(variants)
 
 
@@ -557,8 +564,13 @@ def _formulas(block, members: list[Instance]) -> list[tuple[str, list[str], list
     return sorted(out, key=lambda f: len(f[0]))
 
 
-_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
+_BINOPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+}
 
 
 def _arithmetic(e: ast.AST) -> bool:
@@ -595,8 +607,9 @@ class _Candidate:
     values: list[Any]
 
 
-def _make_unit(block: str, name: str, class_name: str, members: list[Instance], defs,
-               in_channels_param: bool) -> Unit:
+def _make_unit(
+    block: str, name: str, class_name: str, members: list[Instance], defs, in_channels_param: bool
+) -> Unit:
     """The unit's parameters and the value of every slot of its body: a literal
     where all instances agree, else a block parameter the value always equals, the
     block's own arithmetic on its parameters (`4 * filters`), the input's channels
@@ -605,16 +618,24 @@ def _make_unit(block: str, name: str, class_name: str, members: list[Instance], 
     block_params = [p.name for p in defs[block].params] if block in defs else []
     arg_values = {p: [m.info.args.get(p) for m in members] for p in block_params}
     named = [_Candidate(Param(p), {p: vals}, vals) for p, vals in arg_values.items()]
-    channels = [_Candidate(Param("in_channels"), {"in_channels": vals}, vals)
-                for vals in [[m.input_channels for m in members]] if in_channels_param]
-    formulas = [_Candidate(Formula(text), {p: arg_values[p] for p in reads}, vals)
-                for text, reads, vals in _formulas(defs.get(block), members)]
+    channels = [
+        _Candidate(Param("in_channels"), {"in_channels": vals}, vals)
+        for vals in [[m.input_channels for m in members]]
+        if in_channels_param
+    ]
+    formulas = [
+        _Candidate(Formula(text), {p: arg_values[p] for p in reads}, vals)
+        for text, reads, vals in _formulas(defs.get(block), members)
+    ]
 
     def input_channels(slot: Slot) -> bool:
         """Whether the slot is the channel count of the block's input."""
         item = members[0].items[slot.item]
-        return slot.op is not None and "x" in item.inputs and \
-            item.lowered.ops[slot.op].channels_arg == slot.key
+        return (
+            slot.op is not None
+            and "x" in item.inputs
+            and item.lowered.ops[slot.op].channels_arg == slot.key
+        )
 
     fallback: list[_Candidate] = []
     params: list[str] = []
@@ -627,8 +648,9 @@ def _make_unit(block: str, name: str, class_name: str, members: list[Instance], 
             continue
         # it varies: what it always equals; the input's channels first where the
         # slot is that count, last elsewhere
-        order = (channels + named + formulas if input_channels(slot)
-                 else named + formulas + channels) + fallback
+        order = (
+            channels + named + formulas if input_channels(slot) else named + formulas + channels
+        ) + fallback
         chosen = next((c for c in order if all(map(_matches, vs, c.values))), None)
         if chosen is None:
             new = _slot_param_name(slot, members[0])
@@ -653,8 +675,16 @@ def _make_unit(block: str, name: str, class_name: str, members: list[Instance], 
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 fixed.append(f"{p}={v}")
     note = f"with {', '.join(fixed)}" if fixed else ""
-    unit = Unit(block=block, name=name, class_name=class_name, instances=members,
-                params=params, values=values, args_per_instance=args_per_instance, note=note)
+    unit = Unit(
+        block=block,
+        name=name,
+        class_name=class_name,
+        instances=members,
+        params=params,
+        values=values,
+        args_per_instance=args_per_instance,
+        note=note,
+    )
     for m in members:
         m.unit = unit
     return unit
@@ -752,8 +782,11 @@ class Body:
         for s in item.inputs:
             self.uses[s] -= 1
         x_free = self.uses.get(self.in_x, 0) == 0
-        if x_free and self.uses.get(item.local, 0) >= 1 and (
-                self.uses.get(item.local, 0) == 1 or k == len(self.items) - 1):
+        if (
+            x_free
+            and self.uses.get(item.local, 0) >= 1
+            and (self.uses.get(item.local, 0) == 1 or k == len(self.items) - 1)
+        ):
             self.var[item.local] = "x"
             self.in_x = item.local
         else:
@@ -777,9 +810,11 @@ def spec_label(model: Model) -> str:
 
 
 def header(model: Model, backend: str, framework: str) -> str:
-    return (f"{HEADER_MARK} {__version__} from {spec_label(model)} ({framework}). "
-            "Do not edit:\n"
-            f"# regenerate with `archc build {spec_label(model)} --backend {backend}`.\n")
+    return (
+        f"{HEADER_MARK} {__version__} from {spec_label(model)} ({framework}). "
+        "Do not edit:\n"
+        f"# regenerate with `archc build {spec_label(model)} --backend {backend}`.\n"
+    )
 
 
 def write_module(out_dir: str, name: str, source: str) -> str:
@@ -866,16 +901,25 @@ class Generator:
         emit = self.LOWER.get(n.kind)
         if emit is None:
             where = f" ({n.loc.file}:{n.loc.line})" if n.loc else ""
-            raise BackendError(f"the {self.FRAMEWORK} backend cannot express `{n.name}` of "
-                               f"kind `{n.kind}`{where}")
+            raise BackendError(
+                f"the {self.FRAMEWORK} backend cannot express `{n.name}` of kind `{n.kind}`{where}"
+            )
         return emit(n, r)
 
     # -- what a backend writes: a subclass that lacks one fails when it is defined
     unit_source: Callable[[Unit], str]  # a block variant's function or class
     model_source: Callable[[Model, Instance], str]  # the model's build function or class
     training_source: Callable[[Model], str]  # the spec's training recipe
-    REQUIRED = ("NAME", "FRAMEWORK", "TEMPLATES", "unit_source", "model_source",
-                "training_source", "defined_names", "template_vars")
+    REQUIRED = (
+        "NAME",
+        "FRAMEWORK",
+        "TEMPLATES",
+        "unit_source",
+        "model_source",
+        "training_source",
+        "defined_names",
+        "template_vars",
+    )
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -904,18 +948,24 @@ class Generator:
         chunks.append(self.model_source(model, root))
         if model.training:
             chunks.append(self.training_source(model))
-        env = Environment(loader=FileSystemLoader(str(self.TEMPLATES)),
-                          undefined=StrictUndefined, keep_trailing_newline=True,
-                          autoescape=False)
+        env = Environment(
+            loader=FileSystemLoader(str(self.TEMPLATES)),
+            undefined=StrictUndefined,
+            keep_trailing_newline=True,
+            autoescape=False,
+        )
         text = env.get_template("module.py.j2").render(
-            header=header(model, self.NAME, self.FRAMEWORK), spec=spec_label(model),
-            imports=self.imports(chunks), chunks=chunks, **self.template_vars(model))
+            header=header(model, self.NAME, self.FRAMEWORK),
+            spec=spec_label(model),
+            imports=self.imports(chunks),
+            chunks=chunks,
+            **self.template_vars(model),
+        )
         return text.rstrip("\n") + "\n"
 
     def imports(self, chunks: list[str]) -> str:
         """The import statements for the names the module's code reads."""
-        used = {n.id for n in ast.walk(ast.parse("\n\n\n".join(chunks)))
-                if isinstance(n, ast.Name)}
+        used = {n.id for n in ast.walk(ast.parse("\n\n\n".join(chunks))) if isinstance(n, ast.Name)}
         lines = []
         for statement, names in self.IMPORTS:
             wanted = [n for n in names if n in used]

@@ -57,10 +57,20 @@ class Backend:
 
 
 BACKENDS = (
-    Backend("keras", "backends.keras.generator", "keras", ".py",
-            lambda generator, model: f"build_{model.name}()"),
-    Backend("torch", "backends.pytorch.generator", "torch", ".py",
-            lambda generator, model: f"{generator.model_class_name(model)}()"),
+    Backend(
+        "keras",
+        "backends.keras.generator",
+        "keras",
+        ".py",
+        lambda generator, model: f"build_{model.name}()",
+    ),
+    Backend(
+        "torch",
+        "backends.pytorch.generator",
+        "torch",
+        ".py",
+        lambda generator, model: f"{generator.model_class_name(model)}()",
+    ),
 )
 BY_NAME = {backend.name: backend for backend in BACKENDS}
 NAMES = tuple(BY_NAME)

@@ -26,8 +26,9 @@ def _weighted(ir: Model) -> list[tuple[object, tuple[Weight, ...]]]:
     for n in ir.nodes:
         ws = n.weights(list(n.in_shapes))
         if sum(w.size for w in ws) != n.params:
-            raise TransferError(f"`{n.name}`: the tensors of `{n.kind}` do not add up to its "
-                                f"{n.params} parameters")
+            raise TransferError(
+                f"`{n.name}`: the tensors of `{n.kind}` do not add up to its {n.params} parameters"
+            )
         if ws:
             out.append((n, ws))
     return out
@@ -58,8 +59,10 @@ def keras_weights(ir: Model, model) -> dict:
             raise TransferError(f"`{node.name}` is missing from the Keras model")
         values = layers[node.name].get_weights()
         if len(values) != len(ws):
-            raise TransferError(f"`{node.name}`: the Keras layer has {len(values)} tensors, "
-                                f"expected {len(ws)} ({', '.join(w.role for w in ws)})")
+            raise TransferError(
+                f"`{node.name}`: the Keras layer has {len(values)} tensors, "
+                f"expected {len(ws)} ({', '.join(w.role for w in ws)})"
+            )
         for w, v in zip(ws, values):
             v = np.asarray(v)
             out[f"{node.name}/{w.role}"] = v.reshape(-1) if w.flat else v
@@ -84,11 +87,15 @@ def _check_keys(ir: Model, weights: dict) -> None:
     missing = sorted(expected - set(weights))
     extra = sorted(set(weights) - expected)
     if missing:
-        raise TransferError(f"no weights for `{missing[0]}`"
-                            + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+        raise TransferError(
+            f"no weights for `{missing[0]}`"
+            + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+        )
     if extra:
-        raise TransferError(f"unexpected weights `{extra[0]}`"
-                            + (f" and {len(extra) - 1} more" if len(extra) > 1 else ""))
+        raise TransferError(
+            f"unexpected weights `{extra[0]}`"
+            + (f" and {len(extra) - 1} more" if len(extra) > 1 else "")
+        )
 
 
 def set_keras_weights(ir: Model, model, weights: dict) -> None:
@@ -105,8 +112,9 @@ def set_keras_weights(ir: Model, model, weights: dict) -> None:
             if w.flat:
                 v = v.reshape(cur.shape)
             if v.shape != cur.shape:
-                raise TransferError(f"`{node.name}/{w.role}`: Keras has {cur.shape}, "
-                                    f"the weights have {v.shape}")
+                raise TransferError(
+                    f"`{node.name}/{w.role}`: Keras has {cur.shape}, the weights have {v.shape}"
+                )
             new.append(v.astype(cur.dtype))
         layer.set_weights(new)
 
@@ -123,8 +131,10 @@ def set_torch_weights(ir: Model, model, weights: dict) -> None:
             target = getattr(m, w.torch)
             v = _to_torch_layout(w, np.asarray(weights[f"{node.name}/{w.role}"]))
             if tuple(target.shape) != v.shape:
-                raise TransferError(f"`{node.name}/{w.role}`: PyTorch has {tuple(target.shape)}, "
-                                    f"the weights give {v.shape}")
+                raise TransferError(
+                    f"`{node.name}/{w.role}`: PyTorch has {tuple(target.shape)}, "
+                    f"the weights give {v.shape}"
+                )
             with torch.no_grad():
                 target.copy_(torch.from_numpy(np.ascontiguousarray(v)).to(target.dtype))
 

@@ -51,11 +51,15 @@ def main() -> None:
             per.append(t / nodes)
             worst[(name, n)] = t
             print(f"{name:<12} {nodes:>7} {t:>9.3f} {1e6 * t / nodes:>9.1f}")
-        print(f"{name:<12} per-layer cost at 10,000 / at 100: {per[2] / per[0]:.2f} "
-              "(1.0 is perfectly linear)")
+        print(
+            f"{name:<12} per-layer cost at 10,000 / at 100: {per[2] / per[0]:.2f} "
+            "(1.0 is perfectly linear)"
+        )
     slowest = max(t for (_, n), t in worst.items() if n == 10_000)
-    print(f"10,000 layers: {slowest:.3f} s at most (goal < 1 s: "
-          f"{'met' if slowest < 1 else 'NOT met'})")
+    print(
+        f"10,000 layers: {slowest:.3f} s at most (goal < 1 s: "
+        f"{'met' if slowest < 1 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

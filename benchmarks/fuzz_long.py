@@ -395,12 +395,16 @@ class Report:
         lines = [
             f"inputs: {self.n:,}",
             "outcomes: " + ", ".join(f"{k} {v:,}" for k, v in sorted(self.outcomes.items())),
-            f"tracebacks: {sum(v[0] for v in self.tracebacks.values()):,} "
-            f"({len(self.tracebacks)} distinct)",
+            (
+                f"tracebacks: {sum(v[0] for v in self.tracebacks.values()):,} "
+                f"({len(self.tracebacks)} distinct)"
+            ),
             f"hangs: {len(self.hangs)}",
             f"runs over 2 s: {self.over_2s}",
-            f"max time per input: {self.max_time:.2f} s (mutations "
-            f"{'+'.join(self.max_input[0])}, {self.max_input[1]:,} bytes)",
+            (
+                f"max time per input: {self.max_time:.2f} s (mutations "
+                f"{'+'.join(self.max_input[0])}, {self.max_input[1]:,} bytes)"
+            ),
         ]
         for sig, (count, text, muts) in sorted(self.tracebacks.items()):
             lines.append(f"  {count:>5} x {sig}  [{'+'.join(muts)}]")

@@ -21,7 +21,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _common import alternate, load_generated  # noqa: E402
+from _common import alternate, load_generated
 
 
 def main() -> None:
@@ -49,23 +49,33 @@ def main() -> None:
     models = {"generated": generated, "seed class": seed, "as printed": as_printed}
     for m in models.values():
         m(x[:1])
-        m.compile(optimizer=keras.optimizers.Adam(0.001),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        m.compile(
+            optimizer=keras.optimizers.Adam(0.001),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
         for _ in range(3):  # trace and warm up
             m.train_on_batch(x, y)
     assert len({m.count_params() for m in models.values()}) == 1
     before = keras.ops.convert_to_numpy(as_printed.b1.moving_mean)
     as_printed.train_on_batch(x, y)
     frozen = np.allclose(before, keras.ops.convert_to_numpy(as_printed.b1.moving_mean))
-    rates = alternate({name: (lambda m=m: m.train_on_batch(x, y)) for name, m in models.items()},
-                      args.rounds, args.steps, args.batch)
+    rates = alternate(
+        {name: (lambda m=m: m.train_on_batch(x, y)) for name, m in models.items()},
+        args.rounds,
+        args.steps,
+        args.batch,
+    )
     for name, r in rates.items():
         print(f"{name:<12} {r:8.1f} images/s")
-    print(f"(the class as printed {'never updates' if frozen else 'updates'} its batch-norm "
-          "statistics when trained under Keras 3)")
+    print(
+        f"(the class as printed {'never updates' if frozen else 'updates'} its batch-norm "
+        "statistics when trained under Keras 3)"
+    )
     ratio = rates["generated"] / rates["seed class"]
-    print(f"ratio generated / seed class: {ratio:.3f} (goal >= 0.98: "
-          f"{'met' if ratio >= 0.98 else 'NOT met'})")
+    print(
+        f"ratio generated / seed class: {ratio:.3f} (goal >= 0.98: "
+        f"{'met' if ratio >= 0.98 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

@@ -23,9 +23,8 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from _common import alternate, load_generated
+from torch import nn
 
 
 class Block(nn.Module):
@@ -38,8 +37,10 @@ class Block(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01)
         self.down = None
         if stride != 1 or cin != cout:
-            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                      nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01))
+            self.down = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False),
+                nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01),
+            )
 
     def forward(self, x):
         y = F.pad(x, (0, 1, 0, 1)) if self.keras_pad else x
@@ -54,8 +55,16 @@ class HandResNet18(nn.Module):
         self.conv = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
         self.bn = nn.BatchNorm2d(64, eps=1e-3, momentum=0.01)
         blocks, cin = [], 64
-        for cout, stride in ((64, 1), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1),
-                             (512, 2), (512, 1)):
+        for cout, stride in (
+            (64, 1),
+            (64, 1),
+            (128, 2),
+            (128, 1),
+            (256, 2),
+            (256, 1),
+            (512, 2),
+            (512, 1),
+        ):
             blocks.append(Block(cin, cout, stride, keras_pad))
             cin = cout
         self.blocks = nn.Sequential(*blocks)
@@ -72,6 +81,7 @@ def step_fn(model, x, y, bf16=False):
         with torch.autocast(x.device.type, torch.bfloat16, enabled=bf16):
             loss = F.cross_entropy(model(x), y)
         loss.backward()
+
     return step
 
 
@@ -90,16 +100,21 @@ def main() -> None:
     x = torch.randn(args.batch, 3, 32, 32, device=device).to(memory_format=fmt)
     y = torch.randint(0, 10, (args.batch,), device=device)
     generated = load_generated("torch", "resnet18").Resnet18
-    models = {"generated": generated(), "generated (control)": generated(),
-              "hand (same fn)": HandResNet18(keras_pad=True),
-              "hand (pad=1)": HandResNet18(keras_pad=False)}
+    models = {
+        "generated": generated(),
+        "generated (control)": generated(),
+        "hand (same fn)": HandResNet18(keras_pad=True),
+        "hand (pad=1)": HandResNet18(keras_pad=False),
+    }
     counts = {sum(q.numel() for q in m.parameters()) for m in models.values()}
     assert len(counts) == 1, counts
     sync = torch.cuda.synchronize if device == "cuda" else None
     if device == "cuda":
         torch.backends.cudnn.benchmark = True
-    print(f"device: {device}, batch {args.batch}, torch {torch.__version__}, "
-          f"bf16 {args.bf16}, channels-last {args.channels_last}")
+    print(
+        f"device: {device}, batch {args.batch}, torch {torch.__version__}, "
+        f"bf16 {args.bf16}, channels-last {args.channels_last}"
+    )
     modes = [("eager", lambda m: m)]
     if not args.no_compile:
         modes.append(("compile", torch.compile))
@@ -115,11 +130,13 @@ def main() -> None:
         for name, r in rates.items():
             print(f"{mode:<8} {name:<20} {r:10.1f} images/s")
         ratio = rates["generated"] / rates["hand (same fn)"]
-        print(f"{mode:<8} ratio generated / hand-written (same function): {ratio:.3f} "
-              f"(goal >= 0.98: {'met' if ratio >= 0.98 else 'NOT met'}); control "
-              f"generated / generated: {rates['generated (control)'] / rates['generated']:.3f}; "
-              f"cost of Keras's uneven padding: "
-              f"{rates['hand (pad=1)'] / rates['hand (same fn)']:.3f}x")
+        print(
+            f"{mode:<8} ratio generated / hand-written (same function): {ratio:.3f} "
+            f"(goal >= 0.98: {'met' if ratio >= 0.98 else 'NOT met'}); control "
+            f"generated / generated: {rates['generated (control)'] / rates['generated']:.3f}; "
+            f"cost of Keras's uneven padding: "
+            f"{rates['hand (pad=1)'] / rates['hand (same fn)']:.3f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -30,16 +30,15 @@ import tempfile
 import time
 
 import numpy as np
-
 from _common import ROOT
 
 sys.path.insert(0, str(ROOT))
 
-from archc import data as D  # noqa: E402
-from archc.pipeline import compile_spec  # noqa: E402
-from archc.train import make_trainer  # noqa: E402
-from archc.train.loop import train  # noqa: E402
-from archc.train.settings import resolve  # noqa: E402
+from archc import data as D
+from archc.pipeline import compile_spec
+from archc.train import make_trainer
+from archc.train.loop import train
+from archc.train.settings import resolve
 
 
 def run_epoch(ir, settings, dataset, trainer, whole: list) -> float:
@@ -64,8 +63,8 @@ def torch_minimal(trainer, dataset, batch: int) -> float:
     x_all = dataset.x_train.astype(np.float32) / 255
     start = time.perf_counter()
     for s in range(0, len(x_all), batch):
-        x = torch.from_numpy(x_all[s:s + batch]).permute(0, 3, 1, 2).contiguous().to(device)
-        y = torch.from_numpy(dataset.y_train[s:s + batch]).to(device)
+        x = torch.from_numpy(x_all[s : s + batch]).permute(0, 3, 1, 2).contiguous().to(device)
+        y = torch.from_numpy(dataset.y_train[s : s + batch]).to(device)
         loss = crossentropy(model(x), y, probabilities=True).mean()
         optimizer.zero_grad()
         loss.backward()
@@ -99,11 +98,20 @@ def main() -> None:
 
     rows = []
     for backend in args.backends.split(","):
-        settings = resolve(ir, backend, "synthetic",
-                                  {"epochs": 1, "batch_size": args.batch, "lr": 1e-3,
-                                   "optimizer": Optimizer(name="sgd", momentum=0.9),
-                                   "schedule": {"kind": "constant"}, "augment": False},
-                                  device=args.device)
+        settings = resolve(
+            ir,
+            backend,
+            "synthetic",
+            {
+                "epochs": 1,
+                "batch_size": args.batch,
+                "lr": 1e-3,
+                "optimizer": Optimizer(name="sgd", momentum=0.9),
+                "schedule": {"kind": "constant"},
+                "augment": False,
+            },
+            device=args.device,
+        )
         trainer = make_trainer(backend, ir, settings)
         bare = torch_minimal if backend == "torch" else keras_fit
         bare_name = "minimal loop" if backend == "torch" else "bare model.fit"
@@ -111,30 +119,43 @@ def main() -> None:
         run_epoch(ir, settings, dataset, trainer, [])  # warm-up: allocation, tracing
         bare(trainer, dataset, args.batch)
         rates = {"runner": [], bare_name: []}
-        timed = {"runner": lambda: run_epoch(ir, settings, dataset, trainer, whole),
-                 bare_name: lambda: bare(trainer, dataset, args.batch)}
+        timed = {
+            "runner": lambda settings=settings, trainer=trainer, whole=whole: run_epoch(
+                ir, settings, dataset, trainer, whole
+            ),
+            bare_name: lambda bare=bare, trainer=trainer: bare(trainer, dataset, args.batch),
+        }
         for r in range(args.rounds):  # alternate, and alternate which goes first
-            for name in (("runner", bare_name) if r % 2 == 0 else (bare_name, "runner")):
+            for name in ("runner", bare_name) if r % 2 == 0 else (bare_name, "runner"):
                 rates[name].append(timed[name]())
-        rows.append((backend, trainer.describe(), rates["runner"], bare_name, rates[bare_name],
-                     whole))
+        rows.append(
+            (backend, trainer.describe(), rates["runner"], bare_name, rates[bare_name], whole)
+        )
         trainer.close()
 
-    print(f"ResNet18 (specs/resnet18.cnn), 32x32x3, batch {args.batch}, {args.steps} steps per "
-          f"epoch, {args.rounds} alternating rounds; best (median) images/s")
+    print(
+        f"ResNet18 (specs/resnet18.cnn), 32x32x3, batch {args.batch}, {args.steps} steps per "
+        f"epoch, {args.rounds} alternating rounds; best (median) images/s"
+    )
     for backend, engine, ours, bare_name, theirs, whole in rows:
         print(f"{backend:6} {engine}")
-        print(f"       runner {max(ours):7.1f} ({statistics.median(ours):.1f})   {bare_name} "
-              f"{max(theirs):7.1f} ({statistics.median(theirs):.1f})   ratio of best "
-              f"{max(ours) / max(theirs):.3f}, of medians "
-              f"{statistics.median(ours) / statistics.median(theirs):.3f}")
-        print(f"       runner end to end (validation, files, export included) {max(whole):7.1f} "
-              f"({statistics.median(whole):.1f})   ratio of best {max(whole) / max(theirs):.3f}")
+        print(
+            f"       runner {max(ours):7.1f} ({statistics.median(ours):.1f})   {bare_name} "
+            f"{max(theirs):7.1f} ({statistics.median(theirs):.1f})   ratio of best "
+            f"{max(ours) / max(theirs):.3f}, of medians "
+            f"{statistics.median(ours) / statistics.median(theirs):.3f}"
+        )
+        print(
+            f"       runner end to end (validation, files, export included) {max(whole):7.1f} "
+            f"({statistics.median(whole):.1f})   ratio of best {max(whole) / max(theirs):.3f}"
+        )
     torch_rows = [r for r in rows if r[0] == "torch"]
     if torch_rows:
         ratio = max(torch_rows[0][2]) / max(torch_rows[0][4])
-        print(f"torch runner / minimal loop (best of {args.rounds}): {ratio:.3f} "
-              f"(goal >= 0.95: {'met' if ratio >= 0.95 else 'NOT met'})")
+        print(
+            f"torch runner / minimal loop (best of {args.rounds}): {ratio:.3f} "
+            f"(goal >= 0.95: {'met' if ratio >= 0.95 else 'NOT met'})"
+        )
 
 
 if __name__ == "__main__":

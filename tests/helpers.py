@@ -31,8 +31,10 @@ def error(text: str, name: str = "inline.cnn"):
 
 def same_ir(a, b) -> bool:
     """Equal graphs: the same nodes with the same fields, whatever their source lines."""
+
     def strip(m):
         return [n.model_dump(exclude={"loc"}) for n in m.nodes]
+
     return strip(a) == strip(b)
 
 

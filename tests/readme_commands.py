@@ -19,11 +19,14 @@ NAMES = ("main-job", "tests")  # in the order the README gives them
 def commands(text: str | None = None) -> dict[str, str]:
     """The README's indented `python3 -m venv .venv ...` lines, by name."""
     text = README.read_text(encoding="utf-8") if text is None else text
-    found = [line.strip() for line in text.splitlines()
-             if line.startswith("    python3 -m venv .venv")]
+    found = [
+        line.strip() for line in text.splitlines() if line.startswith("    python3 -m venv .venv")
+    ]
     if len(found) != len(NAMES):
-        raise SystemExit(f"README.md: expected {len(NAMES)} set-up commands "
-                         f"(`    python3 -m venv .venv ...`), found {len(found)}")
+        raise SystemExit(
+            f"README.md: expected {len(NAMES)} set-up commands "
+            f"(`    python3 -m venv .venv ...`), found {len(found)}"
+        )
     return dict(zip(NAMES, found))
 
 

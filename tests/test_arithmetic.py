@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from archc.diagnostics import Diagnostics, Sources, SpecError
 from archc.language.parser import parse, product_factors
-from archc.pipeline import compile_spec
 from archc.language.values import Evaluator
+from archc.pipeline import compile_spec
 from tests.helpers import compile_str
 
 REPROS = pathlib.Path(__file__).parent / "repros"

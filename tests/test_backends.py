@@ -31,8 +31,9 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
 def _archc(*args, cwd=ROOT, env=None):
-    return subprocess.run([sys.executable, "-m", "archc", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "archc", *args], capture_output=True, text=True, cwd=cwd, env=env
+    )
 
 
 # ---- completeness ----------------------------------------------------------
@@ -49,8 +50,11 @@ def test_a_kind_without_emitter_is_a_clear_error(backend, monkeypatch):
     module = get(backend)
     monkeypatch.delitem(module.LOWER, "lrn")
     model = compile_str("input 8*8*3\nC(4*3*3)\nLRN\n", name="lrn_net.cnn")
-    with pytest.raises(BackendError, match=r"cannot express `lrn1` of kind `lrn` "
-                                           r"\(.*lrn_net.cnn:3\)"):
+    with pytest.raises(
+        BackendError,
+        match=r"cannot express `lrn1` of kind `lrn` "
+        r"\(.*lrn_net.cnn:3\)",
+    ):
         module.generate(model)
 
 
@@ -63,11 +67,18 @@ def test_generated_is_up_to_date():
 
 def test_check_finds_a_stale_file(tmp_path):
     for backend in NAMES:
-        r = _archc("build", str(SPECS / "mnist_fc.cnn"), "--backend", backend, "-o",
-                   str(tmp_path / backend))
+        r = _archc(
+            "build",
+            str(SPECS / "mnist_fc.cnn"),
+            "--backend",
+            backend,
+            "-o",
+            str(tmp_path / backend),
+        )
         assert r.returncode == 0, r.stderr
-    assert _archc("build", str(SPECS / "mnist_fc.cnn"), "-o", str(tmp_path),
-                  "--check").returncode == 0
+    assert (
+        _archc("build", str(SPECS / "mnist_fc.cnn"), "-o", str(tmp_path), "--check").returncode == 0
+    )
     target = tmp_path / "keras" / "mnist_fc.py"
     target.write_text(target.read_text() + "# edited\n")
     r = _archc("build", str(SPECS / "mnist_fc.cnn"), "-o", str(tmp_path), "--check")
@@ -78,19 +89,34 @@ def test_check_finds_a_stale_file(tmp_path):
 
 
 def _digests(folder: pathlib.Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.glob("**/*.py"))}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.glob("**/*.py"))
+    }
 
 
 def test_byte_identical_whatever_hash_seed_and_directory(tmp_path):
-    specs = [str(SPECS / s) for s in ("densenet121.cnn", "course_inception10.cnn",
-                                      "book_googlenet.cnn", "resnet18_torchvision.cnn")]
+    specs = [
+        str(SPECS / s)
+        for s in (
+            "densenet121.cnn",
+            "course_inception10.cnn",
+            "book_googlenet.cnn",
+            "resnet18_torchvision.cnn",
+        )
+    ]
     (tmp_path / "elsewhere").mkdir()
-    a = _archc("build", *specs, "-o", str(tmp_path / "a"),
-               env={**os.environ, "PYTHONHASHSEED": "1"})
-    b = _archc("build", *[os.path.relpath(s, tmp_path / "elsewhere") for s in specs],
-               "-o", str(tmp_path / "b"), cwd=tmp_path / "elsewhere",
-               env={**os.environ, "PYTHONHASHSEED": "4242"})
+    a = _archc(
+        "build", *specs, "-o", str(tmp_path / "a"), env={**os.environ, "PYTHONHASHSEED": "1"}
+    )
+    b = _archc(
+        "build",
+        *[os.path.relpath(s, tmp_path / "elsewhere") for s in specs],
+        "-o",
+        str(tmp_path / "b"),
+        cwd=tmp_path / "elsewhere",
+        env={**os.environ, "PYTHONHASHSEED": "4242"},
+    )
     assert a.returncode == b.returncode == 0, a.stderr + b.stderr
     da, db = _digests(tmp_path / "a"), _digests(tmp_path / "b")
     assert da == db and len(da) == 8
@@ -102,16 +128,77 @@ def test_byte_identical_whatever_hash_seed_and_directory(tmp_path):
 # ---- safety ------------------------------------------------------------------
 
 FRAMEWORK_NAMES = {"keras", "layers", "ops", "torch", "nn", "F"}
-PY_NAMES = {"super", "float", "range", "tuple", "min", "max", "self", "x", "name", "model",
-            "epoch", "lr", "progress", "cosine", "optimizer", "scheduler", "schedule",
-            "inputs", "config", "kwargs", "padded", "total", "ones", "squared", "channels",
-            "half", "side", "pads", "top", "bottom", "left", "right", "i", "in_channels"}
-ALLOWED_STRINGS = {"same", "valid", "input", "accuracy", "max", "val_loss", "val_accuracy",
-                   "min", "archc", "abs", "he_normal", "glorot_uniform", "glorot_normal",
-                   "he_uniform", "lecun_normal", "lecun_uniform", "zeros", "ones",
-                   "orthogonal", "-inf"} | {
-    "relu", "relu6", "sigmoid", "hard_sigmoid", "tanh", "softmax", "linear", "elu", "selu",
-    "gelu", "silu", "softplus"}
+PY_NAMES = {
+    "super",
+    "float",
+    "range",
+    "tuple",
+    "min",
+    "max",
+    "self",
+    "x",
+    "name",
+    "model",
+    "epoch",
+    "lr",
+    "progress",
+    "cosine",
+    "optimizer",
+    "scheduler",
+    "schedule",
+    "inputs",
+    "config",
+    "kwargs",
+    "padded",
+    "total",
+    "ones",
+    "squared",
+    "channels",
+    "half",
+    "side",
+    "pads",
+    "top",
+    "bottom",
+    "left",
+    "right",
+    "i",
+    "in_channels",
+}
+ALLOWED_STRINGS = {
+    "same",
+    "valid",
+    "input",
+    "accuracy",
+    "max",
+    "val_loss",
+    "val_accuracy",
+    "min",
+    "archc",
+    "abs",
+    "he_normal",
+    "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "zeros",
+    "ones",
+    "orthogonal",
+    "-inf",
+} | {
+    "relu",
+    "relu6",
+    "sigmoid",
+    "hard_sigmoid",
+    "tanh",
+    "softmax",
+    "linear",
+    "elu",
+    "selu",
+    "gelu",
+    "silu",
+    "softplus",
+}
 
 
 def _generated_files():
@@ -147,8 +234,9 @@ def test_generated_code_uses_only_framework_names(path):
                 continue
             import re
 
-            assert (value in ALLOWED_STRINGS or re.fullmatch(rf"\.?{ident}(\.{ident})*", value)
-                    ), value
+            assert value in ALLOWED_STRINGS or re.fullmatch(rf"\.?{ident}(\.{ident})*", value), (
+                value
+            )
 
 
 def _is_docstring(tree, const) -> bool:
@@ -193,11 +281,11 @@ def test_clashing_definitions_are_refused():
     from backends.common import check_unique
     from tests.helpers import errors
 
-    (d,) = errors("model vgg\nblock BuildVgg() { C(1*1*1) }\ninput 4*4*1\nBuildVgg()\n",
-                  name="clash.cnn")
+    (d,) = errors(
+        "model vgg\nblock BuildVgg() { C(1*1*1) }\ninput 4*4*1\nBuildVgg()\n", name="clash.cnn"
+    )
     assert (d.code, d.span.line, d.span.col) == ("E211", 2, 7) and "build_vgg" in d.hint
-    (d,) = errors("model vgg\nblock Vgg() { C(1*1*1) }\ninput 4*4*1\nVgg()\n",
-                  name="clash.cnn")
+    (d,) = errors("model vgg\nblock Vgg() { C(1*1*1) }\ninput 4*4*1\nVgg()\n", name="clash.cnn")
     assert (d.code, d.span.line, d.span.col) == ("E211", 2, 7) and "`Vgg`" in d.hint
     with pytest.raises(BackendError, match="`Vgg`"):
         check_unique(["Vgg", "Vgg"], "classes")
@@ -207,8 +295,12 @@ def test_generated_code_is_formatted():
     ruff = importlib.util.find_spec("ruff")
     if ruff is None:
         pytest.skip("ruff is not installed")
-    r = subprocess.run([sys.executable, "-m", "ruff", "format", "--check", "generated"],
-                       capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "generated"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -235,8 +327,11 @@ def test_keras_model_matches_the_ir(spec):
     _, model = keras_model(ir)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     nontrainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
-    assert (model.count_params(), trainable, nontrainable) == (ir.params, ir.trainable,
-                                                               ir.nontrainable)
+    assert (model.count_params(), trainable, nontrainable) == (
+        ir.params,
+        ir.trainable,
+        ir.nontrainable,
+    )
     by_name = {layer.name: layer for layer in model.layers}
     for node in ir.nodes:
         assert tuple(by_name[node.name].output.shape[1:]) == node.out_shape, node.name
@@ -249,8 +344,9 @@ def test_keras_model_matches_the_ir(spec):
 
 @pytest.mark.keras
 @pytest.mark.skipif(not HAS_KERAS, reason="keras is not installed")
-@pytest.mark.parametrize("spec", ["alexnet_original.cnn", "resnet18_torchvision.cnn",
-                                  "course_inception10.cnn"])
+@pytest.mark.parametrize(
+    "spec", ["alexnet_original.cnn", "resnet18_torchvision.cnn", "course_inception10.cnn"]
+)
 def test_keras_model_saves_and_loads_in_safe_mode(spec, tmp_path):
     """No Lambda layers: custom layers (LRN, -inf padding) are registered classes."""
     import keras
@@ -262,8 +358,7 @@ def test_keras_model_saves_and_loads_in_safe_mode(spec, tmp_path):
     model.save(path)
     again = keras.models.load_model(path, safe_mode=True)
     x = np.random.default_rng(1).normal(size=(1, *ir.input_shape)).astype("float32")
-    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(again(x)), rtol=1e-6,
-                               atol=1e-6)
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(again(x)), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
@@ -274,8 +369,9 @@ def test_torch_model_matches_the_ir(spec):
     ir = compile_spec(str(SPECS / spec))
     _, model = torch_model(ir)
     params = sum(p.numel() for p in model.parameters())
-    stats = sum(b.numel() for n, b in model.named_buffers()
-                if n.endswith(("running_mean", "running_var")))
+    stats = sum(
+        b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var"))
+    )
     assert (params, stats) == (ir.trainable, ir.nontrainable)
     assert model.input_shape == _chw(ir.input_shape)
     seen = {}
@@ -283,7 +379,8 @@ def test_torch_model_matches_the_ir(spec):
     for name, module in modules.items():
         if name:
             module.register_forward_hook(
-                lambda m, i, o, name=name: seen.__setitem__(name, tuple(o.shape[1:])))
+                lambda m, i, o, name=name: seen.__setitem__(name, tuple(o.shape[1:]))
+            )
     x = torch.randn(2, *model.input_shape)
     y = model(x)
     assert tuple(y.shape) == (2, *_chw(ir.output_shape))
@@ -297,8 +394,7 @@ def test_torch_model_matches_the_ir(spec):
         assert seen[node.name] == want, node.name
     block_paths = {b.path for b in ir.blocks}
     module_names = {n for n in modules if n}
-    missing = {n.name for n in ir.nodes
-               if n.kind not in ("input", "concat", "add")} - module_names
+    missing = {n.name for n in ir.nodes if n.kind not in ("input", "concat", "add")} - module_names
     assert not missing, missing
     assert block_paths <= module_names
 
@@ -321,12 +417,15 @@ def test_torch_export(spec):
 
 
 @pytest.mark.skipif(not (HAS_TORCH and HAS_KERAS), reason="needs torch and keras")
-@pytest.mark.parametrize("spec, expected", [
-    # the book's LeNet-5 code: epoch <= 2 -> 5e-4, <= 5 -> 2e-4, <= 9 -> 5e-5, then 1e-5
-    ("book_lenet5.cnn", [5e-4] * 3 + [2e-4] * 3 + [5e-5] * 4 + [1e-5] * 3),
-    # GoogLeNet: 0.01 * 0.96 ** floor((1 + epoch) / 8)
-    ("book_googlenet.cnn", [0.01 * 0.96 ** ((1 + e) // 8) for e in range(20)]),
-])
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        # the book's LeNet-5 code: epoch <= 2 -> 5e-4, <= 5 -> 2e-4, <= 9 -> 5e-5, then 1e-5
+        ("book_lenet5.cnn", [5e-4] * 3 + [2e-4] * 3 + [5e-5] * 4 + [1e-5] * 3),
+        # GoogLeNet: 0.01 * 0.96 ** floor((1 + epoch) / 8)
+        ("book_googlenet.cnn", [0.01 * 0.96 ** ((1 + e) // 8) for e in range(20)]),
+    ],
+)
 def test_both_backends_follow_the_same_learning_rates(spec, expected):
     import torch
 
@@ -357,8 +456,10 @@ def test_node_names_never_take_a_block_parameter(tmp_path):
 
     from backends.runtime import load_source
 
-    ir = compile_str("input 8*8*1\nblock Foo(c1) { concat { C(c1*1*1) | C(c1*1*1) } }\n"
-                     "Foo(2) Foo(3)\n", name="param_local.cnn")
+    ir = compile_str(
+        "input 8*8*1\nblock Foo(c1) { concat { C(c1*1*1) | C(c1*1*1) } }\nFoo(2) Foo(3)\n",
+        name="param_local.cnn",
+    )
     assert [n.name for n in ir.nodes][1:4] == ["foo1.c1", "foo1.c2", "foo1.cat1"]
     assert "    c1_ = layers.Conv2D(c1, 1" in get("keras").generate(ir)
     kmodel = load_source(get("keras").generate(ir), "archc_param_local_k").build_param_local()

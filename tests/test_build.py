@@ -29,8 +29,10 @@ def _build(capsys, *args) -> tuple[int, str, str]:
 def test_build_prints_each_file_and_what_to_call(tmp_path, capsys):
     rc, out, err = _build(capsys, SPEC, "-o", str(tmp_path))
     assert rc == 0, err
-    assert out == (f"wrote {tmp_path / 'keras' / 'mnist_fc.py'}  (build_mnist_fc())\n"
-                   f"wrote {tmp_path / 'torch' / 'mnist_fc.py'}  (MnistFc())\n")
+    assert out == (
+        f"wrote {tmp_path / 'keras' / 'mnist_fc.py'}  (build_mnist_fc())\n"
+        f"wrote {tmp_path / 'torch' / 'mnist_fc.py'}  (MnistFc())\n"
+    )
     rc, out, err = _build(capsys, SPEC, "--backend", "torch", "-o", str(tmp_path / "one"))
     assert (rc, out) == (0, f"wrote {tmp_path / 'one' / 'mnist_fc.py'}  (MnistFc())\n"), err
     rc, out, err = _build(capsys, SPEC, "-o", str(tmp_path), "--check")
@@ -54,7 +56,9 @@ def test_check_all_into_a_folder_finds_files_no_spec_generates(tmp_path, capsys,
     out_dir = tmp_path / "out"
     assert _build(capsys, "--all", "-o", str(out_dir))[0] == 0
     assert _build(capsys, "--all", "-o", str(out_dir), "--check")[:2] == (
-        0, "up to date: 2 generated files\n")
+        0,
+        "up to date: 2 generated files\n",
+    )
     orphan = out_dir / "torch" / "gone.py"
     orphan.write_text("# an old model\n")
     rc, _, err = _build(capsys, "--all", "-o", str(out_dir), "--check")
@@ -66,11 +70,17 @@ def _echo_backend(monkeypatch):
     """A third backend, declared only in the registry: its generator writes the model's
     name and input shape."""
     gen = types.ModuleType("echo_generator")
-    gen.generate = lambda model: f"{HEADER_MARK}\nNAME = {model.name!r}\n" \
-                                 f"SHAPE = {tuple(model.input_shape)!r}\n"
+    gen.generate = lambda model: (
+        f"{HEADER_MARK}\nNAME = {model.name!r}\nSHAPE = {tuple(model.input_shape)!r}\n"
+    )
     monkeypatch.setitem(sys.modules, "echo_generator", gen)
-    echo = registry.Backend("echo", "echo_generator", "echoes", ".py",
-                            lambda generator, model: f"NAME  # {generator.__name__}")
+    echo = registry.Backend(
+        "echo",
+        "echo_generator",
+        "echoes",
+        ".py",
+        lambda generator, model: f"NAME  # {generator.__name__}",
+    )
     monkeypatch.setattr(registry, "BACKENDS", (*registry.BACKENDS, echo))
     return echo
 

@@ -30,8 +30,12 @@ def _cifar_rows(images):  # N x 32 x 32 x 3 -> N x 3072 (R plane, G plane, B pla
 
 def _cifar_python_batch(images, labels, protocol=2) -> bytes:
     # what the real files hold: a dict with bytes keys (Python 2's str), uint8 data
-    d = {b"batch_label": b"training batch 1 of 5", b"labels": [int(v) for v in labels],
-         b"data": _cifar_rows(images), b"filenames": [b"x.png"] * len(labels)}
+    d = {
+        b"batch_label": b"training batch 1 of 5",
+        b"labels": [int(v) for v in labels],
+        b"data": _cifar_rows(images),
+        b"filenames": [b"x.png"] * len(labels),
+    }
     return pickle.dumps(d, protocol=protocol)
 
 
@@ -99,8 +103,9 @@ def test_the_cifar_unpickler_refuses_anything_but_arrays(tmp_path):
     blob = pickle.dumps({b"data": _Evil(), b"labels": [0]}, protocol=2)
     with pytest.raises(D.DataError, match="refusing to load"):
         D.read_cifar_pickle(blob, "data_batch_1")
-    blob = pickle.dumps({b"data": np.zeros((1, 3072), np.uint8), b"labels": [0],
-                         b"x": io.BytesIO()}, protocol=2)
+    blob = pickle.dumps(
+        {b"data": np.zeros((1, 3072), np.uint8), b"labels": [0], b"x": io.BytesIO()}, protocol=2
+    )
     with pytest.raises(D.DataError, match="refusing to load"):
         D.read_cifar_pickle(blob, "data_batch_1")
 
@@ -128,16 +133,22 @@ def test_a_missing_data_set_says_where_to_put_it(tmp_path, monkeypatch):
 
 
 def _idx(array: np.ndarray) -> bytes:
-    return (b"\0\0\x08" + bytes([array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-            + array.astype(np.uint8).tobytes())
+    return (
+        b"\0\0\x08"
+        + bytes([array.ndim])
+        + struct.pack(f">{array.ndim}I", *array.shape)
+        + array.astype(np.uint8).tobytes()
+    )
 
 
 def _write_idx_set(folder, n=6, gz=True):
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = {"train-images-idx3-ubyte": _images(n, (28, 28), 1),
-              "train-labels-idx1-ubyte": np.arange(n) % 10,
-              "t10k-images-idx3-ubyte": _images(n // 2, (28, 28), 2),
-              "t10k-labels-idx1-ubyte": (np.arange(n // 2) + 3) % 10}
+    arrays = {
+        "train-images-idx3-ubyte": _images(n, (28, 28), 1),
+        "train-labels-idx1-ubyte": np.arange(n) % 10,
+        "t10k-images-idx3-ubyte": _images(n // 2, (28, 28), 2),
+        "t10k-labels-idx1-ubyte": (np.arange(n // 2) + 3) % 10,
+    }
     for name, a in arrays.items():
         blob = _idx(a)
         (folder / (name + (".gz" if gz else ""))).write_bytes(gzip.compress(blob) if gz else blob)
@@ -162,8 +173,9 @@ def test_fashion_mnist_is_found_in_its_keras_cache_folder(tmp_path, monkeypatch)
 
 def test_mnist_reads_keras_npz(tmp_path):
     x = _images(4, (28, 28), 3)
-    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=np.arange(4), x_test=x[:2],
-             y_test=np.arange(2))
+    np.savez(
+        tmp_path / "mnist.npz", x_train=x, y_train=np.arange(4), x_test=x[:2], y_test=np.arange(2)
+    )
     d = D.load("mnist", str(tmp_path))
     np.testing.assert_array_equal(d.x_train[..., 0], x)
 
@@ -189,15 +201,20 @@ def test_digits_is_scikit_learns_split_per_class():
     assert set(np.bincount(d.y_test)) <= {35, 36, 37}  # 20% of each class
 
 
-@pytest.mark.parametrize("name, shape, classes", [
-    ("shapes", (28, 28, 1), 5), ("colors", (28, 28, 3), 6), ("shapes_colors", (28, 28, 3), 9)])
+@pytest.mark.parametrize(
+    "name, shape, classes",
+    [("shapes", (28, 28, 1), 5), ("colors", (28, 28, 3), 6), ("shapes_colors", (28, 28, 3), 9)],
+)
 def test_rendered_sets_are_the_textbooks_and_deterministic(name, shape, classes):
     a = D.load(name, seed=3)
     assert a.shape == shape and len(a.classes) == classes
     assert len(a.x_train) == 600 * classes and len(a.x_test) == 100 * classes  # 600:100
     np.testing.assert_array_equal(np.bincount(a.y_train), [600] * classes)
-    make = {"shapes": D.make_shapes, "colors": D.make_colors,
-            "shapes_colors": D.make_shapes_colors}[name]
+    make = {
+        "shapes": D.make_shapes,
+        "colors": D.make_colors,
+        "shapes_colors": D.make_shapes_colors,
+    }[name]
     b, c = make(3, 20, 5), make(3, 20, 5)
     np.testing.assert_array_equal(b.x_train, c.x_train)
     np.testing.assert_array_equal(b.y_test, c.y_test)
@@ -225,8 +242,11 @@ def test_synthetic_takes_the_specs_shape():
 
 def test_a_data_set_that_does_not_fit_says_how():
     d = D.make_synthetic((28, 28, 1), 10, n_train=4, n_test=2)
-    with pytest.raises(D.DataError, match=r"28x28x1 \(H x W x C\) but the spec's input is "
-                                          r"32x32x3: pass --resize"):
+    with pytest.raises(
+        D.DataError,
+        match=r"28x28x1 \(H x W x C\) but the spec's input is "
+        r"32x32x3: pass --resize",
+    ):
         D.fit_to_spec(d, (32, 32, 3), 10)
     with pytest.raises(D.DataError, match=r"ends in 5 outputs but synthetic has 10 classes"):
         D.fit_to_spec(d, (28, 28, 1), 5)
@@ -323,8 +343,12 @@ def test_the_package_api_is_every_public_name_of_its_modules():
         assert (module.__doc__ or "").strip(), f"archc/data/{name}.py states no concern"
         for attr, value in vars(module).items():
             own = getattr(value, "__module__", module.__name__) == module.__name__
-            if not attr.startswith("_") and own and not inspect.ismodule(value) \
-                    and attr not in ("annotations", "TYPE_CHECKING"):
+            if (
+                not attr.startswith("_")
+                and own
+                and not inspect.ismodule(value)
+                and attr not in ("annotations", "TYPE_CHECKING")
+            ):
                 defined[attr] = value
     assert sorted(D.__all__) == sorted(defined)
     for attr, value in defined.items():
@@ -339,17 +363,25 @@ def test_names_and_the_error_load_no_numpy():
     import subprocess
     import sys
 
-    code = ("import sys; sys.modules['numpy'] = None\n"
-            "import archc.data as D\n"
-            "from archc.data.names import NAMES, NEEDS\n"
-            "from archc.data import DataError, Dataset\n"
-            "assert D.NAMES == NAMES and 'digits' in NEEDS and issubclass(DataError, Exception)\n"
-            "try:\n"
-            "    D.load('nope')\n"
-            "except ImportError:\n"
-            "    print('numpy needed')\n")
+    code = (
+        "import sys; sys.modules['numpy'] = None\n"
+        "import archc.data as D\n"
+        "from archc.data.names import NAMES, NEEDS\n"
+        "from archc.data import DataError, Dataset\n"
+        "assert D.NAMES == NAMES and 'digits' in NEEDS and issubclass(DataError, Exception)\n"
+        "try:\n"
+        "    D.load('nope')\n"
+        "except ImportError:\n"
+        "    print('numpy needed')\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                       check=False, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout == "numpy needed\n"  # loading a set is where NumPy comes in

@@ -28,7 +28,8 @@ from tests.test_specs import ALL_SPECS
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None,
-    reason="needs keras and torch")
+    reason="needs keras and torch",
+)
 
 TRAPS = """
 model traps
@@ -48,10 +49,10 @@ def reduced(spec: str):
     """The spec, on a smaller input where its shapes still work."""
     path = SPECS / spec
     text = path.read_text(encoding="utf-8")
-    m = re.search(r"^(input|输入:)\s*(\d+)\*(\d+)\*(\d+)", text, flags=re.M)
+    m = re.search(r"^(input|输入:)\s*(\d+)\*(\d+)\*(\d+)", text, flags=re.MULTILINE)
     if m and int(m.group(2)) > 64:
         for size in (64, 96, 128, 160):
-            small = text[:m.start()] + f"{m.group(1)} {size}*{size}*{m.group(4)}" + text[m.end():]
+            small = text[: m.start()] + f"{m.group(1)} {size}*{size}*{m.group(4)}" + text[m.end() :]
             try:
                 return compile_spec(str(path), small)
             except SpecError:
@@ -79,8 +80,7 @@ MAPPINGS = {
     "conv kernel HWIO <-> OIHW, non-square": "input 7*9*2\nC(3*2*3, s1, valid) C(2*3*1, s2, same)",
     "dense (in, out) <-> (out, in)": "input 10\nDense(4) Dense(3, tanh)",
     "first Dense after Flatten of a conv stack": "input 3*4*5\nC(6*1*1) Flatten Dense(3)",
-    "batch norm gamma, beta, moving statistics, epsilon, momentum":
-        "input 4*4*3\nB(eps: 0.01, momentum: 0.8) Flatten B",
+    "batch norm gamma, beta, moving statistics, epsilon, momentum": "input 4*4*3\nB(eps: 0.01, momentum: 0.8) Flatten B",
     "PReLU, one slope per channel, shared over H and W": "input 4*4*3\nA(prelu) Flatten A(prelu)",
     "LRN": "input 4*4*7\nLRN(5) LRN(3, alpha: 0.5, beta: 0.5, bias_k: 1)",
     "layers without bias": "input 5*5*2\nC(3*3*3, nobias) Flatten Dense(3, bias: no)",
@@ -186,8 +186,7 @@ def test_missing_extra_and_misshaped_weights_name_the_node():
     tmodel = build_torch(ir)
     weights = transfer.torch_weights(ir, tmodel)
     with pytest.raises(transfer.TransferError, match="no weights for `b1/beta`"):
-        transfer.set_torch_weights(ir, tmodel, {k: v for k, v in weights.items()
-                                                if k != "b1/beta"})
+        transfer.set_torch_weights(ir, tmodel, {k: v for k, v in weights.items() if k != "b1/beta"})
     with pytest.raises(transfer.TransferError, match="unexpected weights `zz/kernel`"):
         transfer.set_torch_weights(ir, tmodel, {**weights, "zz/kernel": weights["c1/kernel"]})
     with pytest.raises(transfer.TransferError, match="`c1/kernel`"):
@@ -204,8 +203,10 @@ def test_batch_norm_training_step_matches():
     where Keras's moves by (1 - m) * var, n = batch x H x W."""
     import torch
 
-    ir = compile_str("model bn\ninput 6*6*3\nC(4*3*3, s1, same) B(momentum: 0.9) A(relu)\n"
-                     "GAP Dense(2)\n", name="bn.cnn")
+    ir = compile_str(
+        "model bn\ninput 6*6*3\nC(4*3*3, s1, same) B(momentum: 0.9) A(relu)\nGAP Dense(2)\n",
+        name="bn.cnn",
+    )
     kmodel, tmodel = build_keras(ir, "float64"), build_torch(ir, "float64")
     transfer.keras_to_torch(ir, kmodel, tmodel)
     x = np.random.default_rng(0).normal(size=(4, 6, 6, 3))
@@ -225,8 +226,20 @@ def test_batch_norm_training_step_matches():
 
 
 def test_equiv_command():
-    r = subprocess.run([sys.executable, "-m", "archc", "equiv", str(SPECS / "mnist_fc.cnn"),
-                        "--direction", "torch2keras", "--nodes"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "archc",
+            "equiv",
+            str(SPECS / "mnist_fc.cnn"),
+            "--direction",
+            "torch2keras",
+            "--nodes",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert "mnist_fc: torch2keras, float64" in r.stdout and ": ok" in r.stdout
     assert "no node diverges" in r.stdout
@@ -251,15 +264,17 @@ def test_an_output_the_input_never_reaches_fails(dtype, direction):
     assert not result.ok
     assert result.failures == ["the output is the same for every input of the batch"]
     text = equiv.report(ir, result)
-    assert text.splitlines()[-1] == ("equiv_vacuous: FAILED: the output is the same for "
-                                     "every input of the batch")
+    assert text.splitlines()[-1] == (
+        "equiv_vacuous: FAILED: the output is the same for every input of the batch"
+    )
     assert [n.name for n in result.nodes if n.degenerate] == ["c1", "flatten"]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_an_all_zero_output_fails(dtype):
-    ir = compile_str("model zeros\ninput 2*2*1\nZeroPad(1)\nC(3*1*1, s3, nobias)\nFlatten\n",
-                     name="zeros.cnn")
+    ir = compile_str(
+        "model zeros\ninput 2*2*1\nZeroPad(1)\nC(3*1*1, s3, nobias)\nFlatten\n", name="zeros.cnn"
+    )
     result = equiv.check(ir, dtype=dtype)
     assert result.scale == 0.0 and not result.ok
     assert result.failures == ["the output is all zero"]
@@ -269,8 +284,9 @@ def test_an_all_zero_output_fails(dtype):
 def test_an_output_the_same_for_every_unit_fails(monkeypatch):
     """Two Dense units with one input and tied weights: the comparison could not see a
     permutation of the outputs."""
-    ir = compile_str("model tied\ninput 3\nDense(1, bias: no)\nDense(2, bias: no)\n",
-                     name="tied.cnn")
+    ir = compile_str(
+        "model tied\ninput 3\nDense(1, bias: no)\nDense(2, bias: no)\n", name="tied.cnn"
+    )
     kmodel, tmodel = _models(ir)
     layer = kmodel.get_layer("f2")
     original = equiv.randomize
@@ -290,22 +306,32 @@ def test_degenerate_and_non_finite_comparisons():
     zeros = np.zeros((2, 3))
     varying = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 3.0]])
     assert equiv._problems(zeros, zeros, 0.0, True) == (None, "is all zero")
-    assert equiv._problems(np.ones((2, 3)), np.ones((2, 3)), 1e-9, True) == \
-        (None, "is the same for every input of the batch")
+    assert equiv._problems(np.ones((2, 3)), np.ones((2, 3)), 1e-9, True) == (
+        None,
+        "is the same for every input of the batch",
+    )
     # varying by no more than the allowed difference is the same as not varying
-    assert equiv._problems(1 + 1e-10 * varying, varying, 1e-9, True)[1] == \
-        "is the same for every input of the batch"
+    assert (
+        equiv._problems(1 + 1e-10 * varying, varying, 1e-9, True)[1]
+        == "is the same for every input of the batch"
+    )
     assert equiv._problems(varying, varying, 1e-9, True) == (None, None)
-    assert equiv._problems(varying, np.where(varying > 2, np.nan, varying), 1e-9, True) == \
-        ("has NaN or infinite values in PyTorch", None)
-    assert equiv._problems(np.where(varying > 2, np.inf, varying), varying, 1e-9, True) == \
-        ("has NaN or infinite values in Keras", None)
+    assert equiv._problems(varying, np.where(varying > 2, np.nan, varying), 1e-9, True) == (
+        "has NaN or infinite values in PyTorch",
+        None,
+    )
+    assert equiv._problems(np.where(varying > 2, np.inf, varying), varying, 1e-9, True) == (
+        "has NaN or infinite values in Keras",
+        None,
+    )
 
 
 def test_a_non_finite_node_is_named():
     ir = compile_str("model nan\ninput 6\nDense(4)\nDense(3)\n", name="nan.cnn")
-    hook = ("self.f1 = nn.Linear(6, 4)\n        self.f1.register_forward_hook("
-            "lambda module, args, out: out * float('nan'))")
+    hook = (
+        "self.f1 = nn.Linear(6, 4)\n        self.f1.register_forward_hook("
+        "lambda module, args, out: out * float('nan'))"
+    )
     models = _models(ir, lambda src: src.replace("self.f1 = nn.Linear(6, 4)", hook))
     result = equiv.check(ir, models=models, nodes=True)
     assert not result.ok and result.first_divergence.name == "f1"
@@ -317,9 +343,12 @@ def test_biases_are_tested_in_both_directions(direction):
     """A PyTorch build that drops a Dense bias is caught whichever build gets the
     random weights (Keras initialises biases to zero: keras2torch never saw this)."""
     ir = compile_str("model bias\ninput 6\nDense(4, relu)\nDense(3)\n", name="bias.cnn")
-    models = _models(ir, lambda src: src.replace("self.f2(x)", "F.linear(x, self.f2.weight)")
-                     .replace("from torch import nn", "import torch.nn.functional as F\n"
-                              "from torch import nn"))
+    models = _models(
+        ir,
+        lambda src: src.replace("self.f2(x)", "F.linear(x, self.f2.weight)").replace(
+            "from torch import nn", "import torch.nn.functional as F\nfrom torch import nn"
+        ),
+    )
     result = equiv.check(ir, models=models, direction=direction)
     assert not result.ok and result.failures[0].startswith("the outputs differ by")
 
@@ -338,8 +367,7 @@ def test_every_parameter_and_statistic_is_randomised():
         assert not np.array_equal(value, initial[key]), key
         if key.endswith("/moving_variance"):
             assert (value > 0).all()
-    assert roles == {"kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance",
-                     "alpha"}
+    assert roles == {"kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance", "alpha"}
     # seeded, and the same values whichever framework they start from
     again = equiv.randomize(ir, transfer.torch_weights(ir, tmodel), seed=5)
     assert all(np.array_equal(w[k], again[k]) for k in w)
@@ -350,10 +378,13 @@ def test_every_parameter_and_statistic_is_randomised():
 def test_a_diverging_node_fails_the_check():
     """The output passes (a softmax over pooled features hides a 1e-8 slope error),
     the node does not: one verdict, a failure naming the node."""
-    ir = compile_str("model hidden\ninput 8*8*3\nC(8*3*3, s1, same)\nLeakyReLU\n"
-                     "GAP Dense(10, softmax)\n", name="hidden.cnn")
-    models = _models(ir, lambda src: src.replace("negative_slope=0.30000001192092896",
-                                                 "negative_slope=0.3"))
+    ir = compile_str(
+        "model hidden\ninput 8*8*3\nC(8*3*3, s1, same)\nLeakyReLU\nGAP Dense(10, softmax)\n",
+        name="hidden.cnn",
+    )
+    models = _models(
+        ir, lambda src: src.replace("negative_slope=0.30000001192092896", "negative_slope=0.3")
+    )
     result = equiv.check(ir, models=models, nodes=True)
     assert result.diff <= result.allowed  # the output alone would pass
     assert not result.ok and result.first_divergence.name == "a1"
@@ -363,26 +394,36 @@ def test_a_diverging_node_fails_the_check():
 
 
 def test_a_diverging_node_exits_non_zero():
-    r = subprocess.run([sys.executable, "-m", "archc", "equiv",
-                        str(REPROS / "equiv_vacuous.cnn"), "--nodes"],
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "archc", "equiv", str(REPROS / "equiv_vacuous.cnn"), "--nodes"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 1, r.stdout + r.stderr
     assert r.stdout.splitlines()[-1].startswith("equiv_vacuous: FAILED:")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--batch", "0"], "argument --batch: must be between 2 and 4096, got 0"),
-    (["--batch", "-3"], "argument --batch: must be between 2 and 4096, got -3"),
-    (["--batch", "1"], "argument --batch: must be between 2 and 4096, got 1"),
-    (["--batch", "two"], "argument --batch: expected a whole number, got two"),
-    (["--seed", "-1"], "argument --seed: must be between 0 and 4294967295, got -1"),
-    (["--seed", "1.5"], "argument --seed: expected a whole number, got 1.5"),
-    (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
-    (["--direction", "both"], "argument --direction: invalid choice: 'both'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--batch", "0"], "argument --batch: must be between 2 and 4096, got 0"),
+        (["--batch", "-3"], "argument --batch: must be between 2 and 4096, got -3"),
+        (["--batch", "1"], "argument --batch: must be between 2 and 4096, got 1"),
+        (["--batch", "two"], "argument --batch: expected a whole number, got two"),
+        (["--seed", "-1"], "argument --seed: must be between 0 and 4294967295, got -1"),
+        (["--seed", "1.5"], "argument --seed: expected a whole number, got 1.5"),
+        (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
+        (["--direction", "both"], "argument --direction: invalid choice: 'both'"),
+    ],
+)
 def test_equiv_arguments_are_validated(args, message):
-    r = subprocess.run([sys.executable, "-m", "archc", "equiv", str(SPECS / "mnist_fc.cnn"),
-                        *args], capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "archc", "equiv", str(SPECS / "mnist_fc.cnn"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
     assert r.stdout == ""
@@ -413,13 +454,15 @@ def test_keras_applies_the_leaky_relu_slope_as_float32():
 
     with keras_dtype("float64"):
         for slope in (0.3, 0.1, 0.01, 0.25):
-            y = float(np.asarray(keras.layers.LeakyReLU(negative_slope=slope)(
-                np.array([[-1.0]])))[0, 0])
+            y = float(
+                np.asarray(keras.layers.LeakyReLU(negative_slope=slope)(np.array([[-1.0]])))[0, 0]
+            )
             assert y == -float(np.float32(slope))
     torch_source = compile_and_generate_torch(_repro("leaky_default_head.cnn"))
     assert "nn.LeakyReLU(negative_slope=0.30000001192092896)" in torch_source
-    assert torch.nn.LeakyReLU(0.30000001192092896)(torch.tensor([-1.0], dtype=torch.float64)) \
-        .item() == -float(np.float32(0.3))
+    assert torch.nn.LeakyReLU(0.30000001192092896)(
+        torch.tensor([-1.0], dtype=torch.float64)
+    ).item() == -float(np.float32(0.3))
 
 
 def compile_and_generate_torch(ir):
@@ -455,16 +498,22 @@ def test_gelu_is_reported_as_known_inexactness(direction):
     assert 1e-9 < known.measured <= known.inexact.bound  # measured, and beyond 1e-9
     assert result.diff <= result.allowed and result.tolerance == 1e-9  # not loosened
     text = equiv.report(ir, result)
-    assert "known float64 inexactness: gelu at a1\n  cause: Keras (TensorFlow) computes " \
-           "GELU with 1/sqrt(2) rounded to float32\n" in text
-    assert f"on this model's inputs: {known.measured:.3g} relative, within the known " \
-           "bound 5.1e-09" in text
+    assert (
+        "known float64 inexactness: gelu at a1\n  cause: Keras (TensorFlow) computes "
+        "GELU with 1/sqrt(2) rounded to float32\n" in text
+    )
+    assert (
+        f"on this model's inputs: {known.measured:.3g} relative, within the known "
+        "bound 5.1e-09" in text
+    )
     assert text.splitlines()[-1] == "gelu_head: ok"
 
 
 def test_gelu_beyond_its_known_bound_fails(monkeypatch):
-    ir = compile_str("model fused_gelu\ninput 6*6*3\nC(4*3*3, s1, same, gelu)\nGAP Dense(3)\n",
-                     name="fused_gelu.cnn")
+    ir = compile_str(
+        "model fused_gelu\ninput 6*6*3\nC(4*3*3, s1, same, gelu)\nGAP Dense(3)\n",
+        name="fused_gelu.cnn",
+    )
     tight = equiv.Inexact(equiv.KNOWN_INEXACT["gelu"].cause, 1e-12, "for this test")
     monkeypatch.setitem(equiv.KNOWN_INEXACT, "gelu", tight)
     result = equiv.check(ir)
@@ -473,9 +522,26 @@ def test_gelu_beyond_its_known_bound_fails(monkeypatch):
     assert result.failures[0].startswith("gelu at c1 differs by")
 
 
-ACTIVATION_CASES = ["relu", "relu6", "sigmoid", "hard_sigmoid", "tanh", "linear", "elu",
-                    "elu, 0.1", "elu, 0.3", "selu", "gelu", "silu", "softplus", "softmax",
-                    "leaky_relu", "leaky_relu, 0.1", "leaky_relu, 0.01", "prelu"]
+ACTIVATION_CASES = [
+    "relu",
+    "relu6",
+    "sigmoid",
+    "hard_sigmoid",
+    "tanh",
+    "linear",
+    "elu",
+    "elu, 0.1",
+    "elu, 0.3",
+    "selu",
+    "gelu",
+    "silu",
+    "softplus",
+    "softmax",
+    "leaky_relu",
+    "leaky_relu, 0.1",
+    "leaky_relu, 0.01",
+    "prelu",
+]
 
 
 @pytest.mark.parametrize("direction", ["keras2torch", "torch2keras"])
@@ -486,8 +552,10 @@ def test_every_activation_float64(fn, direction):
 
     assert {c.split(",")[0] for c in ACTIVATION_CASES} == set(ACTIVATIONS)
     fused = f"C(6*3*3, s1, same, {fn})\n" if fn in FUSABLE else ""
-    ir = compile_str(f"model act\ninput 6*6*3\nC(6*3*3, s1, same)\nA({fn})\n{fused}"
-                     f"Flatten Dense(4)\n", name="act.cnn")
+    ir = compile_str(
+        f"model act\ninput 6*6*3\nC(6*3*3, s1, same)\nA({fn})\n{fused}Flatten Dense(4)\n",
+        name="act.cnn",
+    )
     result = equiv.check(ir, direction=direction, nodes=True, batch=3)
     assert result.ok, equiv.report(ir, result)
     assert result.diff <= 1e-13 * max(1.0, result.scale), equiv.report(ir, result)
@@ -496,8 +564,13 @@ def test_every_activation_float64(fn, direction):
 # ---- softmax heads and logits in the PyTorch build (issue 12, item 13) ------------------
 
 
-@pytest.mark.parametrize("spec", ["mnist_fc.cnn",  # softmax fused into the last Dense
-                                  "textbook_cifar10.cnn"])  # a softmax node, A(softmax)
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "mnist_fc.cnn",  # softmax fused into the last Dense
+        "textbook_cifar10.cnn",
+    ],
+)  # a softmax node, A(softmax)
 def test_logits_switch_gives_the_scores_before_the_softmax(spec):
     import torch
 
@@ -506,8 +579,9 @@ def test_logits_switch_gives_the_scores_before_the_softmax(spec):
     ir = compile_spec(str(SPECS / spec))
     model = build_torch(ir, "float64").eval()
     assert "nn.CrossEntropyLoss applies" in type(model).__doc__
-    transfer.set_torch_weights(ir, model, equiv.randomize(
-        ir, transfer.torch_weights(ir, model), seed=2))
+    transfer.set_torch_weights(
+        ir, model, equiv.randomize(ir, transfer.torch_weights(ir, model), seed=2)
+    )
     x = torch.from_numpy(np.random.default_rng(3).normal(size=(8, *model.input_shape)))
     y = torch.from_numpy(np.random.default_rng(4).integers(0, ir.output_shape[-1], 8))
     with torch.no_grad():
@@ -538,7 +612,9 @@ def test_a_node_named_logits_is_refused_beside_the_switch():
     from backends.common import BackendError
     from backends.pytorch.generator import generate
 
-    ir = compile_str("model lg\ninput 8*8*3\n{ C(4*3*3, s1, same) B } as logits\n"
-                     "GAP Dense(2, softmax)\n", name="lg.cnn")
+    ir = compile_str(
+        "model lg\ninput 8*8*3\n{ C(4*3*3, s1, same) B } as logits\nGAP Dense(2, softmax)\n",
+        name="lg.cnn",
+    )
     with pytest.raises(BackendError, match="`logits` switch"):
         generate(ir)

@@ -15,10 +15,10 @@ import time
 
 import pytest
 
-from archc.passes import expand
 from archc.diagnostics import Diagnostics, Sources, SpecError
-from archc.passes.expand import Expander, _Env, build_ir, is_library, load
 from archc.limits import LIMITS, Limits
+from archc.passes import expand
+from archc.passes.expand import Expander, _Env, build_ir, is_library, load
 from tests.helpers import SPECS, compile_str, error
 
 REPROS = pathlib.Path(__file__).parent / "repros"
@@ -136,16 +136,24 @@ CONSTRUCTED = [
     "input 8*8*4\nadd { C(4*3*3, s1, same) | } x3",
     "input 8*8*4\nconcat { C(4*1*1) | C(4*1*1) | P(max, 3, 1, same) | identity } as cat",
     "input 8*8*4\n{ C(4*3*3, s1, same) B (None) A(relu) } x5",
-    "input 64\nDense(10, relu) Dense(神经元: 10, 激活: relu, Dropout: 0.2) "
-    "Dense(units: 8, dropout: None)",
-    "block R(c) { add { C(c*3*3, s1, same) B A(relu) | identity } }\n"
-    "block S(c, n=2) { R(c) x(n) { R(c) } as inner }\n"
-    "input 8*8*4\nS(4) S(4, n=3) S(4) x2 R(4) as last",
-    "block T(r=0) { C(4*1*1) if r { C(4*1*1) } else { identity } }\n"
-    "input 8*8*4\nT() T(1) T(r=0) x3 { T(1) } x4",
-    "block Up(c) { if c > 8 { C(c*1*1) } }\n"
-    "block Net(c) { Up(c) Up(2*c) add { Up(c) | Up(16) C(4*1*1) } }\n"
-    "input 8*8*4\nNet(4) Net(8) x2",
+    (
+        "input 64\nDense(10, relu) Dense(神经元: 10, 激活: relu, Dropout: 0.2) "
+        "Dense(units: 8, dropout: None)"
+    ),
+    (
+        "block R(c) { add { C(c*3*3, s1, same) B A(relu) | identity } }\n"
+        "block S(c, n=2) { R(c) x(n) { R(c) } as inner }\n"
+        "input 8*8*4\nS(4) S(4, n=3) S(4) x2 R(4) as last"
+    ),
+    (
+        "block T(r=0) { C(4*1*1) if r { C(4*1*1) } else { identity } }\n"
+        "input 8*8*4\nT() T(1) T(r=0) x3 { T(1) } x4"
+    ),
+    (
+        "block Up(c) { if c > 8 { C(c*1*1) } }\n"
+        "block Net(c) { Up(c) Up(2*c) add { Up(c) | Up(16) C(4*1*1) } }\n"
+        "input 8*8*4\nNet(4) Net(8) x2"
+    ),
     "block Blk(c=1) { C(4*1*1) }\ninput 8*8*4\nBlk(1) Blk(1.0) Blk(c=1)",
 ]
 

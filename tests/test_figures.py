@@ -43,9 +43,15 @@ def test_alexnet_of_the_notes():
     assert (m.params, m.nontrainable) == (58_327_818, 2_752)
     # the per-layer figures of the notes' model.summary()
     assert [(n.out_shape, n.params) for n in m.nodes if n.kind in ("conv", "dense")] == [
-        ((55, 55, 96), 34_944), ((27, 27, 256), 614_656), ((13, 13, 384), 885_120),
-        ((13, 13, 384), 1_327_488), ((13, 13, 256), 884_992), ((4096,), 37_752_832),
-        ((4096,), 16_781_312), ((10,), 40_970)]
+        ((55, 55, 96), 34_944),
+        ((27, 27, 256), 614_656),
+        ((13, 13, 384), 885_120),
+        ((13, 13, 384), 1_327_488),
+        ((13, 13, 256), 884_992),
+        ((4096,), 37_752_832),
+        ((4096,), 16_781_312),
+        ((10,), 40_970),
+    ]
 
 
 def test_alexnet_of_the_book():
@@ -59,10 +65,12 @@ def test_alexnet_of_the_book():
 
 
 def test_vgg16():
-    m = compile_str('include "stdlib.cnn"\ninput 224*224*3\n'
-                    "VGGBlock(64,2) VGGBlock(128,2) VGGBlock(256,3) VGGBlock(512,3) "
-                    "VGGBlock(512,3) Flatten Dense(4096, relu) Dense(4096, relu) "
-                    "Dense(1000, softmax)")
+    m = compile_str(
+        'include "stdlib.cnn"\ninput 224*224*3\n'
+        "VGGBlock(64,2) VGGBlock(128,2) VGGBlock(256,3) VGGBlock(512,3) "
+        "VGGBlock(512,3) Flatten Dense(4096, relu) Dense(4096, relu) "
+        "Dense(1000, softmax)"
+    )
     assert m.params == 138_357_544
 
 

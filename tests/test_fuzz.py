@@ -19,28 +19,80 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
-
-from archc.diagnostics import SpecError
 from lark import Lark
 
+from archc.diagnostics import SpecError
 from archc.language.parser import GRAMMAR
 from archc.pipeline import compile_spec
 
 SPECS = pathlib.Path(__file__).resolve().parent.parent / "specs"
 EXAMPLES = int(os.environ.get("ARCHC_FUZZ_EXAMPLES", "100"))
-FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=EXAMPLES, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
+)
 
 small_int = st.integers(0, 300).map(str)
-word = st.sampled_from(["relu", "same", "valid", "max", "avg", "gavg", "Yes", "None", "ch",
-                        "k", "s", "C", "B", "A", "P", "D", "Dense", "Flatten", "GAP", "LRN",
-                        "ZeroPad", "ConvBNRelu", "InceptionBlk", "ResnetBlock", "identity",
-                        "nobias", "sigmoid", "softmax", "prelu", "n", "foo", "x", "Net"])
+word = st.sampled_from(
+    [
+        "relu",
+        "same",
+        "valid",
+        "max",
+        "avg",
+        "gavg",
+        "Yes",
+        "None",
+        "ch",
+        "k",
+        "s",
+        "C",
+        "B",
+        "A",
+        "P",
+        "D",
+        "Dense",
+        "Flatten",
+        "GAP",
+        "LRN",
+        "ZeroPad",
+        "ConvBNRelu",
+        "InceptionBlk",
+        "ResnetBlock",
+        "identity",
+        "nobias",
+        "sigmoid",
+        "softmax",
+        "prelu",
+        "n",
+        "foo",
+        "x",
+        "Net",
+    ]
+)
 EXPLICIT = {
     "NAME": word,
-    "KEY": st.sampled_from(["kernel", "stride", "padding", "units", "activation", "核", "步长",
-                            "填充", "神经元", "激活", "Dropout", "alpha", "eps", "momentum",
-                            "k", "s", "ch", "bogus"]),
+    "KEY": st.sampled_from(
+        [
+            "kernel",
+            "stride",
+            "padding",
+            "units",
+            "activation",
+            "核",
+            "步长",
+            "填充",
+            "神经元",
+            "激活",
+            "Dropout",
+            "alpha",
+            "eps",
+            "momentum",
+            "k",
+            "s",
+            "ch",
+            "bogus",
+        ]
+    ),
     "INT": small_int,
     "FLOAT": st.sampled_from(["0.2", "0.5", "1e-3", ".5", "2.", "1.5"]),
     "STRING": st.sampled_from(['"stdlib.cnn"', '"nope.cnn"', '"../specs/stdlib.cnn"']),
@@ -64,12 +116,15 @@ for keyword in ("MODEL", "INCLUDE", "BLOCK", "TRAIN", "IF", "ELSE", "AS"):
     EXPLICIT[keyword] = st.just(f" {keyword.lower()} ")
 for key in ("NAME", "INT", "FLOAT", "DIMS_X", "INPUT_KW", "REPEAT_N", "STRIDE_N", "PAD_N"):
     EXPLICIT[key] = EXPLICIT[key].map(lambda w: f" {w} ")
-GRAMMAR_PROGRAMS = from_lark(Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr",
-                                  lexer="contextual"),
-                             explicit=EXPLICIT, alphabet=st.characters(codec="ascii"))
+GRAMMAR_PROGRAMS = from_lark(
+    Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", lexer="contextual"),
+    explicit=EXPLICIT,
+    alphabet=st.characters(codec="ascii"),
+)
 # Most random programs lack an input line; give most of them one.
-programs = st.tuples(st.sampled_from(["", "input 16x16x3\n", "input 32*32*3\n", "input 64\n"]),
-                     GRAMMAR_PROGRAMS).map("".join)
+programs = st.tuples(
+    st.sampled_from(["", "input 16x16x3\n", "input 32*32*3\n", "input 64\n"]), GRAMMAR_PROGRAMS
+).map("".join)
 
 
 def _compile_text(text: str):
@@ -88,10 +143,18 @@ def test_programs_from_the_grammar(text):
 
 
 @FUZZ
-@given(st.sampled_from(sorted(p.name for p in SPECS.glob("*.cnn"))),
-       st.lists(st.tuples(st.sampled_from(["insert", "delete", "replace"]),
-                          st.floats(0, 1), st.binary(min_size=1, max_size=3)),
-                min_size=1, max_size=6))
+@given(
+    st.sampled_from(sorted(p.name for p in SPECS.glob("*.cnn"))),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["insert", "delete", "replace"]),
+            st.floats(0, 1),
+            st.binary(min_size=1, max_size=3),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+)
 def test_byte_mutations_of_the_spec_library(name, edits):
     data = bytearray((SPECS / name).read_bytes())
     for op, where, payload in edits:
@@ -99,9 +162,9 @@ def test_byte_mutations_of_the_spec_library(name, edits):
         if op == "insert":
             data[i:i] = payload
         elif op == "delete":
-            del data[i:i + len(payload)]
+            del data[i : i + len(payload)]
         else:
-            data[i:i + len(payload)] = payload
+            data[i : i + len(payload)] = payload
     with tempfile.TemporaryDirectory() as d:
         shutil.copy(SPECS / "stdlib.cnn", d)
         path = pathlib.Path(d) / name
@@ -119,8 +182,9 @@ def test_the_fuzzer_reaches_the_compiler():
     the parser and fail (or pass) in the later passes (names, arguments, shapes)."""
     outcomes = collections.Counter()
 
-    @settings(max_examples=200, derandomize=True, deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=200, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
+    )
     @given(programs)
     def draw(text):
         try:
@@ -157,14 +221,26 @@ CI_SEEDS = int(os.environ.get("ARCHC_FUZZ_SEEDS", "6"))
 
 
 def _assert_diagnosed(text: str, what: str) -> None:
-    outcome, seconds, exc = FUZZ_LONG.run_one(text, limit=30)  # over 30 s: a hang
+    outcome, _seconds, exc = FUZZ_LONG.run_one(text, limit=30)  # over 30 s: a hang
     assert outcome not in ("traceback", "hang"), (
-        f"{what}: {outcome} {FUZZ_LONG.signature(exc)}: {exc!r}\ninput: {text[:300]!r}")
+        f"{what}: {outcome} {FUZZ_LONG.signature(exc)}: {exc!r}\ninput: {text[:300]!r}"
+    )
 
 
-@pytest.mark.parametrize("mutator", ["huge_integer", "deep_nesting", "long_line",
-                                     "token_duplication", "byte_edit", "splice",
-                                     "replace_word", "replace_number", "token_delete_or_swap"])
+@pytest.mark.parametrize(
+    "mutator",
+    [
+        "huge_integer",
+        "deep_nesting",
+        "long_line",
+        "token_duplication",
+        "byte_edit",
+        "splice",
+        "replace_word",
+        "replace_number",
+        "token_delete_or_swap",
+    ],
+)
 @pytest.mark.parametrize("seed", range(CI_SEEDS))
 def test_structured_mutations_of_the_spec_library(mutator, seed):
     import random

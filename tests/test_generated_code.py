@@ -47,7 +47,8 @@ def test_a_kind_cannot_have_two_emitters():
 
 def test_a_backend_lacking_a_hook_fails_when_defined():
     with pytest.raises(TypeError, match="lacks .*unit_source"):
-        class Half(Generator):  # noqa: F841 (defining it is the test)
+
+        class Half(Generator):
             NAME, FRAMEWORK, TEMPLATES = "half", "Half", "."
             model_source = training_source = staticmethod(lambda *a: "")
 
@@ -60,8 +61,10 @@ def test_apply_expressions_render_as_written():
     assert Chain().render(ops, ins) == "self.c1(self.c1_pad(x))"
     assert Chain(method=".permute(0, 2, 3, 1)").render(["f"], ins) == "f(x.permute(0, 2, 3, 1))"
     assert Fn("torch.relu").render(["self.c1"], ins) == "torch.relu(self.c1(x))"
-    assert Fn("torch.cat", Chain(listed=True), ("dim=1",)).render([], ins) == \
-        "torch.cat([x, y], dim=1)"
+    assert (
+        Fn("torch.cat", Chain(listed=True), ("dim=1",)).render([], ins)
+        == "torch.cat([x, y], dim=1)"
+    )
     assert Infix("+").render([], ins) == "x + y"
     assert Fn("torch.relu") == Fn("torch.relu")  # hashable and equal: instances group
 
@@ -93,7 +96,7 @@ def test_a_varying_value_is_written_with_the_blocks_arithmetic(backend):
     assert not re.search(r"_arg\d", source)
     if backend == "keras":
         assert "def widen(x, c, s, *, name):" in source
-        assert "x = widen(x, c=6, s=2, name=\"widen3\")" in source
+        assert 'x = widen(x, c=6, s=2, name="widen3")' in source
     else:
         assert "def __init__(self, in_channels, c, s):" in source
         assert "nn.Conv2d(in_channels, 2 * c, 3, stride=s, padding=1)" in source
@@ -126,7 +129,7 @@ GAP Dense(3)
 @pytest.mark.parametrize("backend", NAMES)
 def test_variants_are_named_for_the_argument_that_differs(backend):
     source = get(backend).generate(compile_str(VARIANTS, name="variants.cnn"))
-    defined = re.findall(r"^(?:def|class) (\w+)", source, re.M)
+    defined = re.findall(r"^(?:def|class) (\w+)", source, re.MULTILINE)
     if backend == "keras":
         assert defined[:4] == ["res", "res_proj", "stack_n1", "stack_n2"]
     else:
@@ -141,21 +144,25 @@ def test_variants_no_argument_tells_apart_are_numbered():
     # 13 and 7 pixels, uneven at 4, which no argument of the spec names
     text = "model odd\nblock Down(c) { C(c*3*3, s2, same) }\ninput 13*13*1\nDown(4) x3\n"
     source = get("torch").generate(compile_str(text, name="odd.cnn"))
-    assert re.findall(r"^class (\w+)", source, re.M)[:2] == ["Down", "Down_2"]
+    assert re.findall(r"^class (\w+)", source, re.MULTILINE)[:2] == ["Down", "Down_2"]
     # `c` varies within a variant, so it does not name it
-    text = ("model odd\nblock Q(c, d=1) { if c > 2 { C(c*1*1) } else { C(c*3*3) B } }\n"
-            "input 8*8*1\nQ(3) Q(4) Q(2)\nGAP\n")
+    text = (
+        "model odd\nblock Q(c, d=1) { if c > 2 { C(c*1*1) } else { C(c*3*3) B } }\n"
+        "input 8*8*1\nQ(3) Q(4) Q(2)\nGAP\n"
+    )
     source = get("keras").generate(compile_str(text, name="odd.cnn"))
-    assert re.findall(r"^def (\w+)", source, re.M)[:2] == ["q", "q_2"]
+    assert re.findall(r"^def (\w+)", source, re.MULTILINE)[:2] == ["q", "q_2"]
     # where it holds one value in each, it does
     text = text.replace("Q(3) Q(4) Q(2)", "Q(3) Q(2)")
     source = get("keras").generate(compile_str(text, name="odd.cnn"))
-    assert re.findall(r"^def (\w+)", source, re.M)[:2] == ["q_c3", "q_c2"]
+    assert re.findall(r"^def (\w+)", source, re.MULTILINE)[:2] == ["q_c3", "q_c2"]
 
 
 def test_a_value_nothing_names_becomes_a_parameter_named_after_its_slot():
-    text = ("model odd\nblock Q(c) { if c > 2 { C(c*1*1) } else { C(c*3*3) } }\n"
-            "input 8*8*1\nQ(3) Q(2)\nGAP\n")
+    text = (
+        "model odd\nblock Q(c) { if c > 2 { C(c*1*1) } else { C(c*3*3) } }\n"
+        "input 8*8*1\nQ(3) Q(2)\nGAP\n"
+    )
     source = get("keras").generate(compile_str(text, name="odd.cnn"))
     assert "def q(x, c, c1_arg1, *, name):" in source
     assert 'x = q(x, c=2, c1_arg1=3, name="q2")' in source
@@ -173,13 +180,21 @@ def test_every_spec_is_generated():
 @pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_no_opaque_parameters_numbered_variants_or_unused_imports(path):
     tree = ast.parse(path.read_text())
-    names = [a.arg for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
-             for a in f.args.args + f.args.kwonlyargs]
+    names = [
+        a.arg
+        for f in ast.walk(tree)
+        if isinstance(f, ast.FunctionDef)
+        for a in f.args.args + f.args.kwonlyargs
+    ]
     assert not [n for n in names if re.fullmatch(r".*_arg\d+", n)]
     defined = [d.name for d in tree.body if isinstance(d, (ast.FunctionDef, ast.ClassDef))]
     assert not [d for d in defined if re.search(r"_\d+$", d)]
-    imported = [a.asname or a.name for s in tree.body if isinstance(s, (ast.Import,
-                ast.ImportFrom)) for a in s.names]
+    imported = [
+        a.asname or a.name
+        for s in tree.body
+        if isinstance(s, (ast.Import, ast.ImportFrom))
+        for a in s.names
+    ]
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     assert [i for i in imported if i not in used] == []
 
@@ -220,8 +235,11 @@ def test_no_layer_keyword_is_written_at_its_default(backend):
     written = 0
     for path in GENERATED.glob(f"{backend}/*.py"):
         for call in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Attribute) \
-                    or ast.unparse(call.func).split(".")[0] not in ("layers", "nn"):
+            if (
+                not isinstance(call, ast.Call)
+                or not isinstance(call.func, ast.Attribute)
+                or ast.unparse(call.func).split(".")[0] not in ("layers", "nn")
+            ):
                 continue
             cls = _resolve(call.func, ns)
             assert inspect.isclass(cls), ast.unparse(call.func)

@@ -67,8 +67,7 @@ def test_an_unknown_kind_is_refused_by_name():
 
 
 def _archc(*args):
-    return subprocess.run([sys.executable, "-m", "archc", *args], capture_output=True,
-                          text=True)
+    return subprocess.run([sys.executable, "-m", "archc", *args], capture_output=True, text=True)
 
 
 def test_ir_json_command_loads_back_equal():
@@ -126,6 +125,7 @@ def test_report_and_check_import_no_framework():
         "            assert main(['report', spec, *fmt]) == 0\n"
         "        assert main(['ir', spec, '--json']) == 0\n"
         "bad = [m for m in ('tensorflow', 'torch', 'keras', 'jax', 'jinja2') if m in sys.modules]\n"
-        "assert not bad, bad\n")
+        "assert not bad, bad\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -20,11 +20,14 @@ def test_file_size_limit(tmp_path):
     assert e.value.diagnostics[0].code == "E004"
 
 
-@pytest.mark.parametrize("text", [
-    "input 8*8*1\n" + "{" * 100 + "C(1*1*1)" + "}" * 100,
-    "input 8*8*1\nC(" + "(" * 200 + "1" + ")" * 200 + "*1*1)",
-    "input 8*8*1\n" + "[" * 10000,
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "input 8*8*1\n" + "{" * 100 + "C(1*1*1)" + "}" * 100,
+        "input 8*8*1\nC(" + "(" * 200 + "1" + ")" * 200 + "*1*1)",
+        "input 8*8*1\n" + "[" * 10000,
+    ],
+)
 def test_deep_brackets(text):
     assert error(text).code == "E005"
 
@@ -57,8 +60,10 @@ def test_exponential_blocks_are_counted_not_expanded():
 
 def test_recursion():
     assert error("block Ping(n) { Ping(n) }\ninput 4*4*1\nPing(1)").code == "E204"
-    assert error("block Ping(n) { Pong(n) }\nblock Pong(n) { Ping(n) }\ninput 4*4*1\n"
-                 "Ping(1)").code == "E204"
+    assert (
+        error("block Ping(n) { Pong(n) }\nblock Pong(n) { Ping(n) }\ninput 4*4*1\nPing(1)").code
+        == "E204"
+    )
 
 
 def test_deep_block_calls():
@@ -74,11 +79,14 @@ def test_within_limits_compiles():
     assert len(m.nodes) == 11
 
 
-@pytest.mark.parametrize("text", [
-    "input 8*8*1\nC(2147483648*1*1)",
-    "input 8*8*1\nC((65536*65536)*1*1)",
-    "input 99999999999*8*1\nC(1*1*1)",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "input 8*8*1\nC(2147483648*1*1)",
+        "input 8*8*1\nC((65536*65536)*1*1)",
+        "input 99999999999*8*1\nC(1*1*1)",
+    ],
+)
 def test_integer_limits(text):
     assert error(text).code == "E305"
 
@@ -88,25 +96,28 @@ def test_huge_but_legal_shapes_do_not_overflow():
     assert m.macs == 60000 * 60000 * 512 * 27
 
 
-@pytest.mark.parametrize("text, code", [
-    ('block "evil"() { C(1*1*1) }\ninput 4*4*1', "E103"),
-    ("block C() { C(1*1*1) }\ninput 4*4*1\nC()", "E202"),  # a layer kind's name
-    ("block __import__() { C(1*1*1) }\ninput 4*4*1\n__import__()", "E202"),
-    ("block exec() { C(1*1*1) }\ninput 4*4*1\nexec()", "E202"),
-    ("block Blöck() { C(1*1*1) }\ninput 4*4*1\nBlöck()", "E202"),
-    ("block X(__class__) { C(1*1*1) }\ninput 4*4*1\nX(1)", "E202"),
-    ("block X(lambda) { C(1*1*1) }\ninput 4*4*1\nX(1)", "E202"),
-    ("block X(match) { C(1*1*1) }\ninput 4*4*1\nX(1)", "E202"),  # soft keyword
-    ("block X(a, a) { C(a*1*1) }\ninput 4*4*1\nX(1, 2)", "E206"),
-    ("block X(a) { C(a*1*1) }\nblock X(b) { C(b*1*1) }\ninput 4*4*1\nX(1)", "E205"),
-    ("input 4*4*1\nC(1*1*1) as self", "E202"),
-    ("input 4*4*1\nC(1*1*1) as torch", "E202"),
-    ("input 4*4*1\nC(1*1*1) as s2", "E202"),
-    ("model import\ninput 4*4*1\nC(1*1*1)", "E202"),
-    ("model 'x'\ninput 4*4*1\nC(1*1*1)", "E101"),
-    ("input 4*4*1\nC(__import__('os').system('touch pwned')*1*1)", "E101"),
-    ("input 4*4*1\nC(__import__*1*1)", "E304"),
-])
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ('block "evil"() { C(1*1*1) }\ninput 4*4*1', "E103"),
+        ("block C() { C(1*1*1) }\ninput 4*4*1\nC()", "E202"),  # a layer kind's name
+        ("block __import__() { C(1*1*1) }\ninput 4*4*1\n__import__()", "E202"),
+        ("block exec() { C(1*1*1) }\ninput 4*4*1\nexec()", "E202"),
+        ("block Blöck() { C(1*1*1) }\ninput 4*4*1\nBlöck()", "E202"),
+        ("block X(__class__) { C(1*1*1) }\ninput 4*4*1\nX(1)", "E202"),
+        ("block X(lambda) { C(1*1*1) }\ninput 4*4*1\nX(1)", "E202"),
+        ("block X(match) { C(1*1*1) }\ninput 4*4*1\nX(1)", "E202"),  # soft keyword
+        ("block X(a, a) { C(a*1*1) }\ninput 4*4*1\nX(1, 2)", "E206"),
+        ("block X(a) { C(a*1*1) }\nblock X(b) { C(b*1*1) }\ninput 4*4*1\nX(1)", "E205"),
+        ("input 4*4*1\nC(1*1*1) as self", "E202"),
+        ("input 4*4*1\nC(1*1*1) as torch", "E202"),
+        ("input 4*4*1\nC(1*1*1) as s2", "E202"),
+        ("model import\ninput 4*4*1\nC(1*1*1)", "E202"),
+        ("model 'x'\ninput 4*4*1\nC(1*1*1)", "E101"),
+        ("input 4*4*1\nC(__import__('os').system('touch pwned')*1*1)", "E101"),
+        ("input 4*4*1\nC(__import__*1*1)", "E304"),
+    ],
+)
 def test_hostile_names(text, code):
     assert error(text).code == code
 

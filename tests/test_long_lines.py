@@ -9,10 +9,10 @@ import time
 import pytest
 
 from archc.diagnostics import CLIP, WINDOW, Diagnostic, Diagnostics, Sources, SpecError
-from archc.limits import LIMITS
 from archc.language.parser import parse
-from archc.pipeline import compile_spec
 from archc.language.syntax import Span
+from archc.limits import LIMITS
+from archc.pipeline import compile_spec
 from tests.helpers import compile_str, error
 
 MB = LIMITS.max_file_bytes - 100

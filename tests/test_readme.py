@@ -11,8 +11,8 @@ import shutil
 import subprocess
 import sys
 
-from archc.pipeline import compile_spec
 from archc.ir.shapes import describe
+from archc.pipeline import compile_spec
 from tests import readme_commands
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -29,7 +29,7 @@ def _ci_lines() -> list[str]:
 
 
 def test_ci_runs_the_readme_test_command():
-    main_job, tests = _commands()
+    _main_job, tests = _commands()
     assert tests in _ci_lines()
     assert "pytest" in tests and "constraints.txt" in tests
 
@@ -38,15 +38,20 @@ def test_ci_runs_the_readme_main_job_verbatim_in_a_bare_clone():
     """.ci/run reads the main job out of README.md with this same reader, and runs
     exactly that text, in a fresh clone, before any environment exists."""
     main_job, _ = _commands()
-    out = subprocess.run([sys.executable, str(ROOT / "tests" / "readme_commands.py"),
-                          "main-job"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "readme_commands.py"), "main-job"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out == main_job + "\n"  # what .ci/run's $MAIN_JOB holds
     lines = _ci_lines()
     assert 'MAIN_JOB="$(python3 tests/readme_commands.py main-job)"' in lines
     run = next(i for i, line in enumerate(lines) if 'bash -c "$MAIN_JOB"' in line)
     assert 'git clone -q . "$BARE/archc"' in lines[:run]
-    assert lines[run] == ('(cd "$BARE/archc" && env -u VIRTUAL_ENV -u PYTHONPATH '
-                          'bash -c "$MAIN_JOB")')
+    assert lines[run] == (
+        '(cd "$BARE/archc" && env -u VIRTUAL_ENV -u PYTHONPATH bash -c "$MAIN_JOB")'
+    )
     # before the test command makes .venv here, and nothing installs the extras first
     tests_at = lines.index(_commands()[1])
     assert run < tests_at
@@ -79,8 +84,12 @@ def test_main_job_reports_a_real_spec():
 
 
 def test_spec_table():
-    rows = re.findall(r"^\| \[(\S+\.cnn)\]\(specs/\S+\) \| ([^|]+) \| ([^|]+) \| ([\d,]+) \| "
-                      r"([\d,]+) \| ([^|]+) \|$", README, flags=re.M)
+    rows = re.findall(
+        r"^\| \[(\S+\.cnn)\]\(specs/\S+\) \| ([^|]+) \| ([^|]+) \| ([\d,]+) \| "
+        r"([\d,]+) \| ([^|]+) \|$",
+        README,
+        flags=re.MULTILINE,
+    )
     specs = sorted(p.name for p in (ROOT / "specs").glob("*.cnn") if p.name != "stdlib.cnn")
     assert sorted(r[0] for r in rows) == specs
     for name, inp, out, params, macs, source in rows:

@@ -60,7 +60,11 @@ def test_every_default_comes_from_the_one_table():
     assert r.schedule.kind == "constant" and r.weight_decay == 0.0
     assert (r.optimizer.beta_1, r.optimizer.beta_2, r.optimizer.epsilon) == (0.9, 0.999, 1e-7)
     assert (r.loss, r.from_logits, r.label_smoothing, r.augment) == (
-        "sparse_categorical_crossentropy", False, 0.0, False)
+        "sparse_categorical_crossentropy",
+        False,
+        0.0,
+        False,
+    )
     assert all(v == "default" for v in r.sources.values())
     # a default that depends on the optimizer: Keras's values, one table for both backends
     assert _recipe(optimizer="sgd").lr == 0.01
@@ -69,10 +73,15 @@ def test_every_default_comes_from_the_one_table():
     assert _recipe(optimizer="adam").weight_decay == 0.0
     plateau = _recipe(schedule="plateau").schedule
     assert (plateau.factor, plateau.patience, plateau.min_lr, plateau.monitor) == (
-        0.1, 10, 0.0, "val_loss")
+        0.1,
+        10,
+        0.0,
+        "val_loss",
+    )
     assert _recipe(schedule="step(rate=0.5, every=2)").schedule.offset == 0
-    one = R.resolve(TrainingConfig(lr=0.02, schedule=parse_settings(
-        {"schedule": "onecycle"})["schedule"]))
+    one = R.resolve(
+        TrainingConfig(lr=0.02, schedule=parse_settings({"schedule": "onecycle"})["schedule"])
+    )
     assert (one.schedule.max_lr, one.schedule.pct_start) == (0.2, 0.3)
 
 
@@ -81,7 +90,10 @@ def test_command_line_beats_spec_beats_defaults():
     r = R.recipe_of(ir, parse_settings({"optimizer": "adamw", "epochs": "3"}))
     assert (r.optimizer.name, r.lr, r.weight_decay, r.epochs) == ("adamw", 0.05, 0.001, 3)
     assert (r.sources["optimizer"], r.sources["lr"], r.sources["batch_size"]) == (
-        "command line", "spec", "default")
+        "command line",
+        "spec",
+        "default",
+    )
 
 
 def test_adamw_with_a_layers_own_l2_is_refused_with_the_reason():
@@ -96,10 +108,12 @@ def test_adamw_with_a_layers_own_l2_is_refused_with_the_reason():
 
 
 def test_the_recipe_and_the_generators_need_no_numpy_nor_framework():
-    code = ("import sys, archc.train.recipe, archc.train.schedule, backends.recipe_source, "
-            "backends.keras.generator, backends.pytorch.generator, archc.cli; "
-            "print(sorted(m for m in ('numpy', 'torch', 'keras', 'tensorflow') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, archc.train.recipe, archc.train.schedule, backends.recipe_source, "
+        "backends.keras.generator, backends.pytorch.generator, archc.cli; "
+        "print(sorted(m for m in ('numpy', 'torch', 'keras', 'tensorflow') "
+        "if m in sys.modules))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"
 
@@ -153,9 +167,11 @@ CASES = [
     "optimizer: sgd(momentum=0.9) schedule: plateau",
     "schedule: plateau(factor=0.5, patience=2, min_lr=0.0002, monitor=val_accuracy)",
 ]
-LAYER_L2 = [("optimizer: sgd(momentum=0.9) weight_decay: 0.0005", ", l2: 0.002"),
-            ("optimizer: adam", ", l2: 0.001"), ("optimizer: rmsprop weight_decay: 0.01",
-                                                 ", l2: 0")]
+LAYER_L2 = [
+    ("optimizer: sgd(momentum=0.9) weight_decay: 0.0005", ", l2: 0.002"),
+    ("optimizer: adam", ", l2: 0.001"),
+    ("optimizer: rmsprop weight_decay: 0.01", ", l2: 0"),
+]
 # validation losses that make plateau(patience=10) reduce once, patience=2 several times
 LOSSES = [2.0, 1.5] + [1.6] * 12 + [1.0] + [1.2] * 15
 
@@ -171,11 +187,16 @@ def _keras_state(model):
     each kernel's regularizer, and which variables AdamW decays."""
     opt = model.optimizer
     config = {k: v for k, v in opt.get_config().items() if k != "name"}
-    regularizers = {layer.name: layer.kernel.regularizer.get_config()["l2"]
-                    for layer in model.layers
-                    if getattr(layer, "kernel", None) is not None and layer.kernel.regularizer}
-    decayed = sorted(v.path for v in model.trainable_variables if opt._use_weight_decay(v)) \
-        if opt.weight_decay else []
+    regularizers = {
+        layer.name: layer.kernel.regularizer.get_config()["l2"]
+        for layer in model.layers
+        if getattr(layer, "kernel", None) is not None and layer.kernel.regularizer
+    }
+    decayed = (
+        sorted(v.path for v in model.trainable_variables if opt._use_weight_decay(v))
+        if opt.weight_decay
+        else []
+    )
     return type(opt).__name__, config, regularizers, decayed
 
 
@@ -184,9 +205,10 @@ def _torch_state(model, optimizer):
     parameter, by name."""
     group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
     # the rate in force is the schedule's business (compared epoch by epoch below)
-    per_param = {name: {k: v for k, v in group_of[id(p)].items()
-                        if k not in ("params", "lr", "initial_lr")}
-                 for name, p in model.named_parameters()}
+    per_param = {
+        name: {k: v for k, v in group_of[id(p)].items() if k not in ("params", "lr", "initial_lr")}
+        for name, p in model.named_parameters()
+    }
     return type(optimizer).__name__, optimizer.defaults["lr"], per_param
 
 
@@ -324,8 +346,11 @@ def test_the_compile_helpers_l2_is_the_per_layer_l2_it_replaces():
             c["kernel_regularizer"] = keras.regularizers.serialize(keras.regularizers.L2(0.01))
     old = keras.Model.from_config(config)
     old.set_weights(new.get_weights())
-    old.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1),
-                loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    old.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=["accuracy"],
+    )
     assert float(sum(new.losses)) == pytest.approx(float(sum(old.losses)), rel=1e-6)
     assert float(sum(new.losses)) > 0
     rng = np.random.default_rng(0)
@@ -338,8 +363,13 @@ def test_the_compile_helpers_l2_is_the_per_layer_l2_it_replaces():
 
 
 @needs_both
-@pytest.mark.parametrize("train", ["optimizer: sgd lr: 0.5 weight_decay: 0.05",
-                                   "optimizer: adamw(epsilon=1e-12) lr: 0.05 weight_decay: 0.5"])
+@pytest.mark.parametrize(
+    "train",
+    [
+        "optimizer: sgd lr: 0.5 weight_decay: 0.05",
+        "optimizer: adamw(epsilon=1e-12) lr: 0.05 weight_decay: 0.5",
+    ],
+)
 def test_a_decayed_step_is_the_same_on_both_backends(train):
     """One step from the same weights on the same batch: PyTorch's kernel-only
     weight_decay is Keras's L2 (sgd), and both AdamWs decay the kernels alike. (A
@@ -355,8 +385,9 @@ def test_a_decayed_step_is_the_same_on_both_backends(train):
 
     # no batch norm: the bias before it has a gradient of rounding noise only, which
     # Adam's normalisation would blow up into steps of either sign
-    text = spec(train, l2=", l2: 0.01" if "sgd" in train else "").replace(" B A(prelu)",
-                                                                           " A(prelu)")
+    text = spec(train, l2=", l2: 0.01" if "sgd" in train else "").replace(
+        " B A(prelu)", " A(prelu)"
+    )
     ir = compile_str(text)
     kmod = load_source(keras_source(ir), f"recipe_step_k_{abs(hash(train))}")
     kmodel = kmod.build_rnet()
@@ -377,7 +408,6 @@ def test_a_decayed_step_is_the_same_on_both_backends(train):
     after_k, after_t = transfer.keras_weights(ir, kmodel), transfer.torch_weights(ir, tmodel)
     moved = 0
     for key in after_k:
-        np.testing.assert_allclose(after_t[key], after_k[key], rtol=1e-4, atol=1e-6,
-                                   err_msg=key)
+        np.testing.assert_allclose(after_t[key], after_k[key], rtol=1e-4, atol=1e-6, err_msg=key)
         moved += key.endswith("kernel")
     assert moved == 3

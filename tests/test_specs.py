@@ -82,8 +82,7 @@ def test_every_spec_has_a_figure():
 def test_counts_and_output(spec):
     total, trainable, nontrainable, output, _ = FIGURES[spec]
     model = compile_spec(str(SPECS / spec))
-    assert (model.params, model.trainable, model.nontrainable) == (total, trainable,
-                                                                   nontrainable)
+    assert (model.params, model.trainable, model.nontrainable) == (total, trainable, nontrainable)
     assert model.output_shape == output
 
 
@@ -106,8 +105,11 @@ def test_the_slides_notation_and_the_compact_form_agree():
 
 
 def test_check_all_specs_cli():
-    r = subprocess.run([sys.executable, "-m", "archc", "check", *map(str, SPECS.glob("*.cnn"))],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "archc", "check", *map(str, SPECS.glob("*.cnn"))],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("ok  ") == len(ALL_SPECS) + 1  # + stdlib.cnn (blocks only)
 
@@ -116,11 +118,21 @@ SKIP = ("activation", "zeropad")
 HAS_KERAS = importlib.util.find_spec("keras") is not None
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
-KIND_OF = {"Conv2D": "conv", "Dense": "dense", "MaxPooling2D": "pool",
-           "AveragePooling2D": "pool", "GlobalAveragePooling2D": "globalpool",
-           "BatchNormalization": "batchnorm", "ZeroPadding2D": "zeropad",
-           "Flatten": "flatten", "Concatenate": "concat", "Add": "add", "Dropout": "dropout",
-           "Activation": "activation", "ReLU": "activation"}
+KIND_OF = {
+    "Conv2D": "conv",
+    "Dense": "dense",
+    "MaxPooling2D": "pool",
+    "AveragePooling2D": "pool",
+    "GlobalAveragePooling2D": "globalpool",
+    "BatchNormalization": "batchnorm",
+    "ZeroPadding2D": "zeropad",
+    "Flatten": "flatten",
+    "Concatenate": "concat",
+    "Add": "add",
+    "Dropout": "dropout",
+    "Activation": "activation",
+    "ReLU": "activation",
+}
 
 
 @pytest.mark.keras
@@ -137,7 +149,9 @@ def test_keras_reference(spec):
     model = compile_spec(str(SPECS / spec))
     assert keras_refs.counts(ref) == (model.params, model.trainable, model.nontrainable)
     if not getattr(ref, "_is_graph_network", False) and type(ref).__name__ not in (
-            "Functional", "Sequential"):
+        "Functional",
+        "Sequential",
+    ):
         return  # the course's subclassed models: no per-layer output shapes
     # Left out on both sides: activations (a listing may fuse them into its Conv or
     # Dense where the spec writes `A(...)`) and zero padding (ZeroPadding2D layers
@@ -150,8 +164,11 @@ def test_keras_reference(spec):
         assert name in KIND_OF, f"unmapped Keras layer {name}"
         if KIND_OF[name] not in SKIP:
             theirs[(KIND_OF[name], tuple(layer.output.shape[1:]), layer.count_params())] += 1
-    ours = collections.Counter((n.kind, n.out_shape, n.params) for n in model.nodes
-                               if n.kind not in SKIP + ("input", "lrn"))
+    ours = collections.Counter(
+        (n.kind, n.out_shape, n.params)
+        for n in model.nodes
+        if n.kind not in SKIP + ("input", "lrn")
+    )
     assert ours == theirs
 
 

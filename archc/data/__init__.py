@@ -21,10 +21,27 @@ import importlib
 _HOME = {
     "names": ("NAMES", "NEEDS", "load"),
     "dataset": ("DataError", "Dataset"),
-    "readers": ("CIFAR10_CLASSES", "FASHION_CLASSES", "search_dirs", "read_cifar_pickle",
-                "read_cifar_binary", "load_cifar10", "read_idx", "load_mnist", "load_digits"),
-    "rendered": ("SHAPES", "COLORS", "COMBINED", "render_shape", "make_shapes", "make_colors",
-                 "make_shapes_colors", "make_synthetic"),
+    "readers": (
+        "CIFAR10_CLASSES",
+        "FASHION_CLASSES",
+        "search_dirs",
+        "read_cifar_pickle",
+        "read_cifar_binary",
+        "load_cifar10",
+        "read_idx",
+        "load_mnist",
+        "load_digits",
+    ),
+    "rendered": (
+        "SHAPES",
+        "COLORS",
+        "COMBINED",
+        "render_shape",
+        "make_shapes",
+        "make_colors",
+        "make_shapes_colors",
+        "make_synthetic",
+    ),
     "transforms": ("as_float", "fit_to_spec", "convert_channels", "resize_bilinear", "augment"),
     "batching": ("Epoch", "epoch_order", "steps_per_epoch"),
 }
@@ -44,4 +61,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-

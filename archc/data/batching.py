@@ -40,7 +40,7 @@ class Epoch:
         """(step, the global batch's indices into x) per step."""
         order = epoch_order(len(self.x), self.seed, self.epoch)
         for step in range(self.start_step, self.steps):
-            yield step, order[step * self.batch_size:(step + 1) * self.batch_size]
+            yield step, order[step * self.batch_size : (step + 1) * self.batch_size]
 
     def _mine(self, n: int) -> slice:
         """This rank's contiguous part of a global batch of n."""

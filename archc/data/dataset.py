@@ -31,6 +31,8 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
     def describe(self) -> str:
-        return (f"{self.name}: {len(self.x_train):,} train / {len(self.x_test):,} test, "
-                f"{'x'.join(map(str, self.shape))}, {len(self.classes)} classes"
-                + (f" ({self.source})" if self.source else ""))
+        return (
+            f"{self.name}: {len(self.x_train):,} train / {len(self.x_test):,} test, "
+            f"{'x'.join(map(str, self.shape))}, {len(self.classes)} classes"
+            + (f" ({self.source})" if self.source else "")
+        )

@@ -27,8 +27,13 @@ NAMES = (
 NEEDS = {"digits": ("sklearn",)}
 
 
-def load(name: str, data_dir: str | None = None, seed: int = 0,
-         shape: tuple[int, ...] | None = None, classes: int | None = None) -> Dataset:
+def load(
+    name: str,
+    data_dir: str | None = None,
+    seed: int = 0,
+    shape: tuple[int, ...] | None = None,
+    classes: int | None = None,
+) -> Dataset:
     """A data set by name. `synthetic` takes the spec's input `shape` and `classes`."""
     from archc.data import readers, rendered
 

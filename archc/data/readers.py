@@ -25,10 +25,30 @@ import numpy as np
 
 from archc.data.dataset import DataError, Dataset
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                   "ship", "truck")
-FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
-                   "sneaker", "bag", "ankle boot")
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+FASHION_CLASSES = (
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+)
 
 
 # ---------------------------------------------------------------------------
@@ -50,9 +70,11 @@ def search_dirs(data_dir: str | None, subdirs: tuple[str, ...]) -> list[str]:
 
 def _missing(name: str, wanted: str, dirs: list[str]) -> DataError:
     where = "\n".join(f"  {d}" for d in dirs)
-    return DataError(f"{name}: no data files found. Looked for {wanted} in:\n{where}\n"
-                     f"Download them on a machine with internet access and put them in one "
-                     f"of these folders (or pass --data-dir DIR).")
+    return DataError(
+        f"{name}: no data files found. Looked for {wanted} in:\n{where}\n"
+        f"Download them on a machine with internet access and put them in one "
+        f"of these folders (or pass --data-dir DIR)."
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -67,11 +89,17 @@ class _ArraysOnly(pickle.Unpickler):
     pickles arrays at protocol 5). Any other callable (os.system, builtins.eval,
     ...) is refused."""
 
-    ALLOWED = frozenset({("numpy.core.multiarray", "_reconstruct"),
-                         ("numpy._core.multiarray", "_reconstruct"),
-                         ("numpy.core.numeric", "_frombuffer"),
-                         ("numpy._core.numeric", "_frombuffer"),
-                         ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")})
+    ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.numeric", "_frombuffer"),
+            ("numpy._core.numeric", "_frombuffer"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),
+        }
+    )
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
@@ -114,10 +142,20 @@ def _labels(y, classes: int, what: str) -> np.ndarray:
 
 
 _CIFAR_LAYOUTS = (  # (folder, archive, train files, test file, reader)
-    ("cifar-10-batches-py", "cifar-10-python.tar.gz",
-     tuple(f"data_batch_{i}" for i in range(1, 6)), "test_batch", read_cifar_pickle),
-    ("cifar-10-batches-bin", "cifar-10-binary.tar.gz",
-     tuple(f"data_batch_{i}.bin" for i in range(1, 6)), "test_batch.bin", read_cifar_binary),
+    (
+        "cifar-10-batches-py",
+        "cifar-10-python.tar.gz",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        "test_batch",
+        read_cifar_pickle,
+    ),
+    (
+        "cifar-10-batches-bin",
+        "cifar-10-binary.tar.gz",
+        tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+        "test_batch.bin",
+        read_cifar_binary,
+    ),
 )
 
 
@@ -137,11 +175,21 @@ def load_cifar10(data_dir: str | None) -> Dataset:
                 continue
             parts = [reader(blobs[f], f) for f in train_files]
             x_test, y_test = reader(blobs[test_file], test_file)
-            return Dataset("cifar10", np.concatenate([p[0] for p in parts]),
-                           np.concatenate([p[1] for p in parts]), x_test, y_test,
-                           CIFAR10_CLASSES, source)
-    raise _missing("cifar10", "cifar-10-batches-py/ (data_batch_1..5, test_batch), "
-                   "cifar-10-python.tar.gz, cifar-10-batches-bin/ or cifar-10-binary.tar.gz", dirs)
+            return Dataset(
+                "cifar10",
+                np.concatenate([p[0] for p in parts]),
+                np.concatenate([p[1] for p in parts]),
+                x_test,
+                y_test,
+                CIFAR10_CLASSES,
+                source,
+            )
+    raise _missing(
+        "cifar10",
+        "cifar-10-batches-py/ (data_batch_1..5, test_batch), "
+        "cifar-10-python.tar.gz, cifar-10-batches-bin/ or cifar-10-binary.tar.gz",
+        dirs,
+    )
 
 
 def _read(path: str) -> bytes:
@@ -182,21 +230,31 @@ def read_idx(data: bytes, what: str) -> np.ndarray:
     ndim = data[3]
     if not 1 <= ndim <= 4 or len(data) < 4 + 4 * ndim:
         raise DataError(f"{what}: IDX header is truncated or has {ndim} dimensions")
-    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    body = data[4 + 4 * ndim:]
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    body = data[4 + 4 * ndim :]
     if len(body) != int(np.prod(dims)):
-        raise DataError(f"{what}: header says {'x'.join(map(str, dims))} = {int(np.prod(dims))} "
-                        f"bytes, the file has {len(body)}")
+        raise DataError(
+            f"{what}: header says {'x'.join(map(str, dims))} = {int(np.prod(dims))} "
+            f"bytes, the file has {len(body)}"
+        )
     return np.frombuffer(body, np.uint8).reshape(dims)
 
 
-_IDX = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
-        "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
+_IDX = {
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
 
 
 def _idx_path(d: str, stem: str) -> str | None:
-    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"),
-                 stem.replace("-idx", ".idx") + ".gz"):
+    for name in (
+        stem,
+        stem + ".gz",
+        stem.replace("-idx", ".idx"),
+        stem.replace("-idx", ".idx") + ".gz",
+    ):
         p = os.path.join(d, name)
         if os.path.isfile(p):
             return p
@@ -217,25 +275,41 @@ def load_mnist(data_dir: str | None, fashion: bool = False) -> Dataset:
         if not fashion and os.path.isfile(npz):
             try:
                 with np.load(npz, allow_pickle=False) as z:
-                    arr = {"train_x": z["x_train"], "train_y": z["y_train"],
-                           "test_x": z["x_test"], "test_y": z["y_test"]}
+                    arr = {
+                        "train_x": z["x_train"],
+                        "train_y": z["y_train"],
+                        "test_x": z["x_test"],
+                        "test_y": z["y_test"],
+                    }
             except (KeyError, ValueError, OSError) as e:
                 raise DataError(f"{npz}: not Keras's mnist.npz ({e})") from None
             return _mnist_dataset(name, arr, classes, npz)
-    raise _missing(name, "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-                   "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each may end in .gz)"
-                   + ("" if fashion else " or Keras's mnist.npz"), dirs)
+    raise _missing(
+        name,
+        "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+        "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each may end in .gz)"
+        + ("" if fashion else " or Keras's mnist.npz"),
+        dirs,
+    )
 
 
 def _mnist_dataset(name, arr, classes, source) -> Dataset:
     for split in ("train", "test"):
         x, y = arr[f"{split}_x"], arr[f"{split}_y"]
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise DataError(f"{source}: {split} images are {x.shape} and labels {y.shape}; "
-                            f"expected N x 28 x 28 and N")
-    return Dataset(name, arr["train_x"][..., None].astype(np.uint8),
-                   _labels(arr["train_y"], 10, source), arr["test_x"][..., None].astype(np.uint8),
-                   _labels(arr["test_y"], 10, source), classes, source)
+            raise DataError(
+                f"{source}: {split} images are {x.shape} and labels {y.shape}; "
+                f"expected N x 28 x 28 and N"
+            )
+    return Dataset(
+        name,
+        arr["train_x"][..., None].astype(np.uint8),
+        _labels(arr["train_y"], 10, source),
+        arr["test_x"][..., None].astype(np.uint8),
+        _labels(arr["test_y"], 10, source),
+        classes,
+        source,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -255,8 +329,15 @@ def load_digits(seed: int = 0) -> Dataset:
     x = (d.images / 16.0).astype(np.float32)[..., None]
     y = d.target.astype(np.int64)
     train, test = _stratified_split(y, 0.2, seed)
-    return Dataset("digits", x[train], y[train], x[test], y[test],
-                   tuple(str(i) for i in range(10)), "scikit-learn")
+    return Dataset(
+        "digits",
+        x[train],
+        y[train],
+        x[test],
+        y[test],
+        tuple(str(i) for i in range(10)),
+        "scikit-learn",
+    )
 
 
 def _stratified_split(y: np.ndarray, test_fraction: float, seed: int):

@@ -12,8 +12,14 @@ import numpy as np
 from archc.data.dataset import Dataset
 
 SHAPES = ("line", "triangle", "diamond", "rectangle", "circle")
-COLORS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0),
-          "yellow": (1.0, 1.0, 0.0), "cyan": (0.0, 1.0, 1.0), "magenta": (1.0, 0.0, 1.0)}
+COLORS = {
+    "red": (1.0, 0.0, 0.0),
+    "green": (0.0, 1.0, 0.0),
+    "blue": (0.0, 0.0, 1.0),
+    "yellow": (1.0, 1.0, 0.0),
+    "cyan": (0.0, 1.0, 1.0),
+    "magenta": (1.0, 0.0, 1.0),
+}
 # the combined task of seed 001: three colours x three shapes, 600:100 per class
 COMBINED = (("red", "blue", "green"), ("circle", "rectangle", "triangle"))
 
@@ -47,8 +53,11 @@ def render_shape(kind: str, rng: np.random.Generator, size: int = 28) -> np.ndar
             sides = np.linalg.norm(p - np.roll(p, 1, axis=0), axis=1)
             if area >= 40 and sides.min() >= 8:
                 break
-        s = [(X - p[i, 0]) * (p[(i + 1) % 3, 1] - p[i, 1])
-             - (Y - p[i, 1]) * (p[(i + 1) % 3, 0] - p[i, 0]) for i in range(3)]
+        s = [
+            (X - p[i, 0]) * (p[(i + 1) % 3, 1] - p[i, 1])
+            - (Y - p[i, 1]) * (p[(i + 1) % 3, 0] - p[i, 0])
+            for i in range(3)
+        ]
         mask = ((s[0] >= 0) & (s[1] >= 0) & (s[2] >= 0)) | ((s[0] <= 0) & (s[1] <= 0) & (s[2] <= 0))
     else:
         rx, ry = rng.uniform(4, size / 2 - 3, 2)
@@ -82,8 +91,10 @@ def _render_set(name, classes, draw, per_class_train, per_class_test, seed) -> D
 
 def make_shapes(seed: int = 0, per_class_train: int = 600, per_class_test: int = 100) -> Dataset:
     """Seed 001's shape set: one white shape on black, 28x28x1, five classes."""
+
     def draw(c, rng):
         return (render_shape(SHAPES[c], rng) * rng.uniform(0.6, 1.0))[..., None]
+
     return _render_set("shapes", SHAPES, draw, per_class_train, per_class_test, seed)
 
 
@@ -98,13 +109,14 @@ def make_colors(seed: int = 0, per_class_train: int = 600, per_class_test: int =
     names = tuple(COLORS)
 
     def draw(c, rng):
-        return _colored(render_shape(SHAPES[rng.integers(len(SHAPES))], rng),
-                        COLORS[names[c]], rng)
+        return _colored(render_shape(SHAPES[rng.integers(len(SHAPES))], rng), COLORS[names[c]], rng)
+
     return _render_set("colors", names, draw, per_class_train, per_class_test, seed)
 
 
-def make_shapes_colors(seed: int = 0, per_class_train: int = 600,
-                       per_class_test: int = 100) -> Dataset:
+def make_shapes_colors(
+    seed: int = 0, per_class_train: int = 600, per_class_test: int = 100
+) -> Dataset:
     """Seed 001's combined task: {red, blue, green} x {circle, rectangle, triangle},
     nine classes `<colour>-<shape>`, 600:100 per class as its table gives."""
     colors, shapes = COMBINED
@@ -113,15 +125,21 @@ def make_shapes_colors(seed: int = 0, per_class_train: int = 600,
     def draw(k, rng):
         c, s = divmod(k, len(shapes))
         return _colored(render_shape(shapes[s], rng), COLORS[colors[c]], rng)
+
     return _render_set("shapes_colors", classes, draw, per_class_train, per_class_test, seed)
 
 
-def make_synthetic(shape: tuple[int, ...], classes: int, seed: int = 0, n_train: int = 1024,
-                   n_test: int = 256) -> Dataset:
+def make_synthetic(
+    shape: tuple[int, ...], classes: int, seed: int = 0, n_train: int = 1024, n_test: int = 256
+) -> Dataset:
     """Random images of any shape with random labels: for smoke tests and throughput."""
     rng = np.random.default_rng([seed, 11])
-    return Dataset("synthetic", rng.integers(0, 256, (n_train, *shape), dtype=np.uint8),
-                   rng.integers(0, classes, n_train).astype(np.int64),
-                   rng.integers(0, 256, (n_test, *shape), dtype=np.uint8),
-                   rng.integers(0, classes, n_test).astype(np.int64),
-                   tuple(str(i) for i in range(classes)), "random")
+    return Dataset(
+        "synthetic",
+        rng.integers(0, 256, (n_train, *shape), dtype=np.uint8),
+        rng.integers(0, classes, n_train).astype(np.int64),
+        rng.integers(0, 256, (n_test, *shape), dtype=np.uint8),
+        rng.integers(0, classes, n_test).astype(np.int64),
+        tuple(str(i) for i in range(classes)),
+        "random",
+    )

@@ -23,8 +23,9 @@ def as_float(x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
-def fit_to_spec(data: Dataset, input_shape: tuple[int, ...], classes: int,
-                resize: bool = False) -> Dataset:
+def fit_to_spec(
+    data: Dataset, input_shape: tuple[int, ...], classes: int, resize: bool = False
+) -> Dataset:
     """Check (and with `resize`, adapt) a data set to the spec's input and output.
 
     A spec whose input is a vector of H*W*C takes the images flattened (the seeds'
@@ -34,27 +35,36 @@ def fit_to_spec(data: Dataset, input_shape: tuple[int, ...], classes: int,
     hw = "x".join(map(str, have))
     problems = []
     if len(data.classes) != classes:
-        problems.append(f"the spec ends in {classes} outputs but {data.name} has "
-                        f"{len(data.classes)} classes: make the last layer "
-                        f"Dense({len(data.classes)}, softmax) or use another data set")
+        problems.append(
+            f"the spec ends in {classes} outputs but {data.name} has "
+            f"{len(data.classes)} classes: make the last layer "
+            f"Dense({len(data.classes)}, softmax) or use another data set"
+        )
     flatten = len(want) == 1 and want[0] == int(np.prod(have))
     if want != have and not flatten:
         if len(want) != 3:
-            problems.append(f"the spec takes a vector of {want[0]}; {data.name} images are "
-                            f"{hw} ({int(np.prod(have))} values)")
+            problems.append(
+                f"the spec takes a vector of {want[0]}; {data.name} images are "
+                f"{hw} ({int(np.prod(have))} values)"
+            )
         elif not resize:
-            problems.append(f"{data.name} images are {hw} (H x W x C) but the spec's input is "
-                            f"{'x'.join(map(str, want))}: pass --resize to resize them "
-                            f"(bilinear) and convert grey <-> colour, or use a spec made for "
-                            f"{hw} input")
+            problems.append(
+                f"{data.name} images are {hw} (H x W x C) but the spec's input is "
+                f"{'x'.join(map(str, want))}: pass --resize to resize them "
+                f"(bilinear) and convert grey <-> colour, or use a spec made for "
+                f"{hw} input"
+            )
     if problems:
         raise DataError("\n".join(problems))
     if want == have:
         return data
     if flatten:
-        return replace(data, x_train=data.x_train.reshape(len(data.x_train), -1),
-                       x_test=data.x_test.reshape(len(data.x_test), -1),
-                       notes=(*data.notes, f"flattened {hw} to {want[0]}"))
+        return replace(
+            data,
+            x_train=data.x_train.reshape(len(data.x_train), -1),
+            x_test=data.x_test.reshape(len(data.x_test), -1),
+            notes=(*data.notes, f"flattened {hw} to {want[0]}"),
+        )
     notes = list(data.notes)
     xs = []
     for x in (data.x_train, data.x_test):
@@ -97,9 +107,9 @@ def resize_bilinear(x: np.ndarray, height: int, width: int, chunk: int = 4096) -
     out = np.empty((len(x), height, width, x.shape[3]), np.float32)
     wy, wx = wy[None, :, None, None], wx[None, None, :, None]
     for s in range(0, len(x), chunk):
-        b = x[s:s + chunk]
+        b = x[s : s + chunk]
         rows = b[:, y0] * (1 - wy) + b[:, y1] * wy
-        out[s:s + chunk] = rows[:, :, x0] * (1 - wx) + rows[:, :, x1] * wx
+        out[s : s + chunk] = rows[:, :, x0] * (1 - wx) + rows[:, :, x1] * wx
     return out
 
 
@@ -113,6 +123,6 @@ def augment(x: np.ndarray, rng: np.random.Generator, pad: int = 4) -> np.ndarray
     flip = rng.random(n) < 0.5
     out = np.empty_like(x)
     for i in range(n):
-        crop = padded[i, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+        crop = padded[i, dy[i] : dy[i] + h, dx[i] : dx[i] + w]
         out[i] = crop[:, ::-1] if flip[i] else crop
     return out

@@ -11,5 +11,4 @@ It imports neither lark nor archc.language (a test checks it).
 from archc.ir.kinds import KINDS, RF, Loc, Node
 from archc.ir.model import BlockDefinition, BlockInstance, BlockParam, Model
 
-__all__ = ["KINDS", "RF", "Loc", "Node", "BlockDefinition", "BlockInstance", "BlockParam",
-           "Model"]
+__all__ = ["KINDS", "RF", "BlockDefinition", "BlockInstance", "BlockParam", "Loc", "Model", "Node"]

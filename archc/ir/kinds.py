@@ -36,17 +36,38 @@ from archc.ir.shapes import Shape, ShapeError, describe, effective_kernel, windo
 
 Pair = tuple[int, int]
 
-KINDS: dict[str, type["Node"]] = {}
+KINDS: dict[str, type[Node]] = {}
 
 # Activations a Conv or Dense may carry fused (`Dense(10, softmax)`), all
 # parameter-free; the activation kind takes these and the parameterised ones.
-FUSABLE = ("relu", "relu6", "sigmoid", "hard_sigmoid", "tanh", "softmax", "linear",
-           "elu", "selu", "gelu", "silu", "softplus")
+FUSABLE = (
+    "relu",
+    "relu6",
+    "sigmoid",
+    "hard_sigmoid",
+    "tanh",
+    "softmax",
+    "linear",
+    "elu",
+    "selu",
+    "gelu",
+    "silu",
+    "softplus",
+)
 ACTIVATIONS = FUSABLE + ("leaky_relu", "prelu")
 # Keras's defaults for the activations that take a parameter.
 DEFAULT_ALPHA = {"leaky_relu": 0.3, "elu": 1.0}
-INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_normal", "he_uniform",
-                "lecun_normal", "lecun_uniform", "zeros", "ones", "orthogonal")
+INITIALIZERS = (
+    "glorot_uniform",
+    "glorot_normal",
+    "he_normal",
+    "he_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "zeros",
+    "ones",
+    "orthogonal",
+)
 
 
 class Loc(BaseModel):
@@ -92,7 +113,8 @@ class Weight(NamedTuple):
 
 def _fraction(v: Any) -> Fraction:
     if isinstance(v, bool):
-        raise ValueError("a receptive-field length is a number")
+        # ValueError, not TypeError: pydantic reports only the former as invalid input
+        raise ValueError("a receptive-field length is a number")  # noqa: TRY004
     return Fraction(v)
 
 
@@ -114,9 +136,10 @@ class RF(BaseModel):
     jump: tuple[Rational, Rational]
 
     @classmethod
-    def of(cls, size, jump) -> "RF":
-        return cls.model_construct(size=tuple(Fraction(v) for v in size),
-                                   jump=tuple(Fraction(v) for v in jump))
+    def of(cls, size, jump) -> RF:
+        return cls.model_construct(
+            size=tuple(Fraction(v) for v in size), jump=tuple(Fraction(v) for v in jump)
+        )
 
 
 RFs = list[RF]  # the receptive fields of a node's inputs (never None: see infer)
@@ -126,16 +149,20 @@ def rf_window(ins: RFs, kernel: Pair, stride: Pair) -> RF:
     """A sliding window of (effective) `kernel` and `stride`: each output cell sees
     kernel-1 more input cells, each `jump` apart; neighbours are `stride` cells apart."""
     (r,) = ins
-    return RF.of((r.size[0] + (kernel[0] - 1) * r.jump[0], r.size[1] + (kernel[1] - 1) * r.jump[1]),
-                 (r.jump[0] * stride[0], r.jump[1] * stride[1]))
+    return RF.of(
+        (r.size[0] + (kernel[0] - 1) * r.jump[0], r.size[1] + (kernel[1] - 1) * r.jump[1]),
+        (r.jump[0] * stride[0], r.jump[1] * stride[1]),
+    )
 
 
 def rf_merge(ins: RFs) -> RF:
     """Branches joined cell by cell: the widest field and the coarsest jump."""
     if len(ins) == 1:
         return ins[0]
-    return RF.of(tuple(max(r.size[i] for r in ins) for i in range(2)),
-                 tuple(max(r.jump[i] for r in ins) for i in range(2)))
+    return RF.of(
+        tuple(max(r.size[i] for r in ins) for i in range(2)),
+        tuple(max(r.jump[i] for r in ins) for i in range(2)),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -172,9 +199,11 @@ class Node(BaseModel):
             return  # a base or a mixin, not a kind
         missing = sorted(getattr(cls, "__abstractmethods__", ()))
         if missing:
-            raise TypeError(f"layer kind `{kind}` ({cls.__name__}) does not state its "
-                            f"{', '.join(missing)} rule(s): define them, or name the mixin "
-                            "that states them (see archc/ir/kinds.py)")
+            raise TypeError(
+                f"layer kind `{kind}` ({cls.__name__}) does not state its "
+                f"{', '.join(missing)} rule(s): define them, or name the mixin "
+                "that states them (see archc/ir/kinds.py)"
+            )
         if kind in KINDS:
             raise TypeError(f"layer kind `{kind}` is defined twice")
         KINDS[kind] = cls
@@ -232,7 +261,8 @@ def _spatial(node: Node, ins: list[Shape]) -> Shape:
     if len(x) != 3:
         raise ShapeError(
             f"{node.title} needs a feature map (H x W x C), but its input is {describe(x)}",
-            hint="spatial layers must come before `Flatten` or global pooling")
+            hint="spatial layers must come before `Flatten` or global pooling",
+        )
     return x
 
 
@@ -290,9 +320,11 @@ class Conv2D(Node):
     def infer(self, ins: list[Shape]) -> Shape:
         h, w, _ = _spatial(self, ins)
         ph, pw = self._pads()
-        return (window_output(h, self.kernel[0], self.stride[0], ph, self.dilation[0]),
-                window_output(w, self.kernel[1], self.stride[1], pw, self.dilation[1]),
-                self.filters)
+        return (
+            window_output(h, self.kernel[0], self.stride[0], ph, self.dilation[0]),
+            window_output(w, self.kernel[1], self.stride[1], pw, self.dilation[1]),
+            self.filters,
+        )
 
     def count(self, ins: list[Shape], out: Shape) -> Cost:
         cin = ins[0][2]
@@ -302,18 +334,24 @@ class Conv2D(Node):
         return Cost(weights + bias, 0, out[0] * out[1] * self.filters * kh * kw * cin)
 
     def receptive_field(self, ins: RFs) -> RF | None:
-        kernel = (effective_kernel(self.kernel[0], self.dilation[0]),
-                  effective_kernel(self.kernel[1], self.dilation[1]))
+        kernel = (
+            effective_kernel(self.kernel[0], self.dilation[0]),
+            effective_kernel(self.kernel[1], self.dilation[1]),
+        )
         return rf_window(ins, kernel, self.stride)
 
     def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
-        kernel = Weight("kernel", "weight", (*self.kernel, ins[0][2], self.filters),
-                        to_torch=(3, 2, 0, 1))
+        kernel = Weight(
+            "kernel", "weight", (*self.kernel, ins[0][2], self.filters), to_torch=(3, 2, 0, 1)
+        )
         return (kernel, Weight("bias", "bias", (self.filters,))) if self.use_bias else (kernel,)
 
     def describe(self) -> str:
-        parts = [f"{self.filters}*{self.kernel[0]}*{self.kernel[1]}", _stride_text(self.stride),
-                 _pad_text(self.padding)]
+        parts = [
+            f"{self.filters}*{self.kernel[0]}*{self.kernel[1]}",
+            _stride_text(self.stride),
+            _pad_text(self.padding),
+        ]
         if self.dilation != (1, 1):
             parts.append(f"dilation {_hw(self.dilation)}")
         if not self.use_bias:
@@ -364,9 +402,12 @@ class BatchNorm(Node):
 
     def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
         c = (ins[0][-1],)
-        return (Weight("gamma", "weight", c), Weight("beta", "bias", c),
-                Weight("moving_mean", "running_mean", c, trainable=False),
-                Weight("moving_variance", "running_var", c, trainable=False))
+        return (
+            Weight("gamma", "weight", c),
+            Weight("beta", "bias", c),
+            Weight("moving_mean", "running_mean", c, trainable=False),
+            Weight("moving_variance", "running_var", c, trainable=False),
+        )
 
     def describe(self) -> str:
         parts = []
@@ -463,18 +504,25 @@ class Pool(NoWeights, Node):
             ph = pw = self.padding
         else:
             if self.padding[0] * 2 > self.kernel[0] or self.padding[1] * 2 > self.kernel[1]:
-                raise ShapeError("explicit pooling padding must be at most half the kernel",
-                                 hint="PyTorch refuses larger padding for pooling")
+                raise ShapeError(
+                    "explicit pooling padding must be at most half the kernel",
+                    hint="PyTorch refuses larger padding for pooling",
+                )
             ph, pw = (self.padding[0],) * 2, (self.padding[1],) * 2
-        return (window_output(h, self.kernel[0], self.stride[0], ph),
-                window_output(w, self.kernel[1], self.stride[1], pw), c)
+        return (
+            window_output(h, self.kernel[0], self.stride[0], ph),
+            window_output(w, self.kernel[1], self.stride[1], pw),
+            c,
+        )
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return rf_window(ins, self.kernel, self.stride)
 
     def describe(self) -> str:
-        return (f"{self.op}, {self.kernel[0]}*{self.kernel[1]}, {_stride_text(self.stride)}, "
-                f"{_pad_text(self.padding)}")
+        return (
+            f"{self.op}, {self.kernel[0]}*{self.kernel[1]}, {_stride_text(self.stride)}, "
+            f"{_pad_text(self.padding)}"
+        )
 
 
 class GlobalPool(NoWeights, Node):
@@ -570,8 +618,10 @@ class Dense(Node):
     def infer(self, ins: list[Shape]) -> Shape:
         (x,) = ins
         if len(x) != 1:
-            raise ShapeError(f"`Dense` needs a vector, but its input is {describe(x)}",
-                             hint="insert `Flatten` (or global pooling `GAP`) before it")
+            raise ShapeError(
+                f"`Dense` needs a vector, but its input is {describe(x)}",
+                hint="insert `Flatten` (or global pooling `GAP`) before it",
+            )
         return (self.units,)
 
     def count(self, ins: list[Shape], out: Shape) -> Cost:
@@ -614,7 +664,8 @@ class Concat(NoWeights, Node):
                 raise ShapeError(
                     "concat needs every branch to have the same height and width, but they are "
                     + ", ".join(describe(s) for s in ins),
-                    hint="give every branch the same strides and `same` padding")
+                    hint="give every branch the same strides and `same` padding",
+                )
             return (ins[0][0], ins[0][1], sum(s[2] for s in ins))
         if ranks == {1}:
             return (sum(s[0] for s in ins),)
@@ -636,10 +687,12 @@ class Add(NoWeights, Node):
             hint = "add a projection on the shortcut, e.g. `C(ch*1*1, s2) B`"
             if all(len(s) == 3 for s in ins) and len({s[:2] for s in ins}) == 1:
                 hint = "the channels differ: add a 1x1 projection `C(ch*1*1, s1) B` on the shortcut"
-            raise ShapeError("add needs every branch to have the same shape, but they are "
-                             + " and ".join(describe(s) for s in ins), hint=hint)
+            raise ShapeError(
+                "add needs every branch to have the same shape, but they are "
+                + " and ".join(describe(s) for s in ins),
+                hint=hint,
+            )
         return ins[0]
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return rf_merge(ins)
-

@@ -7,8 +7,7 @@ block-instance path it belongs to (`scope`), and `blocks` lists the instances
 with the block's name and arguments, so a generator can emit one class per block.
 """
 
-
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, SerializeAsAny
 
@@ -28,7 +27,7 @@ def _node(value: Any) -> Node:
 
 
 IRNode = Annotated[SerializeAsAny[Node], PlainValidator(_node)]
-ArgValue = Union[bool, int, float, str, list[Union[bool, int, float, str]]]
+ArgValue = bool | int | float | str | list[bool | int | float | str]
 
 
 class BlockParam(BaseModel):

@@ -46,7 +46,8 @@ class Piecewise(_Frozen):
         if len(self.values) != len(self.boundaries) + 1:
             raise ValueError("piecewise needs one more value than boundaries")
         if list(self.boundaries) != sorted(set(self.boundaries)) or (
-                self.boundaries and self.boundaries[0] <= 0):
+            self.boundaries and self.boundaries[0] <= 0
+        ):
             raise ValueError("boundaries must be positive and strictly increasing")
         if any(v <= 0 for v in self.values):
             raise ValueError("learning rates must be positive")
@@ -84,8 +85,9 @@ class OneCycle(_Frozen):
 
 
 SCHEDULES = (Constant, Piecewise, Plateau, StepDecay, Cosine, OneCycle)
-Schedule = Annotated[Constant | Piecewise | Plateau | StepDecay | Cosine | OneCycle,
-                     Field(discriminator="kind")]
+Schedule = Annotated[
+    Constant | Piecewise | Plateau | StepDecay | Cosine | OneCycle, Field(discriminator="kind")
+]
 
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
 

@@ -16,9 +16,24 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from archc.diagnostics import did_you_mean
-from archc.ir.kinds import (ACTIVATIONS, DEFAULT_ALPHA, FUSABLE, INITIALIZERS, LRN, Activation,
-                            BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalPool, Node, Pair,
-                            Pool, ZeroPad)
+from archc.ir.kinds import (
+    ACTIVATIONS,
+    DEFAULT_ALPHA,
+    FUSABLE,
+    INITIALIZERS,
+    LRN,
+    Activation,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalPool,
+    Node,
+    Pair,
+    Pool,
+    ZeroPad,
+)
 from archc.language.values import ArgReader, Sym, Tagged, show
 
 Made = list[tuple[type[Node], dict]]  # the nodes a call makes: kind and fields
@@ -57,21 +72,43 @@ def layer_list() -> str:
 # Names archc knows it does not have
 # ---------------------------------------------------------------------------
 
-ACTIVATION_ALIASES = {"swish": "silu", "leakyrelu": "leaky_relu", "lrelu": "leaky_relu",
-                      "identity": "linear", "none": "linear", "hardsigmoid": "hard_sigmoid",
-                      "relu_6": "relu6"}
+ACTIVATION_ALIASES = {
+    "swish": "silu",
+    "leakyrelu": "leaky_relu",
+    "lrelu": "leaky_relu",
+    "identity": "linear",
+    "none": "linear",
+    "hardsigmoid": "hard_sigmoid",
+    "relu_6": "relu6",
+}
 # Activations of Keras or PyTorch that archc does not have. They are named as what
 # they are, never "corrected" into a supported function close in letters
 # (`hard_swish` is not `hard_sigmoid`, `celu` not `elu`).
 UNSUPPORTED_ACTIVATIONS = {
-    "hard_swish": "hard swish", "hardswish": "hard swish", "hard_silu": "hard swish",
-    "mish": "mish", "celu": "CELU", "glu": "GLU", "softsign": "softsign",
-    "log_softmax": "log-softmax", "logsoftmax": "log-softmax", "exponential": "exponential",
-    "hard_tanh": "hard tanh", "hardtanh": "hard tanh", "tanhshrink": "tanh shrink",
-    "tanh_shrink": "tanh shrink", "softshrink": "soft shrink", "hardshrink": "hard shrink",
-    "rrelu": "randomized leaky ReLU", "log_sigmoid": "log-sigmoid", "logsigmoid": "log-sigmoid",
-    "sparse_plus": "sparse plus", "squareplus": "squareplus", "threshold": "threshold",
-    "softmin": "softmin", "sparsemax": "sparsemax",
+    "hard_swish": "hard swish",
+    "hardswish": "hard swish",
+    "hard_silu": "hard swish",
+    "mish": "mish",
+    "celu": "CELU",
+    "glu": "GLU",
+    "softsign": "softsign",
+    "log_softmax": "log-softmax",
+    "logsoftmax": "log-softmax",
+    "exponential": "exponential",
+    "hard_tanh": "hard tanh",
+    "hardtanh": "hard tanh",
+    "tanhshrink": "tanh shrink",
+    "tanh_shrink": "tanh shrink",
+    "softshrink": "soft shrink",
+    "hardshrink": "hard shrink",
+    "rrelu": "randomized leaky ReLU",
+    "log_sigmoid": "log-sigmoid",
+    "logsigmoid": "log-sigmoid",
+    "sparse_plus": "sparse plus",
+    "squareplus": "squareplus",
+    "threshold": "threshold",
+    "softmin": "softmin",
+    "sparsemax": "sparsemax",
 }
 # Layers of Keras or PyTorch that archc does not have (lower case), named as what
 # they are rather than "corrected" into a different layer (`Cropping2D` is not
@@ -79,27 +116,68 @@ UNSUPPORTED_ACTIVATIONS = {
 UNSUPPORTED_LAYERS = {
     **dict.fromkeys(("cropping1d", "cropping2d", "cropping3d"), "cropping is not supported"),
     **dict.fromkeys(("conv1d", "conv3d"), "1-D and 3-D convolutions are not supported"),
-    **dict.fromkeys(("conv2dtranspose", "convtranspose2d", "deconv", "deconv2d"),
-                    "transposed convolutions are not supported"),
-    **dict.fromkeys(("depthwiseconv2d", "separableconv2d"),
-                    "depthwise and separable convolutions are not supported"),
-    **dict.fromkeys(("upsampling2d", "upsample", "upsamplingnearest2d",
-                     "upsamplingbilinear2d", "resizing"), "upsampling is not supported"),
-    **dict.fromkeys(("layernormalization", "layernorm", "groupnormalization", "groupnorm",
-                     "instancenorm2d", "unitnormalization"),
-                    "the only normalisations are `B` and `LRN`"),
-    **dict.fromkeys(("reshape", "permute", "repeatvector", "unflatten"),
-                    "the only reshaping is `Flatten`"),
-    **dict.fromkeys(("multiply", "subtract", "average", "maximum", "minimum", "dot"),
-                    "the merges are `concat { a | b }` and `add { a | b }`"),
-    **dict.fromkeys(("embedding", "lstm", "gru", "simplernn", "rnn", "attention",
-                     "multiheadattention", "transformer"), "sequence layers are not supported"),
-    **dict.fromkeys(("maxpool1d", "maxpooling1d", "avgpool1d", "averagepooling1d",
-                     "maxpool3d", "maxpooling3d", "avgpool3d", "averagepooling3d",
-                     "globalaveragepooling1d", "globalmaxpooling1d"),
-                    "1-D and 3-D pooling are not supported"),
-    **dict.fromkeys(("spatialdropout2d", "alphadropout", "gaussiandropout",
-                     "gaussiannoise", "dropout2d"), "the only dropout is `D(rate)`"),
+    **dict.fromkeys(
+        ("conv2dtranspose", "convtranspose2d", "deconv", "deconv2d"),
+        "transposed convolutions are not supported",
+    ),
+    **dict.fromkeys(
+        ("depthwiseconv2d", "separableconv2d"),
+        "depthwise and separable convolutions are not supported",
+    ),
+    **dict.fromkeys(
+        ("upsampling2d", "upsample", "upsamplingnearest2d", "upsamplingbilinear2d", "resizing"),
+        "upsampling is not supported",
+    ),
+    **dict.fromkeys(
+        (
+            "layernormalization",
+            "layernorm",
+            "groupnormalization",
+            "groupnorm",
+            "instancenorm2d",
+            "unitnormalization",
+        ),
+        "the only normalisations are `B` and `LRN`",
+    ),
+    **dict.fromkeys(
+        ("reshape", "permute", "repeatvector", "unflatten"), "the only reshaping is `Flatten`"
+    ),
+    **dict.fromkeys(
+        ("multiply", "subtract", "average", "maximum", "minimum", "dot"),
+        "the merges are `concat { a | b }` and `add { a | b }`",
+    ),
+    **dict.fromkeys(
+        (
+            "embedding",
+            "lstm",
+            "gru",
+            "simplernn",
+            "rnn",
+            "attention",
+            "multiheadattention",
+            "transformer",
+        ),
+        "sequence layers are not supported",
+    ),
+    **dict.fromkeys(
+        (
+            "maxpool1d",
+            "maxpooling1d",
+            "avgpool1d",
+            "averagepooling1d",
+            "maxpool3d",
+            "maxpooling3d",
+            "avgpool3d",
+            "averagepooling3d",
+            "globalaveragepooling1d",
+            "globalmaxpooling1d",
+        ),
+        "1-D and 3-D pooling are not supported",
+    ),
+    **dict.fromkeys(
+        ("spatialdropout2d", "alphadropout", "gaussiandropout", "gaussiannoise", "dropout2d"),
+        "the only dropout is `D(rate)`",
+    ),
 }
 
 
@@ -134,8 +212,11 @@ def _pair(r: ArgReader, value: Any, what: str, span) -> Pair:
         return value, value
     if isinstance(value, Tagged) and value.tag == "stride" and what == "stride":
         value = value.value
-    if isinstance(value, tuple) and len(value) in (1, 2) and all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+    if (
+        isinstance(value, tuple)
+        and len(value) in (1, 2)
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    ):
         return (value[0], value[-1])
     raise r.fail(f"{what} must be a positive integer or two of them", span, received=show(value))
 
@@ -148,8 +229,12 @@ def _padding_value(r: ArgReader, value: Any, span) -> str | Pair:
         return (v[0], v[-1])
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return (value, value)
-    raise r.fail("padding must be `same`, `valid`, or explicit zeros such as `p1`", span,
-                 received=show(value), code="E307")
+    raise r.fail(
+        "padding must be `same`, `valid`, or explicit zeros such as `p1`",
+        span,
+        received=show(value),
+        code="E307",
+    )
 
 
 def _activation_name(r: ArgReader, value: Any, span, fusable_only: bool) -> str:
@@ -164,12 +249,21 @@ def _activation_name(r: ArgReader, value: Any, span, fusable_only: bool) -> str:
     if fusable_only and name in ACTIVATIONS:
         hint_text = f"write `{name}` as its own layer: `A({name})`"
     elif name in UNSUPPORTED_ACTIVATIONS:
-        raise r.fail(f"archc does not support the {UNSUPPORTED_ACTIVATIONS[name]} activation "
-                     f"`{written}`", span, code="E307", expected=", ".join(allowed))
+        raise r.fail(
+            f"archc does not support the {UNSUPPORTED_ACTIVATIONS[name]} activation `{written}`",
+            span,
+            code="E307",
+            expected=", ".join(allowed),
+        )
     else:
         hint_text = f"did you mean `{hint}`?" if hint else None
-    raise r.fail(f"unknown activation `{written}`", span, code="E307",
-                 expected=", ".join(allowed), hint=hint_text)
+    raise r.fail(
+        f"unknown activation `{written}`",
+        span,
+        code="E307",
+        expected=", ".join(allowed),
+        hint=hint_text,
+    )
 
 
 def _weights_options(r: ArgReader) -> dict:
@@ -208,8 +302,25 @@ def _yes_no(r: ArgReader, v: Any, span) -> bool:
 # The binders, one per kind
 # ---------------------------------------------------------------------------
 
-@binds(Conv2D, 'C', 'Conv', 'Conv2D',
-       options=('kernel', 'filters', 'stride', 'padding', 'dilation', 'bias', 'activation', 'init', 'bias_init', 'l2'))
+
+@binds(
+    Conv2D,
+    "C",
+    "Conv",
+    "Conv2D",
+    options=(
+        "kernel",
+        "filters",
+        "stride",
+        "padding",
+        "dilation",
+        "bias",
+        "activation",
+        "init",
+        "bias_init",
+        "l2",
+    ),
+)
 def bind_conv(r: ArgReader, spelled: str) -> Made:
     f: dict = {}
     first = r.next_pos()
@@ -220,8 +331,11 @@ def bind_conv(r: ArgReader, spelled: str) -> Made:
         first = None
     kexpr = kernel.value if kernel is not None else first.value if first is not None else None
     if kexpr is None:
-        raise r.fail(f"{Conv2D.title} needs its kernel: `C(filters*kh*kw, ...)`",
-                     code="E303", hint="for example `C(6*5*5, s1, same)`")
+        raise r.fail(
+            f"{Conv2D.title} needs its kernel: `C(filters*kh*kw, ...)`",
+            code="E303",
+            hint="for example `C(6*5*5, s1, same)`",
+        )
     if filters is not None:
         f["filters"] = r.positive_int(filters.value, "the number of filters")
         k = r.dims(kexpr, (1, 2), "kernel size kh*kw")
@@ -233,28 +347,40 @@ def bind_conv(r: ArgReader, spelled: str) -> Made:
         v = r.value(a.value)
         if isinstance(v, Tagged) and v.tag == "stride":
             _once(r, f, "stride", _pair(r, v, "stride", a.span), a.span)
-        elif isinstance(v, Tagged) and v.tag == "pad" or (
-                isinstance(v, Sym) and v.name.lower() in ("same", "valid")):
+        elif (
+            isinstance(v, Tagged)
+            and v.tag == "pad"
+            or (isinstance(v, Sym) and v.name.lower() in ("same", "valid"))
+        ):
             _once(r, f, "padding", _padding_value(r, v, a.span), a.span)
         elif isinstance(v, Sym) and v.name in ("nobias", "no_bias"):
             _once(r, f, "use_bias", False, a.span)
-        elif isinstance(v, Sym) and ACTIVATION_ALIASES.get(v.name.lower(),
-                                                           v.name.lower()) in ACTIVATIONS:
+        elif (
+            isinstance(v, Sym)
+            and ACTIVATION_ALIASES.get(v.name.lower(), v.name.lower()) in ACTIVATIONS
+        ):
             _once(r, f, "activation", _activation_name(r, v, a.span, True), a.span)
         elif isinstance(v, Sym) and v.name.lower() in UNSUPPORTED_ACTIVATIONS:
             _activation_name(r, v, a.span, True)  # says it is not supported
         elif isinstance(v, Sym):
             choices = ("same", "valid", "nobias") + FUSABLE
             guess = did_you_mean(v.name, choices)
-            raise r.fail(f"{Conv2D.title} has no option `{v.name}`", a.span, code="E307",
-                         expected="a stride `s2`, padding `same`/`valid`/`p1`, `nobias`, "
-                         "or an activation such as `relu`",
-                         hint=f"did you mean `{guess}`?" if guess else None)
+            raise r.fail(
+                f"{Conv2D.title} has no option `{v.name}`",
+                a.span,
+                code="E307",
+                expected="a stride `s2`, padding `same`/`valid`/`p1`, `nobias`, "
+                "or an activation such as `relu`",
+                hint=f"did you mean `{guess}`?" if guess else None,
+            )
         else:
-            raise r.fail(f"{Conv2D.title} does not understand `{show(v)}` here", a.span,
-                         code="E301", expected="a stride `s2`, padding `same`/`valid`/`p1`, "
-                         "`nobias`, or an activation",
-                         hint="the filters and kernel come first: `C(64*3*3, s1, same)`")
+            raise r.fail(
+                f"{Conv2D.title} does not understand `{show(v)}` here",
+                a.span,
+                code="E301",
+                expected="a stride `s2`, padding `same`/`valid`/`p1`, `nobias`, or an activation",
+                hint="the filters and kernel come first: `C(64*3*3, s1, same)`",
+            )
         r.pos.remove(a)
     if (a := r.take("stride")) is not None:
         _once(r, f, "stride", _pair(r, r.value(a.value), "stride", a.span), a.span)
@@ -269,16 +395,17 @@ def bind_conv(r: ArgReader, spelled: str) -> Made:
         _once(r, f, "activation", _activation_name(r, r.value(a.value), a.span, True), a.span)
     f.update(_weights_options(r))
     if f.get("dilation", (1, 1)) != (1, 1) and f.get("stride", (1, 1)) != (1, 1):
-        raise r.fail("a convolution cannot have both a stride and a dilation above 1",
-                     hint="Keras's Conv2D refuses strides > 1 together with "
-                     "dilation_rate > 1 (PyTorch accepts it), and the spec must build "
-                     "in both")
+        raise r.fail(
+            "a convolution cannot have both a stride and a dilation above 1",
+            hint="Keras's Conv2D refuses strides > 1 together with "
+            "dilation_rate > 1 (PyTorch accepts it), and the spec must build "
+            "in both",
+        )
     r.finish()
     return [(Conv2D, f)]
 
 
-@binds(BatchNorm, 'B', 'BN', 'BatchNorm', 'BatchNormalization',
-       options=('epsilon', 'momentum'))
+@binds(BatchNorm, "B", "BN", "BatchNorm", "BatchNormalization", options=("epsilon", "momentum"))
 def bind_batchnorm(r: ArgReader, spelled: str) -> Made:
     present = True
     a = r.next_pos()
@@ -297,8 +424,7 @@ def bind_batchnorm(r: ArgReader, spelled: str) -> Made:
     return [(BatchNorm, f)] if present else []
 
 
-@binds(LRN, 'LRN',
-       options=('depth', 'alpha', 'beta', 'bias_k', 'kernel'))
+@binds(LRN, "LRN", options=("depth", "alpha", "beta", "bias_k", "kernel"))
 def bind_lrn(r: ArgReader, spelled: str) -> Made:
     f: dict = {}
     a = r.next_pos()
@@ -325,19 +451,29 @@ def bind_lrn(r: ArgReader, spelled: str) -> Made:
     return [(LRN, f)]
 
 
-@binds(Activation, 'A', 'Activation', 'ReLU', 'PReLU', 'LeakyReLU', 'Softmax',
-       options=('activation', 'alpha'))
+@binds(
+    Activation,
+    "A",
+    "Activation",
+    "ReLU",
+    "PReLU",
+    "LeakyReLU",
+    "Softmax",
+    options=("activation", "alpha"),
+)
 def bind_activation(r: ArgReader, spelled: str) -> Made:
-    fixed = {"ReLU": "relu", "PReLU": "prelu", "LeakyReLU": "leaky_relu",
-             "Softmax": "softmax"}.get(spelled)
+    fixed = {"ReLU": "relu", "PReLU": "prelu", "LeakyReLU": "leaky_relu", "Softmax": "softmax"}.get(
+        spelled
+    )
     f: dict = {}
     if fixed is not None:
         f["fn"] = fixed
     else:
         a = r.next_pos() or r.take("activation")
         if a is None:
-            raise r.fail("`A` needs the activation: `A(relu)`", code="E303",
-                         expected=", ".join(ACTIVATIONS))
+            raise r.fail(
+                "`A` needs the activation: `A(relu)`", code="E303", expected=", ".join(ACTIVATIONS)
+            )
         v = r.value(a.value)
         if isinstance(v, Sym) and v.name in NO:
             r.finish()
@@ -346,8 +482,12 @@ def bind_activation(r: ArgReader, spelled: str) -> Made:
     alpha = r.next_pos() or r.take("alpha")
     if alpha is not None:
         if f["fn"] not in ("leaky_relu", "elu"):
-            raise r.fail(f"`{f['fn']}` takes no alpha", alpha.span, code="E301",
-                         hint="only leaky_relu (slope) and elu take one")
+            raise r.fail(
+                f"`{f['fn']}` takes no alpha",
+                alpha.span,
+                code="E301",
+                hint="only leaky_relu (slope) and elu take one",
+            )
         f["alpha"] = r.number(alpha.value, "alpha", lo=0.0)
     elif f["fn"] in DEFAULT_ALPHA:
         f["alpha"] = DEFAULT_ALPHA[f["fn"]]
@@ -355,16 +495,26 @@ def bind_activation(r: ArgReader, spelled: str) -> Made:
     return [(Activation, f)]
 
 
-@binds(Pool, 'P', 'Pool', 'MaxPool', 'AvgPool', 'MaxPool2D', 'AvgPool2D',
-       options=('kernel', 'stride', 'padding'))
+@binds(
+    Pool,
+    "P",
+    "Pool",
+    "MaxPool",
+    "AvgPool",
+    "MaxPool2D",
+    "AvgPool2D",
+    options=("kernel", "stride", "padding"),
+)
 def bind_pool(r: ArgReader, spelled: str) -> Made:
-    op = {"MaxPool": "max", "MaxPool2D": "max", "AvgPool": "avg", "AvgPool2D": "avg"}.get(
-        spelled)
+    op = {"MaxPool": "max", "MaxPool2D": "max", "AvgPool": "avg", "AvgPool2D": "avg"}.get(spelled)
     if op is None:
         a = r.next_pos()
         if a is None:
-            raise r.fail("`P` needs the kind of pooling: `P(max, 2, 2)`", code="E303",
-                         expected="max, avg, gavg, gmax")
+            raise r.fail(
+                "`P` needs the kind of pooling: `P(max, 2, 2)`",
+                code="E303",
+                expected="max, avg, gavg, gmax",
+            )
         v = r.value(a.value)
         if isinstance(v, Sym) and v.name in NO:
             r.finish()
@@ -392,14 +542,21 @@ def bind_pool(r: ArgReader, spelled: str) -> Made:
     f["kernel"] = (k[0], k[-1])
     for a in list(r.pos):
         v = r.value(a.value)
-        if isinstance(v, Tagged) and v.tag == "stride" or (
-                isinstance(v, int) and not isinstance(v, bool) and "stride" not in f):
+        if (
+            isinstance(v, Tagged)
+            and v.tag == "stride"
+            or (isinstance(v, int) and not isinstance(v, bool) and "stride" not in f)
+        ):
             _once(r, f, "stride", _pair(r, v, "stride", a.span), a.span)
         elif isinstance(v, (Sym, Tagged)):
             _once(r, f, "padding", _padding_value(r, v, a.span), a.span)
         else:
-            raise r.fail(f"{Pool.title} does not understand `{show(v)}` here", a.span,
-                         code="E301", expected="stride, then padding")
+            raise r.fail(
+                f"{Pool.title} does not understand `{show(v)}` here",
+                a.span,
+                code="E301",
+                expected="stride, then padding",
+            )
         r.pos.remove(a)
     if (a := r.take("stride")) is not None:
         _once(r, f, "stride", _pair(r, r.value(a.value), "stride", a.span), a.span)
@@ -410,14 +567,13 @@ def bind_pool(r: ArgReader, spelled: str) -> Made:
     return [(Pool, f)]
 
 
-@binds(GlobalPool, 'GAP', 'GMP', 'GlobalAvgPool', 'GlobalMaxPool')
+@binds(GlobalPool, "GAP", "GMP", "GlobalAvgPool", "GlobalMaxPool")
 def bind_global_pool(r: ArgReader, spelled: str) -> Made:
     r.finish()
     return [(GlobalPool, {"op": "max" if spelled in ("GMP", "GlobalMaxPool") else "avg"})]
 
 
-@binds(Dropout, 'D', 'Dropout',
-       options=('rate',))
+@binds(Dropout, "D", "Dropout", options=("rate",))
 def bind_dropout(r: ArgReader, spelled: str) -> Made:
     a = r.next_pos() or r.take("rate")
     if a is None:
@@ -429,13 +585,13 @@ def bind_dropout(r: ArgReader, spelled: str) -> Made:
     return [(Dropout, {"rate": r.number(a.value, "the dropout rate", 0.0, 1.0, hi_open=True)})]
 
 
-@binds(Flatten, 'Flatten')
+@binds(Flatten, "Flatten")
 def bind_flatten(r: ArgReader, spelled: str) -> Made:
     r.finish()
     return [(Flatten, {})]
 
 
-@binds(ZeroPad, 'ZeroPad', 'ZP', 'ZeroPadding2D')
+@binds(ZeroPad, "ZeroPad", "ZP", "ZeroPadding2D")
 def bind_zeropad(r: ArgReader, spelled: str) -> Made:
     vals = []
     while (a := r.next_pos()) is not None:
@@ -448,14 +604,22 @@ def bind_zeropad(r: ArgReader, spelled: str) -> Made:
     elif len(vals) == 4:
         pad = tuple(vals)
     else:
-        raise r.fail("`ZeroPad` takes 1 (all sides), 2 (height, width) or 4 "
-                     "(top, bottom, left, right) integers", code="E303",
-                     received=f"{len(vals)} values")
+        raise r.fail(
+            "`ZeroPad` takes 1 (all sides), 2 (height, width) or 4 "
+            "(top, bottom, left, right) integers",
+            code="E303",
+            received=f"{len(vals)} values",
+        )
     return [(ZeroPad, {"pad": pad})]
 
 
-@binds(Dense, 'Dense', 'FC', 'Linear',
-       options=('units', 'activation', 'dropout', 'bias', 'init', 'bias_init', 'l2'))
+@binds(
+    Dense,
+    "Dense",
+    "FC",
+    "Linear",
+    options=("units", "activation", "dropout", "bias", "init", "bias_init", "l2"),
+)
 def bind_dense(r: ArgReader, spelled: str) -> Made:
     a = r.next_pos() or r.take("units")
     if a is None:
@@ -470,8 +634,7 @@ def bind_dense(r: ArgReader, spelled: str) -> Made:
             r.pos.remove(p)
             f["activation"] = _activation_name(r, v, p.span, True)
     if (act := r.take("activation")) is not None:
-        _once(r, f, "activation", _activation_name(r, r.value(act.value), act.span, True),
-              act.span)
+        _once(r, f, "activation", _activation_name(r, r.value(act.value), act.span, True), act.span)
     if (b := r.take("bias")) is not None:
         _once(r, f, "use_bias", _yes_no(r, r.value(b.value), b.span), b.span)
     f.update(_weights_options(r))
@@ -481,7 +644,8 @@ def bind_dense(r: ArgReader, spelled: str) -> Made:
     if (d := r.take("dropout")) is not None:
         v = r.value(d.value)
         if not (isinstance(v, Sym) and v.name in NO):
-            out.append((Dropout, {"rate": r.number(d.value, "the dropout rate", 0.0, 1.0,
-                                                    hi_open=True)}))
+            out.append(
+                (Dropout, {"rate": r.number(d.value, "the dropout rate", 0.0, 1.0, hi_open=True)})
+            )
     r.finish()
     return out

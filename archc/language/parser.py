@@ -24,8 +24,8 @@ from lark.exceptions import (
     VisitError,
 )
 
-from archc.language import syntax as S
 from archc.diagnostics import Diagnostics, SpecError
+from archc.language import syntax as S
 from archc.limits import LIMITS
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
@@ -346,14 +346,19 @@ def read_source(path: str, diags: Diagnostics) -> str:
     try:
         size = os.path.getsize(path)
     except OSError as e:
-        raise diags.fatal("E001", f"cannot read `{path}`: {e.strerror or e}",
-                          hint="check the path; specs live under specs/")
+        raise diags.fatal(
+            "E001",
+            f"cannot read `{path}`: {e.strerror or e}",
+            hint="check the path; specs live under specs/",
+        )
     if os.path.isdir(path):
         raise diags.fatal("E001", f"`{path}` is a directory, not a .cnn file")
     if size > LIMITS.max_file_bytes:
-        raise diags.fatal("E004", f"`{path}` is {size:,} bytes; specs are limited to "
-                          f"{LIMITS.max_file_bytes:,} bytes",
-                          hint="a spec this large is almost certainly not a network description")
+        raise diags.fatal(
+            "E004",
+            f"`{path}` is {size:,} bytes; specs are limited to {LIMITS.max_file_bytes:,} bytes",
+            hint="a spec this large is almost certainly not a network description",
+        )
     try:
         with open(path, "rb") as f:
             data = f.read(LIMITS.max_file_bytes + 1)
@@ -366,13 +371,19 @@ def decode_source(data: bytes, path: str, diags: Diagnostics) -> str:
     if len(data) > LIMITS.max_file_bytes:
         raise diags.fatal("E004", f"`{path}` is larger than {LIMITS.max_file_bytes:,} bytes")
     if b"\x00" in data:
-        raise diags.fatal("E002", f"`{path}` is a binary file, not a .cnn spec",
-                          hint="a spec is UTF-8 text such as `input 32*32*3`")
+        raise diags.fatal(
+            "E002",
+            f"`{path}` is a binary file, not a .cnn spec",
+            hint="a spec is UTF-8 text such as `input 32*32*3`",
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise diags.fatal("E002", f"`{path}` is not UTF-8 text (bad byte at offset {e.start})",
-                          hint="save the spec as UTF-8")
+        raise diags.fatal(
+            "E002",
+            f"`{path}` is not UTF-8 text (bad byte at offset {e.start})",
+            hint="save the spec as UTF-8",
+        )
     return text.removeprefix("\ufeff")  # a byte-order mark some editors write
 
 
@@ -388,16 +399,21 @@ def _check_nesting(text: str, path: str, diags: Diagnostics) -> None:
             if depth > LIMITS.max_nesting:
                 span = S.Span(path, line, col, line, col + 1)
                 raise diags.fatal(
-                    "E005", f"brackets are nested more than {LIMITS.max_nesting} deep", span,
-                    hint="flatten the structure with named blocks")
+                    "E005",
+                    f"brackets are nested more than {LIMITS.max_nesting} deep",
+                    span,
+                    hint="flatten the structure with named blocks",
+                )
         elif ch in ")}]":
             depth = max(0, depth - 1)
 
 
 # The words, numbers and signs of a spec, roughly as the grammar's lexer splits
 # them (never fewer): comments count nothing, a quoted path one.
-_TOKENS = re.compile(r'#[^\n]*|("[^"\n]*"|[^\W\d]\w*|[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?'
-                     r'|//|[=!<>]=|\\\*|\S)')
+_TOKENS = re.compile(
+    r'#[^\n]*|("[^"\n]*"|[^\W\d]\w*|[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?'
+    r"|//|[=!<>]=|\\\*|\S)"
+)
 
 
 def _check_tokens(text: str, path: str, diags: Diagnostics) -> None:
@@ -415,9 +431,13 @@ def _check_tokens(text: str, path: str, diags: Diagnostics) -> None:
     line = text.count("\n", 0, first_over.start()) + 1
     col = first_over.start() - (text.rfind("\n", 0, first_over.start()) + 1) + 1
     span = S.Span(path, line, col, line, col + len(first_over.group(1)))
-    raise diags.fatal("E006", f"the spec has more than {LIMITS.max_tokens:,} tokens (names, "
-                      "numbers and signs); this is the first one over", span,
-                      hint="write repeated layers once with a repeat `xN` or a block")
+    raise diags.fatal(
+        "E006",
+        f"the spec has more than {LIMITS.max_tokens:,} tokens (names, "
+        "numbers and signs); this is the first one over",
+        span,
+        hint="write repeated layers once with a repeat `xN` or a block",
+    )
 
 
 def parse(text: str, path: str, diags: Diagnostics) -> S.SpecFile:
@@ -434,13 +454,20 @@ def parse(text: str, path: str, diags: Diagnostics) -> S.SpecFile:
     except (VisitError, _TooDeep, _TooLarge) as v:
         e = v.orig_exc if isinstance(v, VisitError) else v
         if isinstance(e, _TooLarge):
-            raise diags.fatal("E305", f"the number {_quoted_number(e.text)} is too large", e.span,
-                              expected=f"integers up to {LIMITS.max_int:,} and finite numbers"
-                              ) from None
+            raise diags.fatal(
+                "E305",
+                f"the number {_quoted_number(e.text)} is too large",
+                e.span,
+                expected=f"integers up to {LIMITS.max_int:,} and finite numbers",
+            ) from None
         if not isinstance(e, _TooDeep):
             raise
-        raise diags.fatal("E005", f"an expression is nested more than {LIMITS.max_nesting} "
-                          "operators deep", e.span, hint="simplify the arithmetic") from None
+        raise diags.fatal(
+            "E005",
+            f"an expression is nested more than {LIMITS.max_nesting} operators deep",
+            e.span,
+            hint="simplify the arithmetic",
+        ) from None
 
 
 def _quoted_number(text: str, keep: int = 12) -> str:
@@ -466,16 +493,19 @@ def _expected_words(names) -> str:
 def _syntax_error(e: UnexpectedInput, text: str, path: str, diags: Diagnostics) -> SpecError:
     line = getattr(e, "line", 1) or 1
     col = getattr(e, "column", 1) or 1
-    if isinstance(e, UnexpectedEOF) or (
-        isinstance(e, UnexpectedToken) and e.token.type == "$END"
-    ):
+    if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
         lines = text.split("\n")
         line = len(lines)
         col = len(lines[-1]) + 1
         span = S.Span(path, line, col, line, col + 1)
         expected = _expected_words(getattr(e, "expected", ()) or ())
-        return diags.fatal("E102", "the spec ends too early", span, expected=expected or None,
-                           hint="a bracket or block may be left open")
+        return diags.fatal(
+            "E102",
+            "the spec ends too early",
+            span,
+            expected=expected or None,
+            hint="a bracket or block may be left open",
+        )
     if isinstance(e, UnexpectedCharacters):
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
         span = S.Span(path, line, col, line, col + 1)
@@ -485,8 +515,9 @@ def _syntax_error(e: UnexpectedInput, text: str, path: str, diags: Diagnostics) 
         elif ch.isdigit() or ch.isalpha():
             hint = "a name or number cannot stand here; a comma or bracket may be missing"
         allowed = _expected_words(e.allowed or ())
-        return diags.fatal("E101", f"unexpected character `{ch}`", span,
-                           expected=allowed or None, hint=hint)
+        return diags.fatal(
+            "E101", f"unexpected character `{ch}`", span, expected=allowed or None, hint=hint
+        )
     assert isinstance(e, UnexpectedToken)
     tok = e.token
     end_col = getattr(tok, "end_column", None) or col + max(1, len(str(tok)))
@@ -524,7 +555,7 @@ def _merge_hint(text: str, pos: int | None) -> str:
             depth += 1
         elif c == "{":
             if depth == 0:
-                word = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*$", text[max(0, i - 100):i])
+                word = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*$", text[max(0, i - 100) : i])
                 if word and word.group(1) not in MERGE_WORDS:
                     return f"`{word.group(1)}` is not a merge: {hint}"
                 return hint

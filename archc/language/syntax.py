@@ -9,7 +9,7 @@ The expansion pass (archc/passes/expand.py) gives them meaning and builds the IR
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 
 class Span(NamedTuple):
@@ -80,7 +80,7 @@ class ListExpr(NamedTuple):
     span: Span
 
 
-Expr = Union[Num, Ref, Lit, BinOp, Neg, Paren, FCall, ListExpr]
+Expr = Num | Ref | Lit | BinOp | Neg | Paren | FCall | ListExpr
 
 
 # ---- arguments -------------------------------------------------------------
@@ -104,7 +104,7 @@ class Footnote(NamedTuple):
     span: Span
 
 
-Arg = Union[PosArg, KwArg, Footnote]
+Arg = PosArg | KwArg | Footnote
 
 
 # ---- layers and structure --------------------------------------------------

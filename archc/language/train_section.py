@@ -20,16 +20,25 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from archc.language import syntax as S
 from archc.diagnostics import Diagnostics, did_you_mean
 from archc.ir.training import SCHEDULES, Optimizer, TrainingConfig
+from archc.language import syntax as S
 from archc.language.values import Evaluator, FuncVal, Sym, show
 
 KEYS = {
-    "optimizer": "optimizer", "lr": "lr", "learning_rate": "lr", "schedule": "schedule",
-    "epochs": "epochs", "batch_size": "batch_size", "batch": "batch_size", "loss": "loss",
-    "from_logits": "from_logits", "weight_decay": "weight_decay", "l2": "weight_decay",
-    "label_smoothing": "label_smoothing", "augment": "augment",
+    "optimizer": "optimizer",
+    "lr": "lr",
+    "learning_rate": "lr",
+    "schedule": "schedule",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "batch": "batch_size",
+    "loss": "loss",
+    "from_logits": "from_logits",
+    "weight_decay": "weight_decay",
+    "l2": "weight_decay",
+    "label_smoothing": "label_smoothing",
+    "augment": "augment",
 }
 
 
@@ -53,8 +62,9 @@ def _callable(v: Any, field: str) -> dict:
         return {key: v.name}
     if isinstance(v, FuncVal):
         if v.args:
-            raise ValueError(f"write the settings of `{v.name}` as labels, "
-                             f"e.g. `{v.name}(momentum=0.9)`")
+            raise ValueError(
+                f"write the settings of `{v.name}` as labels, e.g. `{v.name}(momentum=0.9)`"
+            )
         return {key: v.name, **{k: _plain(x) for k, x in v.kwargs}}
     raise ValueError(f"expected a name such as `sgd` or `sgd(momentum=0.9)`, got {show(v)}")
 
@@ -80,9 +90,15 @@ def _spans(key: str, expr: S.Expr) -> dict[tuple, S.Span]:
 
 
 _SCHEDULES = {m.model_fields["kind"].default: m for m in SCHEDULES}
-_TYPES = {"int": "a whole number", "float": "a number", "bool": "true or false",
-          "tuple": "a list such as [3, 6]", "list": "a list such as [3, 6]",
-          "string": "a name", "model": "a name such as `adam` or `sgd(momentum=0.9)`"}
+_TYPES = {
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "tuple": "a list such as [3, 6]",
+    "list": "a list such as [3, 6]",
+    "string": "a name",
+    "model": "a name such as `adam` or `sgd(momentum=0.9)`",
+}
 
 
 def _explain(err: dict, values: dict) -> tuple[tuple, str, dict]:
@@ -96,29 +112,44 @@ def _explain(err: dict, values: dict) -> tuple[tuple, str, dict]:
         owner = Optimizer
     field = next((str(x) for x in reversed(loc) if not isinstance(x, int)), key)
     value = values.get(key)
-    called = (value or {}).get("name" if key == "optimizer" else "kind") if isinstance(
-        value, dict) else None
-    what = f"`{field}` of `{called}`" if owner is not None and len(loc) > 1 and called else (
-        f"training setting `{field}`")
+    called = (
+        (value or {}).get("name" if key == "optimizer" else "kind")
+        if isinstance(value, dict)
+        else None
+    )
+    what = (
+        f"`{field}` of `{called}`"
+        if owner is not None and len(loc) > 1 and called
+        else (f"training setting `{field}`")
+    )
     kind, ctx, extra = err["type"], err.get("ctx") or {}, {}
     if kind == "literal_error" or kind == "union_tag_invalid":
         if kind == "union_tag_invalid":
             choices, given = sorted(_SCHEDULES), str(ctx.get("tag"))
         else:
-            choices = [c.strip().strip("'") for c in
-                       str(ctx.get("expected", "")).replace(" or ", ", ").split(",")]
+            choices = [
+                c.strip().strip("'")
+                for c in str(ctx.get("expected", "")).replace(" or ", ", ").split(",")
+            ]
             given = str(err.get("input"))
         noun = {"name": "optimizer", "kind": "schedule"}.get(field, field)
         suggestion = did_you_mean(given, choices)
-        extra = {"expected": ", ".join(choices),
-                 "hint": f"did you mean `{suggestion}`?" if suggestion else None}
-        return (loc if kind == "literal_error" else (key, "kind")), (
-            f"unknown {noun} `{given}`"), extra
+        extra = {
+            "expected": ", ".join(choices),
+            "hint": f"did you mean `{suggestion}`?" if suggestion else None,
+        }
+        return (
+            (loc if kind == "literal_error" else (key, "kind")),
+            (f"unknown {noun} `{given}`"),
+            extra,
+        )
     if kind == "extra_forbidden" and owner is not None:
         allowed = [f for f in owner.model_fields if f not in ("name", "kind")]
         suggestion = did_you_mean(field, allowed)
-        extra = {"expected": ", ".join(allowed) if allowed else "no settings",
-                 "hint": f"did you mean `{suggestion}`?" if suggestion else None}
+        extra = {
+            "expected": ", ".join(allowed) if allowed else "no settings",
+            "hint": f"did you mean `{suggestion}`?" if suggestion else None,
+        }
         return (*loc, "="), f"`{called}` has no setting `{field}`", extra
     if kind == "missing":
         return (key,), f"`{called or key}` needs the setting `{field}`", extra
@@ -152,9 +183,13 @@ def build_training(defs: list[S.TrainDef], diags: Diagnostics) -> TrainingConfig
         key = KEYS.get(s.key)
         if key is None:
             suggestion = did_you_mean(s.key, KEYS)
-            diags.error("E602", f"unknown training setting `{s.key}`", s.span,
-                        expected=", ".join(sorted(set(KEYS.values()))),
-                        hint=f"did you mean `{suggestion}`?" if suggestion else None)
+            diags.error(
+                "E602",
+                f"unknown training setting `{s.key}`",
+                s.span,
+                expected=", ".join(sorted(set(KEYS.values()))),
+                hint=f"did you mean `{suggestion}`?" if suggestion else None,
+            )
             continue
         if key in values:
             diags.error("E306", f"training setting `{s.key}` is given twice", s.span)
@@ -171,8 +206,9 @@ def build_training(defs: list[S.TrainDef], diags: Diagnostics) -> TrainingConfig
     except ValidationError as e:
         for err in e.errors():
             loc, message, extra = _explain(err, values)
-            span = next((spans[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in spans),
-                        defs[0].span)
+            span = next(
+                (spans[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in spans), defs[0].span
+            )
             diags.error("E603", message, span, **extra)
         return None
 

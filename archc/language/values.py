@@ -9,13 +9,14 @@ huge numbers.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
-from archc.language import syntax as S
 from archc.diagnostics import Diagnostics, SpecError, did_you_mean
-from archc.limits import LIMITS
+from archc.language import syntax as S
 from archc.language.parser import product_factors
+from archc.limits import LIMITS
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,20 @@ class Evaluator:
 
     def _check_int(self, v: Any, span: S.Span) -> Any:
         if isinstance(v, int) and not isinstance(v, bool) and abs(v) > LIMITS.max_int:
-            raise self.fail("E305", f"the number {v:,} is too large", span,
-                            expected=f"integers up to {LIMITS.max_int:,}")
+            raise self.fail(
+                "E305",
+                f"the number {v:,} is too large",
+                span,
+                expected=f"integers up to {LIMITS.max_int:,}",
+            )
         if isinstance(v, float) and not math.isfinite(v):  # 1e308*10, and inf-inf (NaN)
-            raise self.fail("E305", "this computes a number too large for a float", span,
-                            received=show(v), expected="finite numbers")
+            raise self.fail(
+                "E305",
+                "this computes a number too large for a float",
+                span,
+                received=show(v),
+                expected="finite numbers",
+            )
         return v
 
     def eval(self, e: S.Expr) -> Any:
@@ -112,12 +122,20 @@ class Evaluator:
                 ints = []
                 for a, arg in zip(args, e.args):
                     if not isinstance(a, int) or a < 0:
-                        raise self.fail("E304", f"`{e.name}(...)` takes non-negative integers",
-                                        arg.span, received=show(a))
+                        raise self.fail(
+                            "E304",
+                            f"`{e.name}(...)` takes non-negative integers",
+                            arg.span,
+                            received=show(a),
+                        )
                     ints.append(a)
                 if len(ints) > 2:
-                    raise self.fail("E303", f"`{e.name}(...)` takes one or two integers "
-                                    "(height, width)", e.span, received=f"{len(ints)} values")
+                    raise self.fail(
+                        "E303",
+                        f"`{e.name}(...)` takes one or two integers (height, width)",
+                        e.span,
+                        received=f"{len(ints)} values",
+                    )
                 return Tagged("stride" if e.name == "s" else "pad", tuple(ints))
             return FuncVal(e.name, tuple(args), tuple(kwargs))
         raise AssertionError(f"unknown expression {e!r}")  # grammar and syntax.py agree
@@ -126,8 +144,12 @@ class Evaluator:
         a, b = self.eval(e.left), self.eval(e.right)
         if not (_is_num(a) and _is_num(b)):
             bad = a if not _is_num(a) else b
-            raise self.fail("E304", f"`{e.op}` needs numbers, but `{show(bad)}` is not one",
-                            e.span, hint="is a parameter name misspelled?")
+            raise self.fail(
+                "E304",
+                f"`{e.op}` needs numbers, but `{show(bad)}` is not one",
+                e.span,
+                hint="is a parameter name misspelled?",
+            )
         op = e.op
         if op == "+":
             r = a + b
@@ -146,8 +168,9 @@ class Evaluator:
                 raise self.fail("E304", "division by zero", e.span)
             r = a // b if isinstance(a, int) and isinstance(b, int) and a % b == 0 else a / b
         else:
-            r = int({"==": a == b, "!=": a != b, "<": a < b, ">": a > b,
-                     "<=": a <= b, ">=": a >= b}[op])
+            r = int(
+                {"==": a == b, "!=": a != b, "<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
+            )
         return self._check_int(r, e.span)
 
 
@@ -158,24 +181,48 @@ def _is_num(v: Any) -> bool:
 # Written labels -> canonical option names. One table for every layer kind, so
 # the slides' Chinese labels and the English ones mean the same everywhere.
 LABELS: dict[str, str] = {
-    "kernel": "kernel", "核": "kernel", "kernel_size": "kernel", "k": "kernel",
-    "size": "kernel", "pool_size": "kernel",
-    "filters": "filters", "卷积核个数": "filters",
-    "stride": "stride", "strides": "stride", "步长": "stride", "s": "stride",
-    "padding": "padding", "填充": "padding", "pad": "padding",
-    "units": "units", "神经元": "units",
-    "activation": "activation", "激活": "activation", "act": "activation",
-    "dropout": "dropout", "Dropout": "dropout", "舍弃": "dropout",
+    "kernel": "kernel",
+    "核": "kernel",
+    "kernel_size": "kernel",
+    "k": "kernel",
+    "size": "kernel",
+    "pool_size": "kernel",
+    "filters": "filters",
+    "卷积核个数": "filters",
+    "stride": "stride",
+    "strides": "stride",
+    "步长": "stride",
+    "s": "stride",
+    "padding": "padding",
+    "填充": "padding",
+    "pad": "padding",
+    "units": "units",
+    "神经元": "units",
+    "activation": "activation",
+    "激活": "activation",
+    "act": "activation",
+    "dropout": "dropout",
+    "Dropout": "dropout",
+    "舍弃": "dropout",
     "rate": "rate",
-    "dilation": "dilation", "dilation_rate": "dilation",
-    "bias": "bias", "use_bias": "bias",
-    "alpha": "alpha", "beta": "beta", "bias_k": "bias_k",
-    "eps": "epsilon", "epsilon": "epsilon",
+    "dilation": "dilation",
+    "dilation_rate": "dilation",
+    "bias": "bias",
+    "use_bias": "bias",
+    "alpha": "alpha",
+    "beta": "beta",
+    "bias_k": "bias_k",
+    "eps": "epsilon",
+    "epsilon": "epsilon",
     "momentum": "momentum",
-    "depth": "depth", "n": "depth",
-    "init": "init", "kernel_initializer": "init",
-    "bias_init": "bias_init", "bias_initializer": "bias_init",
-    "l2": "l2", "weight_decay": "l2",
+    "depth": "depth",
+    "n": "depth",
+    "init": "init",
+    "kernel_initializer": "init",
+    "bias_init": "bias_init",
+    "bias_initializer": "bias_init",
+    "l2": "l2",
+    "weight_decay": "l2",
 }
 
 
@@ -203,12 +250,16 @@ class ArgReader:
             else:
                 key = LABELS.get(a.key, a.key)
                 if key not in self.accepts:
-                    suggestion = did_you_mean(a.key, [k for k, v in LABELS.items()
-                                                       if v in self.accepts])
+                    suggestion = did_you_mean(
+                        a.key, [k for k, v in LABELS.items() if v in self.accepts]
+                    )
                     self.diags.error(
-                        "E302", f"{self.title} has no option `{a.key}`", a.span,
+                        "E302",
+                        f"{self.title} has no option `{a.key}`",
+                        a.span,
                         expected=", ".join(f"`{k}:`" for k in self.accepts) or "no options",
-                        hint=f"did you mean `{suggestion}:`?" if suggestion else None)
+                        hint=f"did you mean `{suggestion}:`?" if suggestion else None,
+                    )
                     continue
                 if key in self.kw:
                     self.diags.error("E306", f"option `{a.key}` is given twice", a.span)
@@ -236,28 +287,45 @@ class ArgReader:
         factors = product_factors(expr)
         if len(factors) not in counts:
             want = " or ".join(str(c) for c in counts)
-            raise self.fail(f"{self.title} expects {what} ({want} numbers joined by `*`)",
-                            expr.span, code="E303", received=f"{len(factors)} factor(s)",
-                            hint="group arithmetic in parentheses, e.g. `(2*ch)*3*3`")
+            raise self.fail(
+                f"{self.title} expects {what} ({want} numbers joined by `*`)",
+                expr.span,
+                code="E303",
+                received=f"{len(factors)} factor(s)",
+                hint="group arithmetic in parentheses, e.g. `(2*ch)*3*3`",
+            )
         return [self.positive_int(f, what) for f in factors]
 
     def positive_int(self, expr: S.Expr, what: str, allow_zero: bool = False) -> int:
         v = self.ev.eval(expr)
         if not isinstance(v, int) or isinstance(v, bool) or v < (0 if allow_zero else 1):
-            raise self.fail(f"{what} must be a {'non-negative' if allow_zero else 'positive'} "
-                            "integer", expr.span, received=show(v))
+            raise self.fail(
+                f"{what} must be a {'non-negative' if allow_zero else 'positive'} integer",
+                expr.span,
+                received=show(v),
+            )
         return v
 
-    def number(self, expr: S.Expr, what: str, lo: float | None = None, hi: float | None = None,
-               hi_open: bool = False) -> float:
+    def number(
+        self,
+        expr: S.Expr,
+        what: str,
+        lo: float | None = None,
+        hi: float | None = None,
+        hi_open: bool = False,
+    ) -> float:
         v = self.ev.eval(expr)
         if not _is_num(v):
             raise self.fail(f"{what} must be a number", expr.span, received=show(v))
         v = float(v)
         if (lo is not None and v < lo) or (hi is not None and (v >= hi if hi_open else v > hi)):
             rng = f"[{lo}, {hi}{')' if hi_open else ']'}"
-            raise self.fail(f"{what} is out of range", expr.span, received=show(v),
-                            expected=f"a number in {rng}")
+            raise self.fail(
+                f"{what} is out of range",
+                expr.span,
+                received=show(v),
+                expected=f"a number in {rng}",
+            )
         return v
 
     def symbol(self, expr: S.Expr, what: str, choices: Iterable[str]) -> str:
@@ -267,14 +335,22 @@ class ArgReader:
             return v.name
         name = v.name if isinstance(v, Sym) else show(v)
         suggestion = did_you_mean(name, choices)
-        raise self.fail(f"unknown {what} `{name}`", expr.span, code="E307",
-                        expected=", ".join(choices),
-                        hint=f"did you mean `{suggestion}`?" if suggestion else None)
+        raise self.fail(
+            f"unknown {what} `{name}`",
+            expr.span,
+            code="E307",
+            expected=", ".join(choices),
+            hint=f"did you mean `{suggestion}`?" if suggestion else None,
+        )
 
     def finish(self) -> None:
         for a in self.pos:
-            self.diags.error("E301", f"{self.title} does not take this argument", a.span,
-                             received=show(self.ev.eval(a.value)),
-                             expected=", ".join(f"`{k}:`" for k in self.accepts) or None)
-        for key, a in self.kw.items():
+            self.diags.error(
+                "E301",
+                f"{self.title} does not take this argument",
+                a.span,
+                received=show(self.ev.eval(a.value)),
+                expected=", ".join(f"`{k}:`" for k in self.accepts) or None,
+            )
+        for a in self.kw.values():
             self.diags.error("E301", f"{self.title} does not take option `{a.key}` here", a.span)

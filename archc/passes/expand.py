@@ -26,21 +26,51 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from archc.language import syntax as S
 from archc.diagnostics import Diagnostics, SpecError, did_you_mean
 from archc.ir import BlockDefinition, BlockInstance, BlockParam, Model
 from archc.ir.kinds import Add, Concat, Input, Loc, Node
+from archc.language import syntax as S
 from archc.language.bind import SPELLINGS, layer_list, unknown_layer_hint
-from archc.limits import LIMITS
 from archc.language.parser import parse, read_source
 from archc.language.train_section import build_training
 from archc.language.values import ArgReader, Evaluator, FuncVal, Sym, Tagged, show
+from archc.limits import LIMITS
 
 # Words of the language itself, and names a generated module needs for itself.
-RESERVED = {"model", "include", "input", "Input", "block", "train", "concat", "add", "if",
-            "else", "as", "identity", "x", "self", "super", "keras", "layers", "ops", "nn",
-            "torch", "tf", "F", "np", "math", "Model", "Module", "name", "inputs",
-            "in_channels", "optimizer", "scheduler", "schedule", "model"}
+RESERVED = {
+    "model",
+    "include",
+    "input",
+    "Input",
+    "block",
+    "train",
+    "concat",
+    "add",
+    "if",
+    "else",
+    "as",
+    "identity",
+    "x",
+    "self",
+    "super",
+    "keras",
+    "layers",
+    "ops",
+    "nn",
+    "torch",
+    "tf",
+    "F",
+    "np",
+    "math",
+    "Model",
+    "Module",
+    "name",
+    "inputs",
+    "in_channels",
+    "optimizer",
+    "scheduler",
+    "schedule",
+}
 SHORTHAND = re.compile(r"^[spx][0-9]+$")
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BARE_FIRST = {"flatten", "input"}
@@ -106,12 +136,21 @@ def load(path: str, diags: Diagnostics, text: str | None = None) -> Program:
     if text is None:
         text = read_source(path, diags)
     main = parse(text, path, diags)
-    if not text.strip() or (not main.body and not main.inputs and not main.blocks
-                            and not main.includes and main.model is None):
+    if not text.strip() or (
+        not main.body
+        and not main.inputs
+        and not main.blocks
+        and not main.includes
+        and main.model is None
+    ):
         span = S.Span(path, 1, 1, 1, 2)
-        raise diags.fatal("E003", f"`{path}` is empty", span,
-                          expected="`input H*W*C` followed by layers",
-                          hint="for example:  input 32*32*3  C(6*5*5, s1, same) B A(relu)")
+        raise diags.fatal(
+            "E003",
+            f"`{path}` is empty",
+            span,
+            expected="`input H*W*C` followed by layers",
+            hint="for example:  input 32*32*3  C(6*5*5, s1, same) B A(relu)",
+        )
     program = Program(main)
     seen = {os.path.realpath(path)}
     queue = [main]
@@ -127,20 +166,27 @@ def load(path: str, diags: Diagnostics, text: str | None = None) -> Program:
                 continue  # included twice (or a cycle): once is enough
             seen.add(real)
             if len(seen) > LIMITS.max_includes:
-                raise diags.fatal("E504", f"more than {LIMITS.max_includes} files included",
-                                  inc.span)
+                raise diags.fatal(
+                    "E504", f"more than {LIMITS.max_includes} files included", inc.span
+                )
             if not os.path.isfile(target):
-                diags.error("E001", f"cannot include `{inc.path}`: no such file", inc.span,
-                            hint=f"include paths are relative to `{base or '.'}`")
+                diags.error(
+                    "E001",
+                    f"cannot include `{inc.path}`: no such file",
+                    inc.span,
+                    hint=f"include paths are relative to `{base or '.'}`",
+                )
                 continue
             sub = parse(read_source(target, diags), target, diags)
-            for what, items in (("input", sub.inputs), ("layers", sub.body),
-                                ("train", sub.trains)):
+            for what, items in (("input", sub.inputs), ("layers", sub.body), ("train", sub.trains)):
                 if items:
                     first = items[0]
-                    diags.error("E207", f"an included file may define only blocks, but "
-                                f"`{inc.path}` has {what}", getattr(first, "span", inc.span),
-                                hint="move the network itself into the spec that includes it")
+                    diags.error(
+                        "E207",
+                        f"an included file may define only blocks, but `{inc.path}` has {what}",
+                        getattr(first, "span", inc.span),
+                        hint="move the network itself into the spec that includes it",
+                    )
             queue.append(sub)
     return program
 
@@ -155,8 +201,13 @@ def _define_block(program: Program, b: S.BlockDef, diags: Diagnostics) -> None:
             return
     if b.name in program.blocks:
         first = program.blocks[b.name].span
-        diags.error("E205", f"block `{b.name}` is defined twice", b.name_span,
-                    notes=(f"first defined at {first}",), hint="rename one of them")
+        diags.error(
+            "E205",
+            f"block `{b.name}` is defined twice",
+            b.name_span,
+            notes=(f"first defined at {first}",),
+            hint="rename one of them",
+        )
         return
     names = set()
     for p in b.params:
@@ -171,8 +222,12 @@ def _define_block(program: Program, b: S.BlockDef, diags: Diagnostics) -> None:
         if p.default is not None:
             seen_default = True
         elif seen_default:
-            diags.error("E303", f"parameter `{p.name}` without a default follows one with a "
-                        "default", p.span, hint="put parameters with defaults last")
+            diags.error(
+                "E303",
+                f"parameter `{p.name}` without a default follows one with a default",
+                p.span,
+                hint="put parameters with defaults last",
+            )
     program.blocks[b.name] = b
 
 
@@ -231,9 +286,11 @@ class Expander:
         pos = [a for a in call.args if isinstance(a, S.PosArg)]
         if len(pos) > len(b.params):
             raise self.diags.fatal(
-                "E303", f"block `{b.name}` takes {len(b.params)} argument(s), "
-                f"{len(pos)} given", pos[len(b.params)].span,
-                expected=f"{b.name}({', '.join(p.name for p in b.params)})")
+                "E303",
+                f"block `{b.name}` takes {len(b.params)} argument(s), {len(pos)} given",
+                pos[len(b.params)].span,
+                expected=f"{b.name}({', '.join(p.name for p in b.params)})",
+            )
         for p, a in zip(b.params, pos):
             env[p.name] = ev.eval(a.value)
         for a in call.args:
@@ -243,9 +300,12 @@ class Expander:
                 if a.key not in params:
                     suggestion = did_you_mean(a.key, params)
                     raise self.diags.fatal(
-                        "E302", f"block `{b.name}` has no parameter `{a.key}`", a.span,
+                        "E302",
+                        f"block `{b.name}` has no parameter `{a.key}`",
+                        a.span,
                         expected=", ".join(params) or "no parameters",
-                        hint=f"did you mean `{suggestion}`?" if suggestion else None)
+                        hint=f"did you mean `{suggestion}`?" if suggestion else None,
+                    )
                 if a.key in env:
                     raise self.diags.fatal("E306", f"parameter `{a.key}` is given twice", a.span)
                 env[a.key] = ev.eval(a.value)
@@ -254,8 +314,11 @@ class Expander:
             if p.name not in env:
                 if p.default is None:
                     raise self.diags.fatal(
-                        "E303", f"block `{b.name}` needs parameter `{p.name}`", call.span,
-                        expected=f"{b.name}({', '.join(q.name for q in b.params)})")
+                        "E303",
+                        f"block `{b.name}` needs parameter `{p.name}`",
+                        call.span,
+                        expected=f"{b.name}({', '.join(q.name for q in b.params)})",
+                    )
                 env[p.name] = inner.eval(p.default)
         return env
 
@@ -264,8 +327,9 @@ class Expander:
             return 1
         n = ev.eval(e.repeat)
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise self.diags.fatal("E304", "a repeat count must be a positive integer",
-                                   e.repeat.span, received=show(n))
+            raise self.diags.fatal(
+                "E304", "a repeat count must be a positive integer", e.repeat.span, received=show(n)
+            )
         return n
 
     def _test(self, c: S.Cond, ev: Evaluator) -> bool:
@@ -276,8 +340,13 @@ class Expander:
             return False
         if isinstance(v, int) and not isinstance(v, bool):
             return v != 0
-        raise self.diags.fatal("E304", "an `if` needs an integer condition", c.test.span,
-                               received=show(v), hint="compare with `==`, `<`, ... or use 0/1")
+        raise self.diags.fatal(
+            "E304",
+            "an `if` needs an integer condition",
+            c.test.span,
+            received=show(v),
+            hint="compare with `==`, `<`, ... or use 0/1",
+        )
 
     def _bind_layer(self, u: S.Call, ev: Evaluator) -> list[tuple[type[Node], dict]]:
         """The nodes a layer call makes (kind and fields), or [] (with an error
@@ -287,16 +356,18 @@ class Expander:
         binder = SPELLINGS.get(u.name)
         if binder is None:
             self.diags.error(
-                "E201", f"unknown layer or block `{u.name}`", u.name_span,
+                "E201",
+                f"unknown layer or block `{u.name}`",
+                u.name_span,
                 expected=f"a layer ({layer_list()}) or a block defined with `block`",
-                hint=unknown_layer_hint(u.name, self.blocks) or
-                "define it with `block Name(params) { ... }` or `include` the file that does")
+                hint=unknown_layer_hint(u.name, self.blocks)
+                or "define it with `block Name(params) { ... }` or `include` the file that does",
+            )
             return []
         return binder.bind(ArgReader(u, ev, binder.kind.title, binder.options), u.name)
 
     # -- walk 1: counting (and resolving: names, arguments, conditions, repeats)
-    def count_seq(self, seq: S.Seq | list[S.Element], ev: _Env,
-                  stack: tuple[str, ...]) -> _Plan:
+    def count_seq(self, seq: S.Seq | list[S.Element], ev: _Env, stack: tuple[str, ...]) -> _Plan:
         """The exact number of nodes and block instances `seq` makes in `ev`,
         computed without building anything: a repeat multiplies, and a sequence
         is counted once per environment (a block called with the same arguments
@@ -327,14 +398,19 @@ class Expander:
             if nodes > LIMITS.max_nodes or instances > LIMITS.max_nodes:
                 # stop here rather than bind the rest of a huge sequence
                 first = elements[0].span
-                self._check_size(nodes, instances, S.Span(
-                    first.file, first.line, first.col, e.span.end_line, e.span.end_col),
-                    "this sequence", partial=e is not elements[-1])
+                self._check_size(
+                    nodes,
+                    instances,
+                    S.Span(first.file, first.line, first.col, e.span.end_line, e.span.end_col),
+                    "this sequence",
+                    partial=e is not elements[-1],
+                )
         plan = self._plans[memo] = _Plan(nodes, instances, depth, steps)
         return plan
 
-    def _check_size(self, nodes: int, instances: int, span: S.Span | None, what: str,
-                    partial: bool = False) -> None:
+    def _check_size(
+        self, nodes: int, instances: int, span: S.Span | None, what: str, partial: bool = False
+    ) -> None:
         """Refuse more than LIMITS.max_nodes nodes or block instances. The figure
         is exact, or (`partial`: the count stopped at the limit, in the middle
         of a long sequence) a lower bound, and then said to be one."""
@@ -342,12 +418,16 @@ class Expander:
             if n > LIMITS.max_nodes:
                 figure = f"at least {n:,}" if partial else f"{n:,}"
                 raise self.diags.fatal(
-                    "E501", f"{what} expands to {figure} {unit}, more than archc's limit of "
-                    f"{LIMITS.max_nodes:,}", span,
-                    hint="check the repeat counts; no real network is this large")
+                    "E501",
+                    f"{what} expands to {figure} {unit}, more than archc's limit of "
+                    f"{LIMITS.max_nodes:,}",
+                    span,
+                    hint="check the repeat counts; no real network is this large",
+                )
 
-    def _count_unit(self, e: S.Element, ev: _Env,
-                    stack: tuple[str, ...]) -> tuple[int, int, int, Any]:
+    def _count_unit(
+        self, e: S.Element, ev: _Env, stack: tuple[str, ...]
+    ) -> tuple[int, int, int, Any]:
         """(nodes, block instances, block-call depth, resolved data) of one unit."""
         u = e.unit
         if isinstance(u, S.Call):
@@ -355,28 +435,37 @@ class Expander:
                 specs = self._bind_layer(u, ev)
                 return len(specs), 0, 0, specs
             if u.name in stack:
-                chain = " -> ".join(stack[stack.index(u.name):] + (u.name,))
-                raise self.diags.fatal("E204", f"block `{u.name}` calls itself ({chain})",
-                                       u.name_span, hint="blocks cannot be recursive; "
-                                       "use a repeat `xN` instead")
+                chain = " -> ".join(stack[stack.index(u.name) :] + (u.name,))
+                raise self.diags.fatal(
+                    "E204",
+                    f"block `{u.name}` calls itself ({chain})",
+                    u.name_span,
+                    hint="blocks cannot be recursive; use a repeat `xN` instead",
+                )
             if len(stack) >= LIMITS.max_nesting:
-                raise self.diags.fatal("E503", f"blocks call each other more than "
-                                       f"{LIMITS.max_nesting} deep", u.span)
+                raise self.diags.fatal(
+                    "E503", f"blocks call each other more than {LIMITS.max_nesting} deep", u.span
+                )
             env = self.bind_block(u, ev)
             key = (u.name, tuple(sorted((k, repr(v)) for k, v in env.items())))
             inner = _Env(env, self.diags, key)
             plan = self.count_seq(self.blocks[u.name].body, inner, stack + (u.name,))
             if len(stack) + plan.depth >= LIMITS.max_nesting:  # a memoised body
-                raise self.diags.fatal("E503", f"blocks call each other more than "
-                                       f"{LIMITS.max_nesting} deep", u.span)
+                raise self.diags.fatal(
+                    "E503", f"blocks call each other more than {LIMITS.max_nesting} deep", u.span
+                )
             return plan.nodes, plan.instances + 1, plan.depth + 1, inner
         if isinstance(u, S.Group):
             plan = self.count_seq(u.body, ev, stack)
             return plan.nodes, plan.instances + (e.alias is not None), plan.depth, None
         if isinstance(u, S.Branch):
             plans = [self.count_seq(b, ev, stack) for b in u.branches]
-            return (1 + sum(p.nodes for p in plans), sum(p.instances for p in plans),
-                    max(p.depth for p in plans), None)
+            return (
+                1 + sum(p.nodes for p in plans),
+                sum(p.instances for p in plans),
+                max(p.depth for p in plans),
+                None,
+            )
         if isinstance(u, S.Cond):
             chosen = u.then if self._test(u, ev) else u.orelse
             if chosen is None:
@@ -404,8 +493,12 @@ class Expander:
             return None
         st = self.scopes[scope]
         if local in st.used:
-            self.diags.error("E206", f"the name `{local}` is already used here", span,
-                             hint="names must be unique within a block")
+            self.diags.error(
+                "E206",
+                f"the name `{local}` is already used here",
+                span,
+                hint="names must be unique within a block",
+            )
             return None
         st.used.add(local)
         path = f"{scope}.{local}" if scope else local
@@ -424,8 +517,9 @@ class Expander:
                 x = self._expand_unit(e, data, ev, scope, x, alias)
         return x
 
-    def _expand_unit(self, e: S.Element, data: Any, ev: _Env, scope: str, x: str,
-                     alias: str | None) -> str:
+    def _expand_unit(
+        self, e: S.Element, data: Any, ev: _Env, scope: str, x: str, alias: str | None
+    ) -> str:
         u = e.unit
         if isinstance(u, S.Call):
             if u.name in self.blocks:
@@ -436,8 +530,9 @@ class Expander:
                     name = self.claim(scope, alias, e.alias_span or u.span)
                 if name is None:
                     name = self.fresh(scope, kind_cls.prefix)
-                self.nodes.append(kind_cls(name=name, inputs=(x,), scope=scope, loc=loc(u.span),
-                                           **fields))
+                self.nodes.append(
+                    kind_cls(name=name, inputs=(x,), scope=scope, loc=loc(u.span), **fields)
+                )
                 x = name
             return x
         if isinstance(u, S.Group):
@@ -461,15 +556,21 @@ class Expander:
             return self.expand_seq(data, ev, scope, x)  # the chosen sequence
         raise AssertionError(u)
 
-    def _expand_block(self, e: S.Element, u: S.Call, inner: _Env, scope: str, x: str,
-                      alias: str | None) -> str:
+    def _expand_block(
+        self, e: S.Element, u: S.Call, inner: _Env, scope: str, x: str, alias: str | None
+    ) -> str:
         path = None
         if alias is not None:
             path = self.claim(scope, alias, e.alias_span or u.span)
         path = path or self.fresh(scope, snake(u.name))
-        self.instances.append(BlockInstance(
-            path=path, block=u.name, args={k: arg_value(v) for k, v in inner.env.items()},
-            loc=loc(u.span)))
+        self.instances.append(
+            BlockInstance(
+                path=path,
+                block=u.name,
+                args={k: arg_value(v) for k, v in inner.env.items()},
+                loc=loc(u.span),
+            )
+        )
         return self.expand_seq(self.blocks[u.name].body, inner, path, x)
 
 
@@ -482,11 +583,18 @@ def check_library(program: Program, diags: Diagnostics) -> list[str]:
         for e in seq.elements:
             u = e.unit
             if isinstance(u, S.Call):
-                known = (u.name in SPELLINGS or u.name in program.blocks
-                         or (u.name.lower() == "identity" and not u.args))
+                known = (
+                    u.name in SPELLINGS
+                    or u.name in program.blocks
+                    or (u.name.lower() == "identity" and not u.args)
+                )
                 if not known:
-                    diags.error("E201", f"unknown layer or block `{u.name}`", u.name_span,
-                                hint=unknown_layer_hint(u.name, program.blocks))
+                    diags.error(
+                        "E201",
+                        f"unknown layer or block `{u.name}`",
+                        u.name_span,
+                        hint=unknown_layer_hint(u.name, program.blocks),
+                    )
             elif isinstance(u, S.Group):
                 stack.append(u.body)
             elif isinstance(u, S.Branch):
@@ -501,8 +609,9 @@ def check_library(program: Program, diags: Diagnostics) -> list[str]:
 
 def is_library(program: Program) -> bool:
     main = program.main
-    return not main.inputs and not main.body and not main.trains and bool(
-        main.blocks or main.includes)
+    return (
+        not main.inputs and not main.body and not main.trains and bool(main.blocks or main.includes)
+    )
 
 
 def _hashable(v: Any) -> Any:
@@ -512,8 +621,9 @@ def _hashable(v: Any) -> Any:
 MERGES = {"concat": Concat, "add": Add}  # `concat { a | b }`, `add { a | b }`
 
 
-def build_ir(program: Program, diags: Diagnostics, source: str,
-             default_name: str | None = None) -> Model:
+def build_ir(
+    program: Program, diags: Diagnostics, source: str, default_name: str | None = None
+) -> Model:
     """Expand a loaded program into an un-inferred IR Model. Without a `model` line
     the model is named `default_name`, or else after its file."""
     main = program.main
@@ -523,65 +633,118 @@ def build_ir(program: Program, diags: Diagnostics, source: str,
         name = default_name or os.path.splitext(os.path.basename(main.path))[0]
         span = S.Span(main.path, 1, 1, 1, 2)
     for extra in main.extra_models:
-        diags.error("E210", "the model is named more than once", extra.span,
-                    notes=(f"first named at {span}",))
+        diags.error(
+            "E210",
+            "the model is named more than once",
+            extra.span,
+            notes=(f"first named at {span}",),
+        )
     problem = identifier_problem(name, "model")
     if problem:
-        diags.error("E202", f"`{name}` cannot name a model", span,
-                    hint=f"{problem}; name it with a line such as `model my_net`")
+        diags.error(
+            "E202",
+            f"`{name}` cannot name a model",
+            span,
+            hint=f"{problem}; name it with a line such as `model my_net`",
+        )
     if not main.inputs:
-        hint = ("this file only defines blocks: `include` it from a spec" if is_library(program)
-                else None)
-        raise diags.fatal("E208", "the spec has no input", S.Span(main.path, 1, 1, 1, 2),
-                          expected="a line such as `input 32*32*3` (or `input 32x32x3`)",
-                          hint=hint)
+        hint = (
+            "this file only defines blocks: `include` it from a spec"
+            if is_library(program)
+            else None
+        )
+        raise diags.fatal(
+            "E208",
+            "the spec has no input",
+            S.Span(main.path, 1, 1, 1, 2),
+            expected="a line such as `input 32*32*3` (or `input 32x32x3`)",
+            hint=hint,
+        )
     for extra in main.inputs[1:]:
-        diags.error("E209", "the input is declared more than once", extra.span,
-                    notes=(f"first declared at {main.inputs[0].span}",))
+        diags.error(
+            "E209",
+            "the input is declared more than once",
+            extra.span,
+            notes=(f"first declared at {main.inputs[0].span}",),
+        )
     decl = main.inputs[0]
     ev = Evaluator({}, diags)
     if len(decl.dims) not in (1, 3):
-        raise diags.fatal("E303", "the input is H*W*C (a feature map) or N (a vector)",
-                          decl.span, received=f"{len(decl.dims)} dimensions")
+        raise diags.fatal(
+            "E303",
+            "the input is H*W*C (a feature map) or N (a vector)",
+            decl.span,
+            received=f"{len(decl.dims)} dimensions",
+        )
     dims = []
     for d in decl.dims:
         v = ev.eval(d)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise diags.fatal("E304", "input dimensions must be positive integers", d.span,
-                              received=show(v))
+            raise diags.fatal(
+                "E304", "input dimensions must be positive integers", d.span, received=show(v)
+            )
         dims.append(v)
     if not main.body:
-        raise diags.fatal("E003", "the spec has an input but no layers", decl.span,
-                          hint="add layers after the input, e.g. `C(6*5*5, s1, same) B A(relu)`")
+        raise diags.fatal(
+            "E003",
+            "the spec has an input but no layers",
+            decl.span,
+            hint="add layers after the input, e.g. `C(6*5*5, s1, same) B A(relu)`",
+        )
     training = build_training(main.trains, diags)
     ex = Expander(program, diags)
     ev = _Env({}, diags, ())
     total = ex.count_seq(main.body, ev, ()).nodes + 1  # and the input node
     if total > LIMITS.max_nodes:
-        raise diags.fatal("E501", f"the spec expands to {total:,} nodes, more than "
-                          f"archc's limit of {LIMITS.max_nodes:,}", main.body[-1].span,
-                          hint="check the repeat counts; no real network is this large")
+        raise diags.fatal(
+            "E501",
+            f"the spec expands to {total:,} nodes, more than archc's limit of {LIMITS.max_nodes:,}",
+            main.body[-1].span,
+            hint="check the repeat counts; no real network is this large",
+        )
     ex.scopes[""].used.add("input")
     ex.nodes.append(Input(name="input", shape=tuple(dims), loc=loc(decl.span)))
     out = ex.expand_seq(main.body, ev, "", "input")
     _check_collisions(program, ex, name, diags)
     diags.check()
     if len(ex.nodes) == 1:  # only the input: every layer was switched off (`B(No)`, `if 0`)
-        library = ("; this file defines blocks: if it is a library, drop its top-level "
-                   "layers and input and `include` it from a spec") if main.blocks else ""
-        raise diags.fatal("E003", "the spec's layers produce no layer", main.body[0].span,
-                          hint="every layer here is switched off (such as `B(None)` or an "
-                          f"`if` whose condition is 0){library}")
+        library = (
+            (
+                "; this file defines blocks: if it is a library, drop its top-level "
+                "layers and input and `include` it from a spec"
+            )
+            if main.blocks
+            else ""
+        )
+        raise diags.fatal(
+            "E003",
+            "the spec's layers produce no layer",
+            main.body[0].span,
+            hint="every layer here is switched off (such as `B(None)` or an "
+            f"`if` whose condition is 0){library}",
+        )
     defs = tuple(
         BlockDefinition(
             name=b.name,
-            params=tuple(BlockParam(name=p.name, default=_source_text(diags, p.default))
-                         for p in b.params),
-            loc=loc(b.span), exprs=_body_arithmetic(b))
+            params=tuple(
+                BlockParam(name=p.name, default=_source_text(diags, p.default)) for p in b.params
+            ),
+            loc=loc(b.span),
+            exprs=_body_arithmetic(b),
+        )
         for b in program.blocks.values()
-        if any(i.block == b.name for i in ex.instances))
-    return Model(name=name, source=source, input_shape=tuple(dims), nodes=tuple(ex.nodes),
-                 output=out, blocks=tuple(ex.instances), block_defs=defs, training=training)
+        if any(i.block == b.name for i in ex.instances)
+    )
+    return Model(
+        name=name,
+        source=source,
+        input_shape=tuple(dims),
+        nodes=tuple(ex.nodes),
+        output=out,
+        blocks=tuple(ex.instances),
+        block_defs=defs,
+        training=training,
+    )
 
 
 def _check_collisions(program: Program, ex: Expander, model: str, diags: Diagnostics) -> None:
@@ -598,8 +761,12 @@ def _check_collisions(program: Program, ex: Expander, model: str, diags: Diagnos
         for kind, other in others:
             hint = collision("block", b, kind, other)
             if hint:
-                diags.error("E211", f"block `{b}` clashes with the {kind} `{other}` in "
-                            "generated code", d.name_span, hint=hint)
+                diags.error(
+                    "E211",
+                    f"block `{b}` clashes with the {kind} `{other}` in generated code",
+                    d.name_span,
+                    hint=hint,
+                )
                 break
         others.append(("block", b))
     for b in used:
@@ -607,18 +774,26 @@ def _check_collisions(program: Program, ex: Expander, model: str, diags: Diagnos
             for kind, other in others:
                 hint = collision("parameter", p.name, kind, other)
                 if hint:
-                    diags.error("E211", f"parameter `{p.name}` clashes with the {kind} "
-                                f"`{other}` in generated code", p.span, hint=hint)
+                    diags.error(
+                        "E211",
+                        f"parameter `{p.name}` clashes with the {kind} `{other}` in generated code",
+                        p.span,
+                        hint=hint,
+                    )
                     break
     node_names = {n.name for n in ex.nodes}
     for path, span in ex.declared.items():
         scope, _, local = path.rpartition(".")
         # PyTorch names a layer's padding helper `<layer>_pad`
         if local.endswith("_pad") and path[: -len("_pad")] in node_names:
-            diags.error("E211", f"the name `{local}` clashes with the layer "
-                        f"`{local[: -len('_pad')]}` in generated code", span,
-                        hint=f"rename the layer; PyTorch names the padding of "
-                        f"`{local[: -len('_pad')]}` `self.{local}`")
+            diags.error(
+                "E211",
+                f"the name `{local}` clashes with the layer "
+                f"`{local[: -len('_pad')]}` in generated code",
+                span,
+                hint=f"rename the layer; PyTorch names the padding of "
+                f"`{local[: -len('_pad')]}` `self.{local}`",
+            )
             continue
         candidates = list(others)
         block = scope_block.get(scope)
@@ -627,8 +802,12 @@ def _check_collisions(program: Program, ex: Expander, model: str, diags: Diagnos
         for kind, other in candidates:
             hint = collision("node", local, kind, other)
             if hint:
-                diags.error("E211", f"the name `{local}` clashes with the {kind} `{other}` "
-                            "in generated code", span, hint=hint)
+                diags.error(
+                    "E211",
+                    f"the name `{local}` clashes with the {kind} `{other}` in generated code",
+                    span,
+                    hint=hint,
+                )
                 break
 
 
@@ -641,8 +820,9 @@ def _body_arithmetic(b: S.BlockDef) -> tuple[str, ...]:
     def parts(e: S.Expr) -> tuple:
         if isinstance(e, S.BinOp):
             return e.left, e.right
-        return (e.operand,) if isinstance(e, S.Neg) else (e.inner,) if isinstance(
-            e, S.Paren) else ()
+        return (
+            (e.operand,) if isinstance(e, S.Neg) else (e.inner,) if isinstance(e, S.Paren) else ()
+        )
 
     def reads(e: S.Expr) -> bool:
         return (isinstance(e, S.Ref) and e.name in params) or any(map(reads, parts(e)))
@@ -687,8 +867,8 @@ def _source_text(diags: Diagnostics, e: S.Expr | None) -> str | None:
         return None
     lines = diags.sources.texts.get(e.span.file)
     if lines and e.span.line == e.span.end_line:
-        return lines[e.span.line - 1][e.span.col - 1:e.span.end_col - 1]
+        return lines[e.span.line - 1][e.span.col - 1 : e.span.end_col - 1]
     return None
 
 
-__all__ = ["load", "build_ir", "identifier_problem", "snake", "Program", "SpecError"]
+__all__ = ["Program", "SpecError", "build_ir", "identifier_problem", "load", "snake"]

@@ -29,18 +29,25 @@ def infer(model: Model, diags: Diagnostics) -> Model:
         except ShapeError as e:
             span = None
             if node.loc is not None:
-                span = Span(node.loc.file, node.loc.line, node.loc.col, node.loc.line,
-                            node.loc.col + 1)
+                span = Span(
+                    node.loc.file, node.loc.line, node.loc.col, node.loc.line, node.loc.col + 1
+                )
                 line = diags.sources.line(span)
                 if line is not None:  # underline the call's name
-                    rest = line[node.loc.col - 1:]
-                    width = len(rest) - len(rest.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                        "abcdefghijklmnopqrstuvwxyz0123456789_"))
-                    span = Span(span.file, span.line, span.col, span.line,
-                                span.col + max(1, width))
-            diags.error("E401", f"shapes do not fit at `{node.name}` ({node.kind}): {e.message}",
-                        span, received="input " + ", ".join(describe(s) for s in ins),
-                        hint=e.hint)
+                    rest = line[node.loc.col - 1 :]
+                    width = len(rest) - len(
+                        rest.lstrip(
+                            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
+                        )
+                    )
+                    span = Span(span.file, span.line, span.col, span.line, span.col + max(1, width))
+            diags.error(
+                "E401",
+                f"shapes do not fit at `{node.name}` ({node.kind}): {e.message}",
+                span,
+                received="input " + ", ".join(describe(s) for s in ins),
+                hint=e.hint,
+            )
             shapes[node.name] = None
             continue
         trainable, nontrainable, macs = node.count(ins, out)
@@ -49,9 +56,17 @@ def infer(model: Model, diags: Diagnostics) -> Model:
         rf = None if any(r is None for r in in_rfs) else node.receptive_field(in_rfs)
         shapes[node.name] = out
         rfs[node.name] = rf
-        done.append(node.model_copy(update={
-            "in_shapes": tuple(ins), "out_shape": out, "trainable": trainable,
-            "nontrainable": nontrainable, "macs": macs, "rf": rf}))
+        done.append(
+            node.model_copy(
+                update={
+                    "in_shapes": tuple(ins),
+                    "out_shape": out,
+                    "trainable": trainable,
+                    "nontrainable": nontrainable,
+                    "macs": macs,
+                    "rf": rf,
+                }
+            )
+        )
     diags.check()
     return model.model_copy(update={"nodes": tuple(done)})
-

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import importlib
 
-TRAINERS = {"torch": ("backends.pytorch.train", "TorchTrainer"),
-            "keras": ("backends.keras.train", "KerasTrainer")}
+TRAINERS = {
+    "torch": ("backends.pytorch.train", "TorchTrainer"),
+    "keras": ("backends.keras.train", "KerasTrainer"),
+}
 
 
 def make_trainer(backend: str, ir, settings):

@@ -67,13 +67,15 @@ def export(run_dir: str, weights: dict[str, np.ndarray]) -> None:
     def write_txt(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
             write_weights_txt(f, weights)
+
     atomic_write(os.path.join(run_dir, "weights.txt"), write_txt)
 
 
 def check_fresh(run_dir: str) -> None:
     if os.path.exists(os.path.join(run_dir, "checkpoints", "last.ckpt")):
-        raise RunError(f"{run_dir} already holds a run: continue it with --resume, or "
-                       f"choose another --out")
+        raise RunError(
+            f"{run_dir} already holds a run: continue it with --resume, or choose another --out"
+        )
 
 
 def resume_state(trainer: Trainer, settings: Settings, path: str, log) -> RunState:
@@ -83,18 +85,20 @@ def resume_state(trainer: Trainer, settings: Settings, path: str, log) -> RunSta
             continue
         try:
             meta = trainer.load_checkpoint(candidate)
-        except Exception as e:  # a damaged file: fall back to the previous one
+        except Exception as e:  # noqa: BLE001 (a damaged file, whatever the error: fall back)
             errors.append(f"{candidate}: {e}")
             continue
         if meta.get("format") != CHECKPOINT_FORMAT:
-            raise RunError(f"{candidate}: checkpoint format {meta.get('format')} is not "
-                           f"{CHECKPOINT_FORMAT}")
+            raise RunError(
+                f"{candidate}: checkpoint format {meta.get('format')} is not {CHECKPOINT_FORMAT}"
+            )
         same_settings(meta["settings"], settings, candidate)
         state = RunState(**meta["state"])
         log(f"resuming from {candidate}: epoch {state.epoch + 1}, step {state.step}")
         return state
-    raise RunError("nothing to resume: " + ("; ".join(errors) if errors else
-                                            f"no checkpoint at {path}"))
+    raise RunError(
+        "nothing to resume: " + ("; ".join(errors) if errors else f"no checkpoint at {path}")
+    )
 
 
 # settings a resumed run may change: how long it goes on, and where it runs (the
@@ -104,14 +108,17 @@ MAY_CHANGE = ("epochs", "device", "data_dir", "compile")
 
 def same_settings(saved: dict, now: Settings, path: str) -> None:
     current = now.model_dump(mode="json")
-    changed = [k for k in current
-               if k not in MAY_CHANGE and k != "sources" and saved.get(k) != current[k]]
+    changed = [
+        k for k in current if k not in MAY_CHANGE and k != "sources" and saved.get(k) != current[k]
+    ]
     if changed:
         diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
         options = [f"--{k.replace('_', '-')}" for k in MAY_CHANGE]
-        raise RunError(f"{path} was written with other settings ({diffs}); resume with the "
-                       f"same settings (only {', '.join(options[:-1])} and {options[-1]} "
-                       f"may change)")
+        raise RunError(
+            f"{path} was written with other settings ({diffs}); resume with the "
+            f"same settings (only {', '.join(options[:-1])} and {options[-1]} "
+            f"may change)"
+        )
 
 
 def checkpoint_backend(path: str) -> str | None:
@@ -133,8 +140,9 @@ def checkpoint_backend(path: str) -> str | None:
     return None
 
 
-def load_checkpoint_weights(path: str, ir: Model, trainer: Trainer,
-                            make_trainer: Callable[[str], Trainer]) -> dict:
+def load_checkpoint_weights(
+    path: str, ir: Model, trainer: Trainer, make_trainer: Callable[[str], Trainer]
+) -> dict:
     """Load the model weights of checkpoint `path` into `trainer`, whichever backend
     wrote it (the other one's goes through a trainer of its own and the weights by
     node). Returns the checkpoint's metadata."""
@@ -146,7 +154,7 @@ def load_checkpoint_weights(path: str, ir: Model, trainer: Trainer,
         meta = own.load_checkpoint(path)
     except RunError:
         raise
-    except Exception as e:  # a checkpoint of another model, or a damaged file
+    except Exception as e:  # noqa: BLE001 (another model's checkpoint, or a damaged file)
         raise RunError(f"cannot load {path} into {ir.name}: {str(e).splitlines()[0]}") from None
     if own is not trainer:
         trainer.set_weights(own.weights())

@@ -38,6 +38,7 @@ def write_text(path: str, text: str) -> None:
     def write(tmp):
         with open(tmp, "w", encoding="utf-8", newline="") as f:
             f.write(text)
+
     atomic_write(path, write)
 
 

@@ -9,8 +9,17 @@ import time
 
 from archc.train.files import atomic_write, write_text
 
-HISTORY_FIELDS = ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "val_top5",
-                  "seconds", "images_per_second")
+HISTORY_FIELDS = (
+    "epoch",
+    "lr",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "val_top5",
+    "seconds",
+    "images_per_second",
+)
 
 
 def write_history(run_dir: str, history: list[dict]) -> None:
@@ -21,6 +30,7 @@ def write_history(run_dir: str, history: list[dict]) -> None:
             w = csv.DictWriter(f, HISTORY_FIELDS, extrasaction="ignore")
             w.writeheader()
             w.writerows(history)
+
     atomic_write(os.path.join(run_dir, "history.csv"), write_csv)
 
 
@@ -39,6 +49,7 @@ def curves_figure(history: list[dict], title: str):
     (history's epochs, counted from 1 as the console counts them)."""
     try:
         import matplotlib
+
         matplotlib.use("Agg", force=True)
         from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator

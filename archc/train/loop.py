@@ -84,8 +84,14 @@ class _EpochReport:
     """The Reporter of one epoch: adds each step's sums, stops on a non-finite
     loss, moves the bar, and tells `on_step`."""
 
-    def __init__(self, epoch: int, sums: np.ndarray, step: int, bar: Progress,
-                 on_step: Callable[[int, int], None] | None):
+    def __init__(
+        self,
+        epoch: int,
+        sums: np.ndarray,
+        step: int,
+        bar: Progress,
+        on_step: Callable[[int, int], None] | None,
+    ):
         self.epoch, self.sums, self.bar, self.on_step = epoch, sums, bar, on_step
         self.images_before = int(sums[2])
         self.step_done = step  # steps of the epoch done
@@ -95,19 +101,29 @@ class _EpochReport:
         sums[:] += delta
         self.step_done = step + 1
         if not math.isfinite(sums[0]):
-            raise NonFiniteLoss(f"the training loss became {sums[0] / max(sums[2], 1)} "
-                                f"at epoch {self.epoch + 1}, step {step + 1}")
+            raise NonFiniteLoss(
+                f"the training loss became {sums[0] / max(sums[2], 1)} "
+                f"at epoch {self.epoch + 1}, step {step + 1}"
+            )
         self.bar.update(step, sums, int(sums[2]) - self.images_before)
         if self.on_step:
             self.on_step(self.epoch, step)
         return stop_requested
 
 
-def train(ir: Model, settings: Settings, dataset: D.Dataset, trainer: Trainer, run_dir: str,
-          resume: bool = False, log: Callable[[str], None] | None = None,
-          stop: StopFlag | None = None, progress: bool = True,
-          on_step: Callable[[int, int], None] | None = None,
-          alert: Callable[[str], None] | None = None) -> RunResult:
+def train(
+    ir: Model,
+    settings: Settings,
+    dataset: D.Dataset,
+    trainer: Trainer,
+    run_dir: str,
+    resume: bool = False,
+    log: Callable[[str], None] | None = None,
+    stop: StopFlag | None = None,
+    progress: bool = True,
+    on_step: Callable[[int, int], None] | None = None,
+    alert: Callable[[str], None] | None = None,
+) -> RunResult:
     """Train `trainer` on `dataset` with `settings`, writing everything to `run_dir`.
 
     `log` takes what a run says along the way; `alert` (default: `log`) its errors,
@@ -129,11 +145,12 @@ def train(ir: Model, settings: Settings, dataset: D.Dataset, trainer: Trainer, r
         check_fresh(run_dir)
     if main:
         os.makedirs(ckpt_dir, exist_ok=True)
-        write_text(os.path.join(run_dir, "settings.json"),
-                   settings.model_dump_json(indent=1) + "\n")
+        write_text(
+            os.path.join(run_dir, "settings.json"), settings.model_dump_json(indent=1) + "\n"
+        )
     x, y = dataset.x_train, dataset.y_train
     if settings.limit:
-        x, y = x[:settings.limit], y[:settings.limit]
+        x, y = x[: settings.limit], y[: settings.limit]
     steps = D.steps_per_epoch(len(x), settings.batch_size)
     stop = stop if stop is not None else StopFlag()
     curves = CurvesPlot(run_dir, f"{ir.name} on {dataset.name} ({settings.backend})")
@@ -150,29 +167,43 @@ def train(ir: Model, settings: Settings, dataset: D.Dataset, trainer: Trainer, r
         if not trainer.finite():
             alert(f"not writing {path}: the weights are not finite")
             return False
-        meta = {"format": CHECKPOINT_FORMAT, "settings": settings.model_dump(mode="json"),
-                "state": state.__dict__}
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "settings": settings.model_dump(mode="json"),
+            "state": state.__dict__,
+        }
         rotate_in(path, lambda tmp: trainer.save_checkpoint(tmp, meta))
         return True
 
     for epoch in range(state.epoch, settings.epochs):
         lr = schedule.at(epoch)
         trainer.set_learning_rate(lr)
-        bar = Progress(epoch, settings.epochs, steps, enabled=progress and main,
-                       start_step=state.step)
+        bar = Progress(
+            epoch, settings.epochs, steps, enabled=progress and main, start_step=state.step
+        )
         report = _EpochReport(epoch, np.array(state.sums, np.float64), state.step, bar, on_step)
         sums = report.sums
         epoch_start = time.perf_counter()
         seconds_before = state.seconds
-        data = D.Epoch(x, y, settings.batch_size, settings.seed, epoch, start_step=state.step,
-                       augment=settings.augment, shard=(trainer.rank, trainer.world))
+        data = D.Epoch(
+            x,
+            y,
+            settings.batch_size,
+            settings.seed,
+            epoch,
+            start_step=state.step,
+            augment=settings.augment,
+            shard=(trainer.rank, trainer.world),
+        )
         try:
             trainer.train_epoch(data, report, stop)
         except NonFiniteLoss as e:
             bar.finish("")
-            alert(f"error: {e}. Stopped; no checkpoint was written after it (the last good one "
-                  f"is {last_path if os.path.exists(last_path) else 'none'}). Lower the "
-                  f"learning rate or check the data.")
+            alert(
+                f"error: {e}. Stopped; no checkpoint was written after it (the last good one "
+                f"is {last_path if os.path.exists(last_path) else 'none'}). Lower the "
+                f"learning rate or check the data."
+            )
             return ended(RunResult(EXIT_NONFINITE, state.history, str(e)))
         train_seconds = time.perf_counter() - epoch_start
         if stop:
@@ -182,29 +213,45 @@ def train(ir: Model, settings: Settings, dataset: D.Dataset, trainer: Trainer, r
             saved = save(last_path)
             name = signal.Signals(stop.signum).name
             bar.finish("")
-            alert(f"{name}: stopped at epoch {epoch + 1}, step {state.step}/{steps}; "
-                  + (f"checkpoint saved to {last_path}. Continue with --resume."
-                     if saved else "no checkpoint saved."))
+            alert(
+                f"{name}: stopped at epoch {epoch + 1}, step {state.step}/{steps}; "
+                + (
+                    f"checkpoint saved to {last_path}. Continue with --resume."
+                    if saved
+                    else "no checkpoint saved."
+                )
+            )
             return ended(RunResult(EXIT_SIGNAL.get(stop.signum, 130), state.history))
         if not trainer.finite():  # a loss can stay finite over NaN weights (clipped outputs)
             bar.finish("")
             msg = f"the weights became non-finite during epoch {epoch + 1}"
-            alert(f"error: {msg}. Stopped; no checkpoint was written after it. Lower the "
-                  f"learning rate or check the data.")
+            alert(
+                f"error: {msg}. Stopped; no checkpoint was written after it. Lower the "
+                f"learning rate or check the data."
+            )
             return ended(RunResult(EXIT_NONFINITE, state.history, msg))
         n = max(sums[2], 1)
         val = evaluate(ir, trainer, dataset, settings.batch_size)
         seconds = seconds_before + train_seconds
-        row = {"epoch": epoch + 1, "lr": lr, "loss": float(sums[0] / n),
-               "accuracy": float(sums[1] / n),
-               "val_loss": val["loss"], "val_accuracy": val["accuracy"],
-               "val_top5": val["top5"], "seconds": round(seconds, 3),
-               "images_per_second": round(float(sums[2] - report.images_before)
-                                          / max(train_seconds, 1e-9), 1)}
-        bar.finish(f"epoch {epoch + 1}/{settings.epochs}  lr {lr:.3g}  loss {row['loss']:.4f}  "
-                   f"acc {row['accuracy']:.4f}  val_loss {row['val_loss']:.4f}  "
-                   f"val_acc {row['val_accuracy']:.4f}  val_top5 {row['val_top5']:.4f}  "
-                   f"{seconds:.1f}s  {row['images_per_second']:,.0f} img/s")
+        row = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "loss": float(sums[0] / n),
+            "accuracy": float(sums[1] / n),
+            "val_loss": val["loss"],
+            "val_accuracy": val["accuracy"],
+            "val_top5": val["top5"],
+            "seconds": round(seconds, 3),
+            "images_per_second": round(
+                float(sums[2] - report.images_before) / max(train_seconds, 1e-9), 1
+            ),
+        }
+        bar.finish(
+            f"epoch {epoch + 1}/{settings.epochs}  lr {lr:.3g}  loss {row['loss']:.4f}  "
+            f"acc {row['accuracy']:.4f}  val_loss {row['val_loss']:.4f}  "
+            f"val_acc {row['val_accuracy']:.4f}  val_top5 {row['val_top5']:.4f}  "
+            f"{seconds:.1f}s  {row['images_per_second']:,.0f} img/s"
+        )
         schedule.end_epoch(row)
         state.history.append(row)
         state.epoch, state.step, state.sums, state.seconds = epoch + 1, 0, [0.0, 0.0, 0.0], 0.0
@@ -219,8 +266,10 @@ def train(ir: Model, settings: Settings, dataset: D.Dataset, trainer: Trainer, r
             if improved and save(best_path):
                 write_weights(os.path.join(run_dir, BEST_WEIGHTS), trainer.weights())
         if stop:  # a signal during validation: the epoch is complete and saved
-            alert(f"{signal.Signals(stop.signum).name}: stopped after epoch {epoch + 1}; "
-                  f"continue with --resume.")
+            alert(
+                f"{signal.Signals(stop.signum).name}: stopped after epoch {epoch + 1}; "
+                f"continue with --resume."
+            )
             return ended(RunResult(EXIT_SIGNAL.get(stop.signum, 130), state.history))
     warnings = []
     steps_run = steps * len(state.history)
@@ -230,10 +279,12 @@ def train(ir: Model, settings: Settings, dataset: D.Dataset, trainer: Trainer, r
     if main:
         export(run_dir, trainer.weights())
         last = state.history[-1]["epoch"] if state.history else 0
-        log(f"weights: {os.path.join(run_dir, LAST_WEIGHTS)} (epoch {last}, the last) and "
+        log(
+            f"weights: {os.path.join(run_dir, LAST_WEIGHTS)} (epoch {last}, the last) and "
             f"{BEST_WEIGHTS} (epoch {state.best_epoch or 0}, the best validation "
             f"accuracy); archc's format, by node, loads into either backend; weights.txt (the "
-            f"seeds' text dump) holds the last epoch's")
+            f"seeds' text dump) holds the last epoch's"
+        )
     return ended(RunResult(EXIT_OK, state.history, warnings=warnings))
 
 
@@ -251,21 +302,26 @@ def batchnorm_warning(ir: Model, row: dict, steps_run: int) -> str | None:
     if not momenta or row["accuracy"] - row["val_accuracy"] < BN_GAP:
         return None
     m = max(momenta)  # the slowest to converge
-    left = m ** steps_run
+    left = m**steps_run
     if left <= BN_START_LEFT:
         return None
     need = _steps_to_converge(m)
     # the largest momentum of two decimals that converges in the steps run, at most 0.9
     fit = min(0.9, math.floor(100 * BN_START_LEFT ** (1 / max(steps_run, 1))) / 100)
-    fix = f"`B(momentum: {fit:g})` in the spec (it converges in {_steps_to_converge(fit)} steps)" \
-        if fit > 0 else "more training steps"
-    return (f"warning: validation accuracy {row['val_accuracy']:.4f} is far below training "
-            f"accuracy {row['accuracy']:.4f}, and the batch-norm moving statistics cannot have "
-            f"converged: with momentum {m:g} they still hold {left:.1%} of their starting values "
-            f"after the {steps_run} training steps of this run (under {BN_START_LEFT:.0%} takes "
-            f"{need} steps). Validation and inference use those statistics, so the model "
-            f"predicts worse than it trained. Fix: {fix}, or train for more steps (--epochs, a "
-            f"smaller --batch-size). See 'Batch norm on short runs' in docs/training.md.")
+    fix = (
+        f"`B(momentum: {fit:g})` in the spec (it converges in {_steps_to_converge(fit)} steps)"
+        if fit > 0
+        else "more training steps"
+    )
+    return (
+        f"warning: validation accuracy {row['val_accuracy']:.4f} is far below training "
+        f"accuracy {row['accuracy']:.4f}, and the batch-norm moving statistics cannot have "
+        f"converged: with momentum {m:g} they still hold {left:.1%} of their starting values "
+        f"after the {steps_run} training steps of this run (under {BN_START_LEFT:.0%} takes "
+        f"{need} steps). Validation and inference use those statistics, so the model "
+        f"predicts worse than it trained. Fix: {fix}, or train for more steps (--epochs, a "
+        f"smaller --batch-size). See 'Batch norm on short runs' in docs/training.md."
+    )
 
 
 def _steps_to_converge(momentum: float) -> int:
@@ -273,5 +329,3 @@ def _steps_to_converge(momentum: float) -> int:
     if momentum <= 0:
         return 1
     return math.ceil(math.log(BN_START_LEFT) / math.log(momentum))
-
-

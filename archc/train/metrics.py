@@ -17,8 +17,11 @@ if TYPE_CHECKING:
 def outputs_probabilities(ir: Model) -> bool:
     """Whether the network ends in softmax (the seeds' nets) or gives logits."""
     node = ir.node(ir.output)
-    fn = getattr(node, "fn", None) if node.kind == "activation" else getattr(node, "activation",
-                                                                             None)
+    fn = (
+        getattr(node, "fn", None)
+        if node.kind == "activation"
+        else getattr(node, "activation", None)
+    )
     return fn == "softmax"
 
 
@@ -41,8 +44,7 @@ def classification_metrics(outputs: np.ndarray, y: np.ndarray, probabilities: bo
     label_score = outputs[np.arange(len(y)), y][:, None]
     before = np.arange(outputs.shape[1])[None, :] < y[:, None]
     rank = (outputs > label_score).sum(axis=1) + ((outputs == label_score) & before).sum(axis=1)
-    return {"loss": loss, "accuracy": float((rank == 0).mean()),
-            "top5": float((rank < k).mean())}
+    return {"loss": loss, "accuracy": float((rank == 0).mean()), "top5": float((rank < k).mean())}
 
 
 def confusion_matrix(outputs: np.ndarray, y: np.ndarray, classes: int) -> np.ndarray:

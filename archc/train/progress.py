@@ -14,8 +14,16 @@ class Progress:
     pipe) a plain line every `interval` seconds. Then one summary line per epoch.
     Epochs are counted from 1, as history.csv and curves.png count them."""
 
-    def __init__(self, epoch: int, epochs: int, steps: int, stream=None, enabled: bool = True,
-                 start_step: int = 0, interval: float = 30.0):
+    def __init__(
+        self,
+        epoch: int,
+        epochs: int,
+        steps: int,
+        stream=None,
+        enabled: bool = True,
+        start_step: int = 0,
+        interval: float = 30.0,
+    ):
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.epoch, self.epochs, self.steps = epoch, epochs, steps
@@ -38,14 +46,29 @@ class Progress:
             from rich.progress import Progress as Bar
         except ImportError:  # rich is in the `train` extra; without it, plain lines
             return None
-        bar = Bar(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("loss {task.fields[loss]}  acc {task.fields[acc]}  "
-                             "{task.fields[rate]} img/s"),
-                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                  console=Console(file=self.stream), transient=True, refresh_per_second=10)
-        self.task = bar.add_task("", total=self.steps, completed=self.first,
-                                 epoch=f"{self.epoch + 1}/{self.epochs}", loss="-", acc="-",
-                                 rate="-")
+        bar = Bar(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "loss {task.fields[loss]}  acc {task.fields[acc]}  {task.fields[rate]} img/s"
+            ),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(file=self.stream),
+            transient=True,
+            refresh_per_second=10,
+        )
+        self.task = bar.add_task(
+            "",
+            total=self.steps,
+            completed=self.first,
+            epoch=f"{self.epoch + 1}/{self.epochs}",
+            loss="-",
+            acc="-",
+            rate="-",
+        )
         bar.start()
         return bar
 
@@ -55,8 +78,12 @@ class Progress:
         rate = images / elapsed if elapsed > 0 else 0.0
         per_step = elapsed / (done - self.first) if done > self.first else None
         eta = per_step * (self.steps - done) if per_step is not None else None
-        return {"loss": f"{sums[0] / n:.4f}", "acc": f"{sums[1] / n:.4f}",
-                "rate": f"{rate:,.0f}", "eta": eta}
+        return {
+            "loss": f"{sums[0] / n:.4f}",
+            "acc": f"{sums[1] / n:.4f}",
+            "rate": f"{rate:,.0f}",
+            "eta": eta,
+        }
 
     def update(self, step: int, sums: np.ndarray, images: int, force: bool = False) -> None:
         if not self.enabled:
@@ -64,8 +91,9 @@ class Progress:
         now = time.perf_counter()
         if self.bar is not None:
             f = self._figures(step + 1, sums, images, now)
-            self.bar.update(self.task, completed=step + 1, loss=f["loss"], acc=f["acc"],
-                            rate=f["rate"])
+            self.bar.update(
+                self.task, completed=step + 1, loss=f["loss"], acc=f["acc"], rate=f["rate"]
+            )
             return
         if force or now - self.last_line >= self.interval:
             self.last_line = now
@@ -76,9 +104,11 @@ class Progress:
         """The plain progress line (output that is not a terminal)."""
         f = self._figures(done, sums, images, now)
         eta = "-" if f["eta"] is None else _clock(f["eta"])
-        return (f"epoch {self.epoch + 1}/{self.epochs}  step {done}/{self.steps} "
-                f"({100 * done // max(self.steps, 1)}%)  loss {f['loss']}  acc {f['acc']}  "
-                f"{f['rate']} img/s  {_clock(now - self.start)} elapsed  ETA {eta}")
+        return (
+            f"epoch {self.epoch + 1}/{self.epochs}  step {done}/{self.steps} "
+            f"({100 * done // max(self.steps, 1)}%)  loss {f['loss']}  acc {f['acc']}  "
+            f"{f['rate']} img/s  {_clock(now - self.start)} elapsed  ETA {eta}"
+        )
 
     def finish(self, text: str) -> None:
         if self.bar is not None:

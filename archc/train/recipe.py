@@ -81,10 +81,24 @@ DEFAULTS: dict[str, Any] = {
 
 # the settings a spec or the command line gives, in resolution order: lr and
 # weight_decay after the optimizer, whose name their defaults depend on
-KEYS = ("epochs", "batch_size", "optimizer", "lr", "schedule", "weight_decay", "loss",
-        "from_logits", "label_smoothing", "augment")
-OPTIMIZER_FIELDS = {"sgd": ("momentum", "nesterov"), "adam": ("beta_1", "beta_2", "epsilon"),
-                    "adamw": ("beta_1", "beta_2", "epsilon"), "rmsprop": ("epsilon",)}
+KEYS = (
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "schedule",
+    "weight_decay",
+    "loss",
+    "from_logits",
+    "label_smoothing",
+    "augment",
+)
+OPTIMIZER_FIELDS = {
+    "sgd": ("momentum", "nesterov"),
+    "adam": ("beta_1", "beta_2", "epsilon"),
+    "adamw": ("beta_1", "beta_2", "epsilon"),
+    "rmsprop": ("epsilon",),
+}
 
 
 class RecipeError(ValueError):
@@ -117,8 +131,9 @@ class Recipe(BaseModel):
 
     def describe_optimizer(self) -> str:
         o = self.optimizer
-        given = [f"{k}={getattr(o, k)}" for k in OPTIMIZER_FIELDS[o.name]
-                 if getattr(o, k) != DEFAULTS[k]]
+        given = [
+            f"{k}={getattr(o, k)}" for k in OPTIMIZER_FIELDS[o.name] if getattr(o, k) != DEFAULTS[k]
+        ]
         return o.name + (f"({', '.join(given)})" if given else "")
 
     def describe_schedule(self) -> str:
@@ -136,9 +151,13 @@ def _optimizer(o: Optimizer | None) -> Optimizer:
     at their defaults, so that the object has one shape)."""
     name = o.name if o is not None else DEFAULTS["optimizer"]
     given = o.model_dump(exclude_none=True) if o is not None else {}
-    return Optimizer(**{k: given.get(k, DEFAULTS[k])
-                        for k in ("momentum", "nesterov", "beta_1", "beta_2", "epsilon")},
-                     name=name)
+    return Optimizer(
+        **{
+            k: given.get(k, DEFAULTS[k])
+            for k in ("momentum", "nesterov", "beta_1", "beta_2", "epsilon")
+        },
+        name=name,
+    )
 
 
 def resolve_schedule(s: Any, lr: float) -> Any:
@@ -152,12 +171,16 @@ def resolve_schedule(s: Any, lr: float) -> Any:
     return type(s).model_validate(given) if s is not None else Constant()
 
 
-def resolve(training: TrainingConfig | None, overrides: dict[str, Any] | None = None,
-            layer_l2: dict[str, float] | None = None) -> Recipe:
+def resolve(
+    training: TrainingConfig | None,
+    overrides: dict[str, Any] | None = None,
+    layer_l2: dict[str, float] | None = None,
+) -> Recipe:
     """command line (`overrides`, already validated) > the spec's section > DEFAULTS."""
     spec = training or TrainingConfig()
     given = TrainingConfig.model_validate(
-        {k: v for k, v in (overrides or {}).items() if v is not None})
+        {k: v for k, v in (overrides or {}).items() if v is not None}
+    )
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for key in KEYS:
@@ -177,7 +200,8 @@ def resolve(training: TrainingConfig | None, overrides: dict[str, Any] | None = 
         raise RecipeError(
             f"`adamw` with a layer's own `l2` (`{next(iter(layer_l2))}`): Keras adds that L2 "
             f"to the loss, which PyTorch's AdamW cannot do (its weight_decay is decoupled); "
-            f"use the spec-wide `weight_decay`, or another optimizer")
+            f"use the spec-wide `weight_decay`, or another optimizer"
+        )
     return Recipe(**values, layer_l2=layer_l2, sources=sources)
 
 
@@ -207,8 +231,11 @@ class Call:
     def omitting(self, defaults: dict[str, Any]) -> list[tuple[str, Any]]:
         """The arguments a reader needs: the learning rate, and every other one
         that differs from the framework's own default."""
-        return [(k, v) for k, v in self.kwargs
-                if k in ("learning_rate", "lr") or defaults.get(k, object()) != v]
+        return [
+            (k, v)
+            for k, v in self.kwargs
+            if k in ("learning_rate", "lr") or defaults.get(k, object()) != v
+        ]
 
 
 CLASSES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}
@@ -218,8 +245,13 @@ CLASSES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}
 KERAS_DEFAULTS = {
     "SGD": {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
     "Adam": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
-    "AdamW": {"learning_rate": 0.001, "weight_decay": 0.004, "beta_1": 0.9, "beta_2": 0.999,
-              "epsilon": 1e-7},
+    "AdamW": {
+        "learning_rate": 0.001,
+        "weight_decay": 0.004,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-7,
+    },
     "RMSprop": {"learning_rate": 0.001, "rho": 0.9, "epsilon": 1e-7},
 }
 TORCH_DEFAULTS = {

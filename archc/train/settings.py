@@ -23,13 +23,22 @@ class Settings(R.Recipe):
     compile: bool = False
 
     def describe(self) -> str:
-        rows = [("spec", f"{self.spec} ({self.model})"), ("backend", self.backend),
-                ("data", self.data + (f" from {self.data_dir}" if self.data_dir else "")),
-                ("epochs", self.epochs), ("batch_size", self.batch_size), ("lr", self.lr),
-                ("optimizer", self.describe_optimizer()),
-                ("schedule", self.describe_schedule()), ("weight_decay", self.weight_decay),
-                ("label_smoothing", self.label_smoothing), ("augment", self.augment),
-                ("seed", self.seed), ("device", self.device), ("precision", self.precision)]
+        rows = [
+            ("spec", f"{self.spec} ({self.model})"),
+            ("backend", self.backend),
+            ("data", self.data + (f" from {self.data_dir}" if self.data_dir else "")),
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+            ("lr", self.lr),
+            ("optimizer", self.describe_optimizer()),
+            ("schedule", self.describe_schedule()),
+            ("weight_decay", self.weight_decay),
+            ("label_smoothing", self.label_smoothing),
+            ("augment", self.augment),
+            ("seed", self.seed),
+            ("device", self.device),
+            ("precision", self.precision),
+        ]
         out = []
         for key, value in rows:
             src = self.sources.get(key)
@@ -41,5 +50,6 @@ def resolve(ir: Model, backend: str, data: str, overrides: dict[str, Any], **run
     """The effective settings. `overrides` holds the command line's training
     settings already validated (a partial TrainingConfig's fields); `run` the rest."""
     recipe = R.recipe_of(ir, overrides)
-    return Settings(spec=ir.source, model=ir.name, backend=backend, data=data,
-                    **dict(recipe), **run)
+    return Settings(
+        spec=ir.source, model=ir.name, backend=backend, data=data, **dict(recipe), **run
+    )

@@ -35,8 +35,6 @@ from backends.common import (
     child_args,
     lit,
     op_source,
-    plan,
-    spec_label,
     unit_doc,
 )
 
@@ -108,8 +106,11 @@ def _weights(n: Node) -> OrderedDict:
     return kw
 
 
-WEIGHT_DEFAULTS = {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros",
-                   "kernel_regularizer": None}
+WEIGHT_DEFAULTS = {
+    "kernel_initializer": "glorot_uniform",
+    "bias_initializer": "zeros",
+    "kernel_regularizer": None,
+}
 
 
 EMITTERS: dict[str, Emitter] = {}  # IR node kind -> its emitter, entered by @lowers
@@ -124,12 +125,29 @@ def lower_conv(n: Node, r: Render) -> Lowered:
         if padding != (0, 0):
             ops.append(Op("layers.ZeroPadding2D", [_pads(padding)], attr=".pad"))
         padding = "valid"
-    kw = OrderedDict(strides=_hw(n.stride), padding=padding, dilation_rate=_hw(n.dilation),
-                     use_bias=n.use_bias, activation=n.activation)
+    kw = OrderedDict(
+        strides=_hw(n.stride),
+        padding=padding,
+        dilation_rate=_hw(n.dilation),
+        use_bias=n.use_bias,
+        activation=n.activation,
+    )
     kw.update(_weights(n))
-    ops.append(Op("layers.Conv2D", [n.filters, _hw(n.kernel)], kw,
-                  {"strides": 1, "padding": "valid", "dilation_rate": 1, "use_bias": True,
-                   "activation": None, **WEIGHT_DEFAULTS}))
+    ops.append(
+        Op(
+            "layers.Conv2D",
+            [n.filters, _hw(n.kernel)],
+            kw,
+            {
+                "strides": 1,
+                "padding": "valid",
+                "dilation_rate": 1,
+                "use_bias": True,
+                "activation": None,
+                **WEIGHT_DEFAULTS,
+            },
+        )
+    )
     return Lowered(ops)
 
 
@@ -137,36 +155,67 @@ def lower_conv(n: Node, r: Render) -> Lowered:
 def lower_dense(n: Node, r: Render) -> Lowered:
     kw = OrderedDict(activation=n.activation, use_bias=n.use_bias)
     kw.update(_weights(n))
-    return Lowered([Op("layers.Dense", [n.units], kw,
-                       {"activation": None, "use_bias": True, **WEIGHT_DEFAULTS})])
+    return Lowered(
+        [
+            Op(
+                "layers.Dense",
+                [n.units],
+                kw,
+                {"activation": None, "use_bias": True, **WEIGHT_DEFAULTS},
+            )
+        ]
+    )
 
 
 @lowers("batchnorm")
 def lower_batchnorm(n: Node, r: Render) -> Lowered:
-    return Lowered([Op("layers.BatchNormalization", [],
-                       OrderedDict(epsilon=n.epsilon, momentum=n.momentum),
-                       {"epsilon": 0.001, "momentum": 0.99})])
+    return Lowered(
+        [
+            Op(
+                "layers.BatchNormalization",
+                [],
+                OrderedDict(epsilon=n.epsilon, momentum=n.momentum),
+                {"epsilon": 0.001, "momentum": 0.99},
+            )
+        ]
+    )
 
 
 @lowers("lrn")
 def lower_lrn(n: Node, r: Render) -> Lowered:
     r.helpers.add("LocalResponseNormalization")
-    return Lowered([Op("LocalResponseNormalization", [],
-                       OrderedDict(depth=n.depth, alpha=n.alpha, beta=n.beta, k=n.bias_k),
-                       {"depth": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0})])
+    return Lowered(
+        [
+            Op(
+                "LocalResponseNormalization",
+                [],
+                OrderedDict(depth=n.depth, alpha=n.alpha, beta=n.beta, k=n.bias_k),
+                {"depth": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0},
+            )
+        ]
+    )
 
 
 @lowers("activation")
 def lower_activation(n: Node, r: Render) -> Lowered:
     if n.fn == "leaky_relu":
-        return Lowered([Op("layers.LeakyReLU", [], OrderedDict(negative_slope=n.alpha),
-                           {"negative_slope": 0.3})])
+        return Lowered(
+            [
+                Op(
+                    "layers.LeakyReLU",
+                    [],
+                    OrderedDict(negative_slope=n.alpha),
+                    {"negative_slope": 0.3},
+                )
+            ]
+        )
     if n.fn == "elu":
         return Lowered([Op("layers.ELU", [], OrderedDict(alpha=n.alpha), {"alpha": 1.0})])
     if n.fn == "prelu":
         shared = [1, 2] if len(n.in_shapes[0]) == 3 else None
-        return Lowered([Op("layers.PReLU", [], OrderedDict(shared_axes=shared),
-                           {"shared_axes": None})])
+        return Lowered(
+            [Op("layers.PReLU", [], OrderedDict(shared_axes=shared), {"shared_axes": None})]
+        )
     return Lowered([Op("layers.Activation", [n.fn])])
 
 
@@ -184,8 +233,14 @@ def lower_pool(n: Node, r: Render) -> Lowered:
             else:  # PyTorch's average pooling counts the zeros (count_include_pad)
                 ops.append(Op("layers.ZeroPadding2D", [_pads(padding)], attr=".pad"))
         padding = "valid"
-    ops.append(Op(cls, [_hw(n.kernel)], OrderedDict(strides=_hw(n.stride), padding=padding),
-                  {"strides": ArgDefault(0), "padding": "valid"}))
+    ops.append(
+        Op(
+            cls,
+            [_hw(n.kernel)],
+            OrderedDict(strides=_hw(n.stride), padding=padding),
+            {"strides": ArgDefault(0), "padding": "valid"},
+        )
+    )
     return Lowered(ops)
 
 
@@ -220,8 +275,6 @@ def lower_concat(n: Node, r: Render) -> Lowered:
 @lowers("add")
 def lower_add(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.Add")], Chain(listed=True))
-
-
 
 
 def _layer_name(local: str, attr: str, in_block: bool) -> str:
@@ -264,10 +317,12 @@ def _function(unit: Unit) -> str:
 
 def _build(model: Model, root: Instance) -> str:
     shape = lit(tuple(model.input_shape))
-    lines = [f"def build_{model.name}():",
-             f'    """The `{model.name}` network; input {describe(model.input_shape)}."""',
-             f'    inputs = keras.Input(shape={shape}, name="input")',
-             "    x = inputs"]
+    lines = [
+        f"def build_{model.name}():",
+        f'    """The `{model.name}` network; input {describe(model.input_shape)}."""',
+        f'    inputs = keras.Input(shape={shape}, name="input")',
+        "    x = inputs",
+    ]
     lines += _statements(root, None, False, 4)
     lines.append(f"    return keras.Model(inputs, x, name={lit(model.name)})")
     return "\n".join(lines)
@@ -290,8 +345,11 @@ class KerasGenerator(Generator):
     LOWER: ClassVar[dict[str, Emitter]] = {**Generator.LOWER, **EMITTERS}
 
     def defined_names(self, model: Model, units: list[Unit]) -> list[str]:
-        return [u.name for u in units] + [f"build_{model.name}", f"compile_{model.name}",
-                                         f"learning_rate_{model.name}"]
+        return [u.name for u in units] + [
+            f"build_{model.name}",
+            f"compile_{model.name}",
+            f"learning_rate_{model.name}",
+        ]
 
     unit_source = staticmethod(_function)
     model_source = staticmethod(_build)
@@ -299,8 +357,11 @@ class KerasGenerator(Generator):
 
     def template_vars(self, model: Model) -> dict:
         shape = describe(model.input_shape)
-        return {"title": f"{model.name}: generated Keras model.", "model_name": model.name,
-                "input_desc": shape + " (H x W x C)" if len(model.input_shape) == 3 else shape}
+        return {
+            "title": f"{model.name}: generated Keras model.",
+            "model_name": model.name,
+            "input_desc": shape + " (H x W x C)" if len(model.input_shape) == 3 else shape,
+        }
 
 
 GENERATOR = KerasGenerator()

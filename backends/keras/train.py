@@ -70,7 +70,8 @@ def make_optimizer(keras, model, recipe: Recipe):
     optimizer = getattr(keras.optimizers, call.cls)(**dict(call.kwargs))
     if recipe.decoupled:
         optimizer.exclude_from_weight_decay(
-            var_list=[v for v in model.trainable_variables if v.name != "kernel"])
+            var_list=[v for v in model.trainable_variables if v.name != "kernel"]
+        )
     return optimizer
 
 
@@ -103,22 +104,28 @@ class KerasTrainer:
         with self.strategy.scope():
             self.model = getattr(module, f"build_{ir.name}")()
             apply_weight_decay(keras, self.model, settings)
-            self.model.compile(optimizer=make_optimizer(keras, self.model, settings),
-                               loss=self._loss(), metrics=["accuracy"], jit_compile="auto")
+            self.model.compile(
+                optimizer=make_optimizer(keras, self.model, settings),
+                loss=self._loss(),
+                metrics=["accuracy"],
+                jit_compile="auto",
+            )
         self.probabilities = outputs_probabilities(ir)
 
     def _loss(self):
         losses = self.keras.losses
         logits = not outputs_probabilities(self.ir)
         if self.settings.label_smoothing:  # only the one-hot loss smooths
-            return losses.CategoricalCrossentropy(from_logits=logits,
-                                                  label_smoothing=self.settings.label_smoothing)
+            return losses.CategoricalCrossentropy(
+                from_logits=logits, label_smoothing=self.settings.label_smoothing
+            )
         return losses.SparseCategoricalCrossentropy(from_logits=logits)
 
     def describe(self) -> str:
-        parts = [f"Keras {self.keras.__version__} (TensorFlow {self.tf.__version__}) on "
-                 + (f"{len(self.tf.config.list_logical_devices('GPU'))} GPU(s)" if self.gpu
-                    else "CPU")]
+        parts = [
+            f"Keras {self.keras.__version__} (TensorFlow {self.tf.__version__}) on "
+            + (f"{len(self.tf.config.list_logical_devices('GPU'))} GPU(s)" if self.gpu else "CPU")
+        ]
         if self.mixed:
             parts.append("mixed_bfloat16")
         if self.strategy.num_replicas_in_sync > 1 or "TF_CONFIG" in os.environ:
@@ -153,8 +160,14 @@ class KerasTrainer:
                 if report(data.start_step + batch, delta, bool(stop)):
                     cb.model.stop_training = True
 
-        self.model.fit(batches(), steps_per_epoch=steps, epochs=1, verbose=0,
-                       callbacks=[Report()], shuffle=False)
+        self.model.fit(
+            batches(),
+            steps_per_epoch=steps,
+            epochs=1,
+            verbose=0,
+            callbacks=[Report()],
+            shuffle=False,
+        )
 
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         out = self.model.predict(as_float(x), batch_size=max(batch_size, 256), verbose=0)
@@ -167,8 +180,11 @@ class KerasTrainer:
         transfer.set_keras_weights(self.ir, self.model, weights)
 
     def finite(self) -> bool:
-        return all(np.isfinite(np.asarray(v)).all() for v in self.model.variables
-                   if np.issubdtype(np.asarray(v).dtype, np.floating))
+        return all(
+            np.isfinite(np.asarray(v)).all()
+            for v in self.model.variables
+            if np.issubdtype(np.asarray(v).dtype, np.floating)
+        )
 
     def _variables(self):
         optimizer = self.model.optimizer

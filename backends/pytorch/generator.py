@@ -53,8 +53,6 @@ from backends.common import (
     child_args,
     lit,
     op_source,
-    plan,
-    spec_label,
     unit_doc,
 )
 
@@ -62,16 +60,29 @@ NAME = "torch"
 FRAMEWORK = "PyTorch"
 
 ACT = {  # activation fused into a conv or dense -> (function, its further arguments)
-    "relu": ("torch.relu", ()), "relu6": ("F.relu6", ()), "sigmoid": ("torch.sigmoid", ()),
-    "hard_sigmoid": ("F.hardsigmoid", ()), "tanh": ("torch.tanh", ()),
-    "softmax": ("torch.softmax", ("dim=1",)), "elu": ("F.elu", ()),
-    "selu": ("F.selu", ()), "gelu": ("F.gelu", ()), "silu": ("F.silu", ()),
+    "relu": ("torch.relu", ()),
+    "relu6": ("F.relu6", ()),
+    "sigmoid": ("torch.sigmoid", ()),
+    "hard_sigmoid": ("F.hardsigmoid", ()),
+    "tanh": ("torch.tanh", ()),
+    "softmax": ("torch.softmax", ("dim=1",)),
+    "elu": ("F.elu", ()),
+    "selu": ("F.selu", ()),
+    "gelu": ("F.gelu", ()),
+    "silu": ("F.silu", ()),
     "softplus": ("F.softplus", ()),
 }
 ACT_MODULE = {
-    "relu": "nn.ReLU", "relu6": "nn.ReLU6", "sigmoid": "nn.Sigmoid",
-    "hard_sigmoid": "nn.Hardsigmoid", "tanh": "nn.Tanh", "linear": "nn.Identity",
-    "selu": "nn.SELU", "gelu": "nn.GELU", "silu": "nn.SiLU", "softplus": "nn.Softplus",
+    "relu": "nn.ReLU",
+    "relu6": "nn.ReLU6",
+    "sigmoid": "nn.Sigmoid",
+    "hard_sigmoid": "nn.Hardsigmoid",
+    "tanh": "nn.Tanh",
+    "linear": "nn.Identity",
+    "selu": "nn.SELU",
+    "gelu": "nn.GELU",
+    "silu": "nn.SiLU",
+    "softplus": "nn.Softplus",
 }
 
 HELPERS = {
@@ -101,8 +112,10 @@ def _hw(pair):
 def _same(n: Node, kernel, stride, dilation=(1, 1)):
     """((top, bottom), (left, right)) zeros of Keras `same` for this node's input."""
     h, w = n.in_shapes[0][0], n.in_shapes[0][1]
-    return (same_padding(h, kernel[0], stride[0], dilation[0]),
-            same_padding(w, kernel[1], stride[1], dilation[1]))
+    return (
+        same_padding(h, kernel[0], stride[0], dilation[0]),
+        same_padding(w, kernel[1], stride[1], dilation[1]),
+    )
 
 
 CHAIN = Chain()  # the ops in order on the input
@@ -135,34 +148,60 @@ def lower_conv(n: Node, r: Render) -> Lowered:
         padding = 0
     else:
         padding = _hw(n.padding)
-    ops.append(Op("nn.Conv2d", [cin, n.filters, _hw(n.kernel)],
-                  OrderedDict(stride=_hw(n.stride), padding=padding, dilation=_hw(n.dilation),
-                              bias=n.use_bias),
-                  {"stride": 1, "padding": 0, "dilation": 1, "bias": True}, channels_arg=0))
+    ops.append(
+        Op(
+            "nn.Conv2d",
+            [cin, n.filters, _hw(n.kernel)],
+            OrderedDict(
+                stride=_hw(n.stride), padding=padding, dilation=_hw(n.dilation), bias=n.use_bias
+            ),
+            {"stride": 1, "padding": 0, "dilation": 1, "bias": True},
+            channels_arg=0,
+        )
+    )
     return Lowered(ops, _activation(n.activation))
 
 
 @lowers("dense")
 def lower_dense(n: Node, r: Render) -> Lowered:
-    op = Op("nn.Linear", [n.in_shapes[0][0], n.units], OrderedDict(bias=n.use_bias),
-            {"bias": True}, channels_arg=0)
+    op = Op(
+        "nn.Linear",
+        [n.in_shapes[0][0], n.units],
+        OrderedDict(bias=n.use_bias),
+        {"bias": True},
+        channels_arg=0,
+    )
     return Lowered([op], _activation(n.activation))
 
 
 @lowers("batchnorm")
 def lower_batchnorm(n: Node, r: Render) -> Lowered:
     cls = "nn.BatchNorm2d" if len(n.in_shapes[0]) == 3 else "nn.BatchNorm1d"
-    return Lowered([Op(cls, [n.in_shapes[0][-1]],
-                       OrderedDict(eps=n.epsilon, momentum=round(1 - n.momentum, 12)),
-                       {"eps": 1e-5, "momentum": 0.1}, channels_arg=0)])
+    return Lowered(
+        [
+            Op(
+                cls,
+                [n.in_shapes[0][-1]],
+                OrderedDict(eps=n.epsilon, momentum=round(1 - n.momentum, 12)),
+                {"eps": 1e-5, "momentum": 0.1},
+                channels_arg=0,
+            )
+        ]
+    )
 
 
 @lowers("lrn")
 def lower_lrn(n: Node, r: Render) -> Lowered:
-    return Lowered([Op("nn.LocalResponseNorm", [n.depth],
-                       OrderedDict(alpha=round(n.alpha * n.depth, 15), beta=n.beta,
-                                   k=n.bias_k),
-                       {"alpha": 1e-4, "beta": 0.75, "k": 1.0})])
+    return Lowered(
+        [
+            Op(
+                "nn.LocalResponseNorm",
+                [n.depth],
+                OrderedDict(alpha=round(n.alpha * n.depth, 15), beta=n.beta, k=n.bias_k),
+                {"alpha": 1e-4, "beta": 0.75, "k": 1.0},
+            )
+        ]
+    )
 
 
 def _float32(value: float) -> float:
@@ -173,8 +212,12 @@ def _float32(value: float) -> float:
 @lowers("activation")
 def lower_activation(n: Node, r: Render) -> Lowered:
     if n.fn == "leaky_relu":  # the slope Keras applies: float32 (see the docstring)
-        op = Op("nn.LeakyReLU", [], OrderedDict(negative_slope=_float32(n.alpha)),
-                {"negative_slope": 0.01})
+        op = Op(
+            "nn.LeakyReLU",
+            [],
+            OrderedDict(negative_slope=_float32(n.alpha)),
+            {"negative_slope": 0.01},
+        )
     elif n.fn == "elu":
         op = Op("nn.ELU", [], OrderedDict(alpha=n.alpha), {"alpha": 1.0})
     elif n.fn == "prelu":
@@ -195,8 +238,9 @@ def lower_pool(n: Node, r: Render) -> Lowered:
         (t, b), (left, right) = _same(n, n.kernel, n.stride)
         if t != b or left != right:
             r.helpers.add("SamePool2d")
-            return Lowered([Op("SamePool2d", [n.op, _hw(n.kernel), _hw(n.stride),
-                                              (left, right, t, b)])])
+            return Lowered(
+                [Op("SamePool2d", [n.op, _hw(n.kernel), _hw(n.stride), (left, right, t, b)])]
+            )
         kw["padding"] = _hw((t, left))
         if n.op == "avg":  # Keras divides by the real cells
             kw["count_include_pad"] = (t, left) == (0, 0)
@@ -246,8 +290,14 @@ def _init_lines(inst: Instance, unit: Unit | None, indent: int) -> list[str]:
     for k, item in enumerate(inst.items):
         if item.child is not None:
             attrs = [item.local]
-            out.append(call(item.child.unit.class_name, child_args(item, k, unit), indent,
-                            prefix=f"self.{item.local} = "))
+            out.append(
+                call(
+                    item.child.unit.class_name,
+                    child_args(item, k, unit),
+                    indent,
+                    prefix=f"self.{item.local} = ",
+                )
+            )
         else:
             attrs = []
             for j, op in enumerate(item.lowered.ops):
@@ -267,9 +317,14 @@ def _softmax_tail(root: Instance) -> Item | None:
     fused into a conv or dense), else None."""
     item = root.items[-1]
     n = item.node
-    if item.child is None and n is not None and (
+    if (
+        item.child is None
+        and n is not None
+        and (
             (n.kind == "activation" and n.fn == "softmax")
-            or getattr(n, "activation", None) == "softmax"):
+            or getattr(n, "activation", None) == "softmax"
+        )
+    ):
         return item
     return None
 
@@ -298,8 +353,11 @@ def _forward_lines(inst: Instance, indent: int, logits: bool = False) -> list[st
                 out.append(f"{pad}{var} = {_expr(item, softmax.inner, ins)}")
                 scores = var
                 probabilities = Fn(softmax.func, Chain(), softmax.extra).render([], [var])
-            out += [f"{pad}if self.logits:", f"{pad}    return {scores}",
-                    f"{pad}return {probabilities}"]
+            out += [
+                f"{pad}if self.logits:",
+                f"{pad}    return {scores}",
+                f"{pad}return {probabilities}",
+            ]
             continue
         out.append(f"{pad}{var} = {_expr(item, item.lowered.expr, ins)}")
     return out
@@ -309,8 +367,13 @@ def _class(unit: Unit) -> str:
     inst = unit.instances[0]
     doc = unit_doc(unit)
     init_params = ", ".join(["self", *unit.params])
-    lines = [f"class {unit.class_name}(nn.Module):", f'    """{doc}"""', "",
-             f"    def __init__({init_params}):", "        super().__init__()"]
+    lines = [
+        f"class {unit.class_name}(nn.Module):",
+        f'    """{doc}"""',
+        "",
+        f"    def __init__({init_params}):",
+        "        super().__init__()",
+    ]
     lines += _init_lines(inst, unit, 8)
     lines += ["", "    def forward(self, x):"]
     lines += _forward_lines(inst, 8)
@@ -323,29 +386,40 @@ def model_class_name(model: Model) -> str:
 
 
 def _model_class(model: Model, root: Instance) -> str:
-    chw = (model.input_shape[2], model.input_shape[0], model.input_shape[1]) \
-        if len(model.input_shape) == 3 else tuple(model.input_shape)
-    lines = [f"class {model_class_name(model)}(nn.Module):",
-             f'    """The `{model.name}` network. forward() takes N x {" x ".join(map(str, chw))}'
-             f' (channels first);',
-             f'    the spec writes its input {describe(model.input_shape)} (H x W x C)."""'
-             if len(model.input_shape) == 3 else
-             f'    the spec writes its input as a vector of {model.input_shape[0]}."""',
-             "",
-             f"    input_shape = {lit(chw)}",
-             "",
-             "    def __init__(self):",
-             "        super().__init__()"]
+    chw = (
+        (model.input_shape[2], model.input_shape[0], model.input_shape[1])
+        if len(model.input_shape) == 3
+        else tuple(model.input_shape)
+    )
+    lines = [
+        f"class {model_class_name(model)}(nn.Module):",
+        (
+            f'    """The `{model.name}` network. forward() takes N x {" x ".join(map(str, chw))}'
+            f" (channels first);"
+        ),
+        f'    the spec writes its input {describe(model.input_shape)} (H x W x C)."""'
+        if len(model.input_shape) == 3
+        else f'    the spec writes its input as a vector of {model.input_shape[0]}."""',
+        "",
+        f"    input_shape = {lit(chw)}",
+        "",
+        "    def __init__(self):",
+        "        super().__init__()",
+    ]
     logits = _softmax_tail(root) is not None
     if logits:
         if any(item.local == "logits" for item in root.items):
-            raise BackendError("a node or block named `logits` would hide the model's "
-                               "`logits` switch (its output ends in a softmax): rename it")
+            raise BackendError(
+                "a node or block named `logits` would hide the model's "
+                "`logits` switch (its output ends in a softmax): rename it"
+            )
         lines[2] = lines[2][:-3]  # the docstring goes on
         lines[3:3] = SOFTMAX_DOC
-        lines[-2:] = ["    def __init__(self, logits=False):",
-                      "        super().__init__()",
-                      "        self.logits = logits"]
+        lines[-2:] = [
+            "    def __init__(self, logits=False):",
+            "        super().__init__()",
+            "        self.logits = logits",
+        ]
     lines += _init_lines(root, None, 8)
     lines += ["", "    def forward(self, x):"]
     lines += _forward_lines(root, 8, logits)
@@ -379,15 +453,21 @@ class TorchGenerator(Generator):
     FRAMEWORK = FRAMEWORK
     TEMPLATES = Path(__file__).parent / "templates"
     HELPERS = HELPERS
-    IMPORTS = (("import torch", ("torch",)), ("import torch.nn.functional as F", ("F",)),
-               ("from torch import {}", ("nn",)))
+    IMPORTS = (
+        ("import torch", ("torch",)),
+        ("import torch.nn.functional as F", ("F",)),
+        ("from torch import {}", ("nn",)),
+    )
     IN_CHANNELS = True
     DEFINES = "classes or functions"
     LOWER: ClassVar[dict[str, Emitter]] = {**Generator.LOWER, **EMITTERS}
 
     def defined_names(self, model: Model, units: list[Unit]) -> list[str]:
-        return [u.class_name for u in units] + [model_class_name(model), "make_optimizer",
-                                               "learning_rate"]
+        return [u.class_name for u in units] + [
+            model_class_name(model),
+            "make_optimizer",
+            "learning_rate",
+        ]
 
     unit_source = staticmethod(_class)
     model_source = staticmethod(_model_class)

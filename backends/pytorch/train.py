@@ -41,8 +41,11 @@ def distributed_env() -> tuple[int, int, int] | None:
     process included, so a one-GPU launch runs the multi-GPU code path."""
     if "WORLD_SIZE" not in os.environ:
         return None
-    return (int(os.environ.get("RANK", "0")), int(os.environ["WORLD_SIZE"]),
-            int(os.environ.get("LOCAL_RANK", "0")))
+    return (
+        int(os.environ.get("RANK", "0")),
+        int(os.environ["WORLD_SIZE"]),
+        int(os.environ.get("LOCAL_RANK", "0")),
+    )
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
@@ -62,12 +65,13 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
         groups.setdefault(torch_weight_decay(recipe, name, p.ndim), []).append(p)
     call = torch_optimizer(recipe)
     return getattr(torch.optim, call.cls)(
-        [{"params": ps, "weight_decay": decay} for decay, ps in groups.items()],
-        **dict(call.kwargs))
+        [{"params": ps, "weight_decay": decay} for decay, ps in groups.items()], **dict(call.kwargs)
+    )
 
 
-def crossentropy(outputs: torch.Tensor, y: torch.Tensor, probabilities: bool,
-                 label_smoothing: float = 0.0) -> torch.Tensor:
+def crossentropy(
+    outputs: torch.Tensor, y: torch.Tensor, probabilities: bool, label_smoothing: float = 0.0
+) -> torch.Tensor:
     """Per-example cross-entropy with Keras's conventions: logits go through
     log-softmax; probabilities (a softmax head whose logits are not at hand) are
     normalised and clipped to [1e-7, 1 - 1e-7] before the log; smoothing mixes in
@@ -109,7 +113,8 @@ class TorchTrainer:
         self.net: nn.Module = self.model
         if self.distributed:
             self.net = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.cuda else None)
+                self.model, device_ids=[self.device.index] if self.cuda else None
+            )
         if settings.compile:
             self.net = torch.compile(self.net)
         self.optimizer = make_optimizer(self.model, settings)
@@ -127,9 +132,14 @@ class TorchTrainer:
         self._resident: tuple | None = None
 
     def describe(self) -> str:
-        parts = [f"PyTorch {torch.__version__} on {self.device}"
-                 + (f" ({torch.cuda.get_device_name(self.device)})" if self.cuda else
-                    f" ({torch.get_num_threads()} threads)")]
+        parts = [
+            f"PyTorch {torch.__version__} on {self.device}"
+            + (
+                f" ({torch.cuda.get_device_name(self.device)})"
+                if self.cuda
+                else f" ({torch.get_num_threads()} threads)"
+            )
+        ]
         if self.amp:
             parts.append("bf16 autocast")
         if self.channels_last:
@@ -137,8 +147,9 @@ class TorchTrainer:
         if self.settings.compile:
             parts.append("torch.compile")
         if self.distributed:
-            parts.append(f"DistributedDataParallel x{self.world} "
-                         f"({torch.distributed.get_backend()})")
+            parts.append(
+                f"DistributedDataParallel x{self.world} ({torch.distributed.get_backend()})"
+            )
         return ", ".join(parts)
 
     # ---- moving data -----------------------------------------------------
@@ -163,8 +174,11 @@ class TorchTrainer:
             free, _ = torch.cuda.mem_get_info(self.device)
             if data.x.nbytes + data.y.nbytes > GPU_RESIDENT_LIMIT * free:
                 return None
-            self._resident = (data.x, torch.from_numpy(data.x).to(self.device),
-                              torch.from_numpy(data.y).to(self.device))
+            self._resident = (
+                data.x,
+                torch.from_numpy(data.x).to(self.device),
+                torch.from_numpy(data.y).to(self.device),
+            )
         _, xs, ys = self._resident
 
         def gen():
@@ -175,6 +189,7 @@ class TorchTrainer:
                 if xb.ndim == 4:
                     xb = xb.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
                 yield step, xb, ys[i], n
+
         return gen()
 
     def _batches(self, data):
@@ -234,7 +249,7 @@ class TorchTrainer:
             self.model.logits = False
         outs = []
         for s in range(0, len(x), max(batch_size, 256)):
-            xb = self._to_device(as_float(x[s:s + max(batch_size, 256)]))
+            xb = self._to_device(as_float(x[s : s + max(batch_size, 256)]))
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 outs.append(self.model(xb).float().cpu().numpy())
         return np.concatenate(outs)
@@ -248,15 +263,25 @@ class TorchTrainer:
         transfer.set_torch_weights(self.ir, self.model, weights)
 
     def finite(self) -> bool:
-        return all(bool(torch.isfinite(t).all()) for t in self.model.state_dict().values()
-                   if t.is_floating_point())
+        return all(
+            bool(torch.isfinite(t).all())
+            for t in self.model.state_dict().values()
+            if t.is_floating_point()
+        )
 
     def save_checkpoint(self, path: str, meta: dict) -> None:
-        torch.save({"meta": json.dumps(meta), "model": self.model.state_dict(),
-                    "optimizer": self.optimizer.state_dict(),
-                    "rng": {"cpu": torch.get_rng_state(),
-                            "cuda": torch.cuda.get_rng_state_all() if self.cuda else []}},
-                   path)
+        torch.save(
+            {
+                "meta": json.dumps(meta),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "rng": {
+                    "cpu": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if self.cuda else [],
+                },
+            },
+            path,
+        )
 
     def load_checkpoint(self, path: str) -> dict:
         ckpt = torch.load(path, map_location=self.device, weights_only=True)

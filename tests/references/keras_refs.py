@@ -13,9 +13,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-from keras import Model, layers  # noqa: E402
-from keras.layers import (  # noqa: E402
+import keras
+from keras import Model, layers
+from keras.layers import (
     Activation,
     AveragePooling2D,
     BatchNormalization,
@@ -132,11 +132,13 @@ class VGG16(Model):
 class ConvBNRelu(Model):
     def __init__(self, ch, kernelsz=3, strides=1, padding="same"):
         super().__init__()
-        self.model = keras.Sequential([
-            Conv2D(ch, kernelsz, strides=strides, padding=padding),
-            BatchNormalization(),
-            Activation("relu"),
-        ])
+        self.model = keras.Sequential(
+            [
+                Conv2D(ch, kernelsz, strides=strides, padding=padding),
+                BatchNormalization(),
+                Activation("relu"),
+            ]
+        )
 
     def call(self, x):
         return self.model(x)
@@ -189,8 +191,7 @@ class ResnetBlock(Model):
         self.c2 = Conv2D(filters, (3, 3), strides=1, padding="same", use_bias=False)
         self.b2 = BatchNormalization()
         if residual_path:
-            self.down_c1 = Conv2D(filters, (1, 1), strides=strides, padding="same",
-                                  use_bias=False)
+            self.down_c1 = Conv2D(filters, (1, 1), strides=strides, padding="same", use_bias=False)
             self.down_b1 = BatchNormalization()
         self.a2 = Activation("relu")
 
@@ -207,8 +208,14 @@ class ResNet18(Model):
     def __init__(self, block_list, initial_filters=64):
         super().__init__()
         self.out_filters = initial_filters
-        self.c1 = Conv2D(self.out_filters, (3, 3), strides=1, padding="same", use_bias=False,
-                         kernel_initializer="he_normal")
+        self.c1 = Conv2D(
+            self.out_filters,
+            (3, 3),
+            strides=1,
+            padding="same",
+            use_bias=False,
+            kernel_initializer="he_normal",
+        )
         self.b1 = BatchNormalization()
         self.a1 = Activation("relu")
         self.blocks = keras.Sequential()
@@ -238,71 +245,103 @@ def seq(shape, *layer_list) -> Model:
 
 
 def notes_lenet5():
-    return seq((28, 28, 1),
-               Conv2D(filters=6, kernel_size=(5, 5), padding="same", activation="tanh"),
-               MaxPool2D(pool_size=(2, 2), strides=2),
-               Conv2D(filters=16, kernel_size=(5, 5), padding="valid", activation="tanh"),
-               MaxPool2D(pool_size=(2, 2), strides=2), Flatten(),
-               Dense(120, activation="tanh"), Dense(84, activation="tanh"),
-               Dense(10, activation="softmax"))
+    return seq(
+        (28, 28, 1),
+        Conv2D(filters=6, kernel_size=(5, 5), padding="same", activation="tanh"),
+        MaxPool2D(pool_size=(2, 2), strides=2),
+        Conv2D(filters=16, kernel_size=(5, 5), padding="valid", activation="tanh"),
+        MaxPool2D(pool_size=(2, 2), strides=2),
+        Flatten(),
+        Dense(120, activation="tanh"),
+        Dense(84, activation="tanh"),
+        Dense(10, activation="softmax"),
+    )
 
 
 def notes_lenet_d2l():
-    return seq((32, 32, 1),
-               Conv2D(filters=6, kernel_size=5, activation="sigmoid", padding="valid"),
-               AveragePooling2D(pool_size=2, strides=2),
-               Conv2D(filters=16, kernel_size=5, activation="sigmoid"),
-               AveragePooling2D(pool_size=2, strides=2), Flatten(),
-               Dense(120, activation="sigmoid"), Dense(84, activation="sigmoid"), Dense(10))
+    return seq(
+        (32, 32, 1),
+        Conv2D(filters=6, kernel_size=5, activation="sigmoid", padding="valid"),
+        AveragePooling2D(pool_size=2, strides=2),
+        Conv2D(filters=16, kernel_size=5, activation="sigmoid"),
+        AveragePooling2D(pool_size=2, strides=2),
+        Flatten(),
+        Dense(120, activation="sigmoid"),
+        Dense(84, activation="sigmoid"),
+        Dense(10),
+    )
 
 
 def notes_alexnet():
-    return seq((227, 227, 3),
-               Conv2D(strides=4, filters=96, kernel_size=(11, 11), padding="valid",
-                      activation="relu"), BatchNormalization(),
-               MaxPool2D(pool_size=(3, 3), strides=2),
-               Conv2D(filters=256, kernel_size=(5, 5), padding="same", activation="relu"),
-               BatchNormalization(), MaxPool2D(pool_size=(3, 3), strides=2),
-               Conv2D(filters=384, kernel_size=(3, 3), padding="same", activation="relu"),
-               BatchNormalization(),
-               Conv2D(filters=384, kernel_size=(3, 3), padding="same", activation="relu"),
-               BatchNormalization(),
-               Conv2D(filters=256, kernel_size=(3, 3), padding="same", activation="relu"),
-               BatchNormalization(), MaxPool2D(pool_size=(2, 2), strides=2), Flatten(),
-               Dense(4096, activation="tanh"), Dropout(0.5),
-               Dense(4096, activation="tanh"), Dropout(0.5), Dense(10, activation="softmax"))
+    return seq(
+        (227, 227, 3),
+        Conv2D(strides=4, filters=96, kernel_size=(11, 11), padding="valid", activation="relu"),
+        BatchNormalization(),
+        MaxPool2D(pool_size=(3, 3), strides=2),
+        Conv2D(filters=256, kernel_size=(5, 5), padding="same", activation="relu"),
+        BatchNormalization(),
+        MaxPool2D(pool_size=(3, 3), strides=2),
+        Conv2D(filters=384, kernel_size=(3, 3), padding="same", activation="relu"),
+        BatchNormalization(),
+        Conv2D(filters=384, kernel_size=(3, 3), padding="same", activation="relu"),
+        BatchNormalization(),
+        Conv2D(filters=256, kernel_size=(3, 3), padding="same", activation="relu"),
+        BatchNormalization(),
+        MaxPool2D(pool_size=(2, 2), strides=2),
+        Flatten(),
+        Dense(4096, activation="tanh"),
+        Dropout(0.5),
+        Dense(4096, activation="tanh"),
+        Dropout(0.5),
+        Dense(10, activation="softmax"),
+    )
 
 
 def book_lenet5():
-    return seq((28, 28, 1),
-               Conv2D(filters=6, kernel_size=5, strides=1, activation="tanh", padding="same"),
-               AveragePooling2D(pool_size=2, strides=2, padding="valid"),
-               Conv2D(filters=16, kernel_size=5, strides=1, activation="tanh", padding="valid"),
-               AveragePooling2D(pool_size=2, strides=2, padding="valid"),
-               Conv2D(filters=120, kernel_size=5, strides=1, activation="tanh",
-                      padding="valid"),
-               Flatten(), Dense(units=84, activation="tanh"),
-               Dense(units=10, activation="softmax"))
+    return seq(
+        (28, 28, 1),
+        Conv2D(filters=6, kernel_size=5, strides=1, activation="tanh", padding="same"),
+        AveragePooling2D(pool_size=2, strides=2, padding="valid"),
+        Conv2D(filters=16, kernel_size=5, strides=1, activation="tanh", padding="valid"),
+        AveragePooling2D(pool_size=2, strides=2, padding="valid"),
+        Conv2D(filters=120, kernel_size=5, strides=1, activation="tanh", padding="valid"),
+        Flatten(),
+        Dense(units=84, activation="tanh"),
+        Dense(units=10, activation="softmax"),
+    )
 
 
 def book_alexnet(lrn: bool = False):
     """The book's listing; with lrn=True the BN layers are dropped (the paper's
     LRN has no parameters, and Keras 3 has no LRN layer)."""
-    bn = (lambda: []) if lrn else (lambda: [BatchNormalization()])
-    return seq((227, 227, 3),
-               Conv2D(filters=96, kernel_size=(11, 11), strides=(4, 4), padding="valid"),
-               Activation("relu"), MaxPool2D(pool_size=(3, 3), strides=(2, 2)), *bn(),
-               Conv2D(filters=256, kernel_size=(5, 5), strides=(1, 1), padding="same"),
-               Activation("relu"), MaxPool2D(pool_size=(3, 3), strides=(2, 2)), *bn(),
-               Conv2D(filters=384, kernel_size=(3, 3), strides=(1, 1), padding="same"),
-               Activation("relu"), *bn(),
-               Conv2D(filters=384, kernel_size=(3, 3), strides=(1, 1), padding="same"),
-               Activation("relu"), *bn(),
-               Conv2D(filters=256, kernel_size=(3, 3), strides=(1, 1), padding="same"),
-               Activation("relu"), *bn(), MaxPool2D(pool_size=(3, 3), strides=(2, 2)),
-               Flatten(), Dense(units=4096, activation="relu"), Dropout(0.5),
-               Dense(units=4096, activation="relu"), Dropout(0.5),
-               Dense(units=1000, activation="softmax"))
+    bn = (list) if lrn else (lambda: [BatchNormalization()])
+    return seq(
+        (227, 227, 3),
+        Conv2D(filters=96, kernel_size=(11, 11), strides=(4, 4), padding="valid"),
+        Activation("relu"),
+        MaxPool2D(pool_size=(3, 3), strides=(2, 2)),
+        *bn(),
+        Conv2D(filters=256, kernel_size=(5, 5), strides=(1, 1), padding="same"),
+        Activation("relu"),
+        MaxPool2D(pool_size=(3, 3), strides=(2, 2)),
+        *bn(),
+        Conv2D(filters=384, kernel_size=(3, 3), strides=(1, 1), padding="same"),
+        Activation("relu"),
+        *bn(),
+        Conv2D(filters=384, kernel_size=(3, 3), strides=(1, 1), padding="same"),
+        Activation("relu"),
+        *bn(),
+        Conv2D(filters=256, kernel_size=(3, 3), strides=(1, 1), padding="same"),
+        Activation("relu"),
+        *bn(),
+        MaxPool2D(pool_size=(3, 3), strides=(2, 2)),
+        Flatten(),
+        Dense(units=4096, activation="relu"),
+        Dropout(0.5),
+        Dense(units=4096, activation="relu"),
+        Dropout(0.5),
+        Dense(units=1000, activation="softmax"),
+    )
 
 
 def vgg_config(blocks, one_by_one=False, dropout=0.0):
@@ -335,18 +374,31 @@ def _inception_module(x, f1, f3r, f3, f5r, f5, fp, bias=0.0):
 
 
 GOOGLENET_TABLE = [
-    (64, 96, 128, 16, 32, 32), (128, 128, 192, 32, 96, 64), "pool",
-    (192, 96, 208, 16, 48, 64), (160, 112, 224, 24, 64, 64), (128, 128, 256, 24, 64, 64),
-    (112, 144, 288, 32, 64, 64), (256, 160, 320, 32, 128, 128), "pool",
-    (256, 160, 320, 32, 128, 128), (384, 192, 384, 48, 128, 128),
+    (64, 96, 128, 16, 32, 32),
+    (128, 128, 192, 32, 96, 64),
+    "pool",
+    (192, 96, 208, 16, 48, 64),
+    (160, 112, 224, 24, 64, 64),
+    (128, 128, 256, 24, 64, 64),
+    (112, 144, 288, 32, 64, 64),
+    (256, 160, 320, 32, 128, 128),
+    "pool",
+    (256, 160, 320, 32, 128, 128),
+    (384, 192, 384, 48, 128, 128),
 ]
 
 
 def book_googlenet(classes=10, bn=True):
     """The book's parts A, B, C (with Flatten before the Dense: see the spec)."""
     inp = keras.Input((224, 224, 3))
-    x = Conv2D(64, (7, 7), padding="same", strides=(2, 2), activation="relu",
-               bias_initializer=keras.initializers.Constant(0.2))(inp)
+    x = Conv2D(
+        64,
+        (7, 7),
+        padding="same",
+        strides=(2, 2),
+        activation="relu",
+        bias_initializer=keras.initializers.Constant(0.2),
+    )(inp)
     x = MaxPool2D((3, 3), padding="same", strides=(2, 2))(x)
     if bn:
         x = BatchNormalization()(x)
@@ -389,8 +441,12 @@ def book_resnet50(input_shape=(224, 224, 3), classes=1000):
     x = Conv2D(64, (7, 7), strides=(2, 2))(x_input)
     x = Activation("relu")(BatchNormalization(axis=3)(x))
     x = layers.MaxPooling2D((3, 3), strides=(2, 2))(x)
-    for filters, n, s in (([64, 64, 256], 3, 1), ([128, 128, 512], 4, 2),
-                          ([256, 256, 1024], 6, 2), ([512, 512, 2048], 3, 2)):
+    for filters, n, s in (
+        ([64, 64, 256], 3, 1),
+        ([128, 128, 512], 4, 2),
+        ([256, 256, 1024], 6, 2),
+        ([512, 512, 2048], 3, 2),
+    ):
         x = _book_bottleneck(x, 3, filters, reduce=True, s=s)
         for _ in range(n - 1):
             x = _book_bottleneck(x, 3, filters)
@@ -401,39 +457,69 @@ def book_resnet50(input_shape=(224, 224, 3), classes=1000):
 
 
 def textbook_net(shape, conv1, conv1_pad, conv2, classes):
-    return seq(shape,
-               Conv2D(conv1[0], conv1[1], padding=conv1_pad), Activation("relu"),
-               MaxPool2D(2, 2),
-               Conv2D(conv2[0], conv2[1]), Activation("relu"), MaxPool2D(2, 2),
-               Flatten(), Dense(32), BatchNormalization(), Activation("relu"),
-               Dense(classes, activation="softmax"))
+    return seq(
+        shape,
+        Conv2D(conv1[0], conv1[1], padding=conv1_pad),
+        Activation("relu"),
+        MaxPool2D(2, 2),
+        Conv2D(conv2[0], conv2[1]),
+        Activation("relu"),
+        MaxPool2D(2, 2),
+        Flatten(),
+        Dense(32),
+        BatchNormalization(),
+        Activation("relu"),
+        Dense(classes, activation="softmax"),
+    )
 
 
 def keras_cifar10_cnn():
     """Keras 2's examples/cifar10_cnn.py, the textbook's two-stage net."""
-    return seq((32, 32, 3),
-               Conv2D(32, (3, 3), padding="same"), Activation("relu"),
-               Conv2D(32, (3, 3)), Activation("relu"), MaxPool2D(pool_size=(2, 2)),
-               Dropout(0.25),
-               Conv2D(64, (3, 3), padding="same"), Activation("relu"),
-               Conv2D(64, (3, 3)), Activation("relu"), MaxPool2D(pool_size=(2, 2)),
-               Dropout(0.25), Flatten(), Dense(512), Activation("relu"), Dropout(0.5),
-               Dense(10), Activation("softmax"))
+    return seq(
+        (32, 32, 3),
+        Conv2D(32, (3, 3), padding="same"),
+        Activation("relu"),
+        Conv2D(32, (3, 3)),
+        Activation("relu"),
+        MaxPool2D(pool_size=(2, 2)),
+        Dropout(0.25),
+        Conv2D(64, (3, 3), padding="same"),
+        Activation("relu"),
+        Conv2D(64, (3, 3)),
+        Activation("relu"),
+        MaxPool2D(pool_size=(2, 2)),
+        Dropout(0.25),
+        Flatten(),
+        Dense(512),
+        Activation("relu"),
+        Dropout(0.5),
+        Dense(10),
+        Activation("softmax"),
+    )
 
 
 def zfnet():
     """ZFNet from the paper's figure 3, explicit padding as ZeroPadding2D."""
-    return seq((224, 224, 3),
-               layers.ZeroPadding2D(1), Conv2D(96, 7, strides=2, activation="relu"),
-               layers.ZeroPadding2D(1), MaxPool2D(3, 2),
-               Conv2D(256, 5, strides=2, activation="relu"),
-               layers.ZeroPadding2D(1), MaxPool2D(3, 2),
-               Conv2D(384, 3, padding="same", activation="relu"),
-               Conv2D(384, 3, padding="same", activation="relu"),
-               Conv2D(256, 3, padding="same", activation="relu"), MaxPool2D(3, 2),
-               Flatten(), Dense(4096, activation="relu"), Dropout(0.5),
-               Dense(4096, activation="relu"), Dropout(0.5),
-               Dense(1000, activation="softmax"))
+    return seq(
+        (224, 224, 3),
+        layers.ZeroPadding2D(1),
+        Conv2D(96, 7, strides=2, activation="relu"),
+        layers.ZeroPadding2D(1),
+        MaxPool2D(3, 2),
+        Conv2D(256, 5, strides=2, activation="relu"),
+        layers.ZeroPadding2D(1),
+        MaxPool2D(3, 2),
+        Conv2D(384, 3, padding="same", activation="relu"),
+        Conv2D(384, 3, padding="same", activation="relu"),
+        Conv2D(256, 3, padding="same", activation="relu"),
+        MaxPool2D(3, 2),
+        Flatten(),
+        Dense(4096, activation="relu"),
+        Dropout(0.5),
+        Dense(4096, activation="relu"),
+        Dropout(0.5),
+        Dense(1000, activation="softmax"),
+    )
 
 
 def googlenet_paper():
@@ -452,16 +538,27 @@ def googlenet_paper():
 
 
 def mnist_fc():
-    return seq((28, 28, 1), Flatten(), Dense(128, activation="relu"),
-               Dense(10, activation="softmax"))
+    return seq(
+        (28, 28, 1), Flatten(), Dense(128, activation="relu"), Dense(10, activation="softmax")
+    )
 
 
 def digits_cnn():
     """archc's digits net, written as a Keras listing."""
-    return seq((8, 8, 1), Conv2D(16, 3, padding="same"), BatchNormalization(), Activation("relu"),
-               Conv2D(32, 3, padding="same"), BatchNormalization(), Activation("relu"),
-               MaxPool2D(2, 2), Flatten(), Dense(64, activation="relu"), Dropout(0.2),
-               Dense(10, activation="softmax"))
+    return seq(
+        (8, 8, 1),
+        Conv2D(16, 3, padding="same"),
+        BatchNormalization(),
+        Activation("relu"),
+        Conv2D(32, 3, padding="same"),
+        BatchNormalization(),
+        Activation("relu"),
+        MaxPool2D(2, 2),
+        Flatten(),
+        Dense(64, activation="relu"),
+        Dropout(0.2),
+        Dense(10, activation="softmax"),
+    )
 
 
 A = keras.applications
@@ -472,8 +569,9 @@ REFERENCES = {
     "course_lenet5.cnn": lambda: _built(LeNet5(), (32, 32, 3)),
     "course_alexnet8.cnn": lambda: _built(AlexNet8(), (32, 32, 3)),
     "course_vgg16.cnn": lambda: _built(VGG16(), (32, 32, 3)),
-    "course_inception10.cnn": lambda: _built(Inception10(num_blocks=2, num_classes=10),
-                                             (32, 32, 3)),
+    "course_inception10.cnn": lambda: _built(
+        Inception10(num_blocks=2, num_classes=10), (32, 32, 3)
+    ),
     "resnet18.cnn": lambda: _built(ResNet18([2, 2, 2, 2]), (32, 32, 3)),
     "notes_lenet5.cnn": notes_lenet5,
     "notes_lenet_d2l.cnn": notes_lenet_d2l,
@@ -481,13 +579,15 @@ REFERENCES = {
     "book_lenet5.cnn": book_lenet5,
     "book_alexnet.cnn": book_alexnet,
     "alexnet_original.cnn": lambda: book_alexnet(lrn=True),
-    "book_vgg16.cnn": lambda: vgg_config([(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)],
-                                         dropout=0.5),
+    "book_vgg16.cnn": lambda: vgg_config(
+        [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)], dropout=0.5
+    ),
     "vgg11.cnn": lambda: vgg_config([(64, 1), (128, 1), (256, 2), (512, 2), (512, 2)]),
     "vgg11_lrn.cnn": lambda: vgg_config([(64, 1), (128, 1), (256, 2), (512, 2), (512, 2)]),
     "vgg13.cnn": lambda: vgg_config([(64, 2), (128, 2), (256, 2), (512, 2), (512, 2)]),
-    "vgg16_c.cnn": lambda: vgg_config([(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)],
-                                      one_by_one=True),
+    "vgg16_c.cnn": lambda: vgg_config(
+        [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)], one_by_one=True
+    ),
     "vgg16.cnn": lambda: A.VGG16(weights=None),
     "vgg19.cnn": lambda: A.VGG19(weights=None),
     "book_googlenet.cnn": book_googlenet,

@@ -67,7 +67,8 @@ class ResNet(nn.Module):
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
                 nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
-                nn.BatchNorm2d(planes * block.expansion))
+                nn.BatchNorm2d(planes * block.expansion),
+            )
         layers = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * block.expansion
         layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
@@ -89,6 +90,7 @@ REFERENCES = {
 def counts(model: nn.Module) -> tuple[int, int]:
     """(parameters, BN running-statistics elements), as torch holds them."""
     params = sum(p.numel() for p in model.parameters())
-    stats = sum(b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean",
-                                                                             "running_var")))
+    stats = sum(
+        b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var"))
+    )
     return params, stats
