@@ -14,6 +14,7 @@ This is sqlglot's `validate_all(sql, write={...})` for layer kinds.
 from __future__ import annotations
 
 import importlib.util
+import pathlib
 from fractions import Fraction
 from typing import Literal, NamedTuple
 
@@ -293,3 +294,95 @@ def test_receptive_fields_are_exact_fractions():
     assert r.size == (2, 2) and r.jump == (Fraction(1, 2), Fraction(1, 2))
     assert RF.model_validate_json(r.model_dump_json()) == r
     assert r.model_dump(mode="json") == {"size": [2, 2], "jump": ["1/2", "1/2"]}
+
+
+# ---- adding a kind: exactly the places docs/architecture.md lists ----------------------------
+
+
+@pytest.fixture
+def throwaway_kind():
+    """A nearest-neighbour upsampling kind added the way docs/architecture.md says, in
+    its places 1-5 (place 6, docs/language.md, is checked by the test below): the class,
+    its binder, one emitter per backend, its row. Nothing else is touched; it is all
+    taken away again afterwards."""
+    from fractions import Fraction as F
+
+    from archc.ir.kinds import RF, NoWeights, _spatial
+    from archc.language import bind
+    from backends.common import Lowered, Op
+    from backends.keras.generator import KerasGenerator
+    from backends.pytorch.generator import TorchGenerator
+
+    # 1. archc/ir/kinds.py: the class, stating its rules (NoWeights states two)
+    class ThrowawayUp(NoWeights, Node):
+        kind: Literal["throwaway_up"] = "throwaway_up"
+        size: int
+        prefix = "up"
+        title = "upsampling `ThrowawayUp`"
+
+        def infer(self, ins):
+            h, w, c = _spatial(self, ins)
+            return (h * self.size, w * self.size, c)
+
+        def receptive_field(self, ins):
+            (r,) = ins  # each output cell copies one input cell; neighbours 1/size apart
+            return RF.of(r.size, (r.jump[0] / self.size, r.jump[1] / self.size))
+
+    try:
+        # 2. archc/language/bind.py: its binder
+        @bind.binds(ThrowawayUp, "ThrowawayUp", options=("size",))
+        def bind_throwaway_up(r, spelled):
+            a = r.next_pos() or r.take("size")
+            size = r.positive_int(a.value, "the upsampling factor") if a else 2
+            r.finish()
+            return [(ThrowawayUp, {"size": size})]
+
+        # 3. and 4. one emitter per backend, in its generator's table
+        KerasGenerator.LOWER["throwaway_up"] = lambda n, r: Lowered(
+            [Op("layers.UpSampling2D", [n.size])]
+        )
+        TorchGenerator.LOWER["throwaway_up"] = lambda n, r: Lowered(
+            [Op("nn.Upsample", [], {"scale_factor": n.size})]
+        )
+        # 5. tests/test_kinds.py: its row
+        yield Row(
+            "throwaway_up",
+            "C(2*3*3, same) ThrowawayUp(2) as t",
+            (3, 3, 1),
+            (6, 6, 2),
+            0,
+            0,
+            0,
+            ((3, 3), (F(1, 2), F(1, 2))),
+            'x = layers.UpSampling2D(2, name="t")(x)',
+            "self.t = nn.Upsample(scale_factor=2)",
+        )
+    finally:
+        KINDS.pop("throwaway_up", None)
+        for table in (bind.SPELLINGS, bind.BINDERS, KerasGenerator.LOWER, TorchGenerator.LOWER):
+            for key in ("ThrowawayUp", "throwaway_up"):
+                table.pop(key, None)
+
+
+def test_a_new_kind_needs_exactly_the_documented_places(throwaway_kind):
+    import re
+
+    from archc.ir import Model
+    from tests.test_language import test_language_doc_covers_every_layer_spelling
+
+    row = throwaway_kind
+    assert sorted([*(r.kind for r in ROWS), row.kind]) == sorted(KINDS)  # it has its row
+    test_rules(row)
+    test_generated_lines(row)
+    if HAS_BOTH:
+        test_equivalence(row)  # weight transfer and equiv needed no change
+    model = _model(row)
+    assert Model.model_validate_json(model.model_dump_json()) == model  # nor the JSON form
+    # place 6: until docs/language.md documents the spelling, the suite says so
+    with pytest.raises(AssertionError, match=re.escape("ThrowawayUp")):
+        test_language_doc_covers_every_layer_spelling()
+    doc = pathlib.Path(__file__).parent.parent / "docs" / "architecture.md"
+    places = re.findall(
+        r"^(\d)\. ", doc.read_text("utf-8").split("## Adding a layer kind")[1], re.MULTILINE
+    )
+    assert places == ["1", "2", "3", "4", "5", "6"]
