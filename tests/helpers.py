@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import pathlib
 
 from archc.diagnostics import SpecError
 from archc.pipeline import compile_spec
 
 SPECS = pathlib.Path(__file__).resolve().parent.parent / "specs"
+HAS_KERAS = importlib.util.find_spec("keras") is not None
+HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
 def compile_str(text: str, name: str = "inline.cnn"):

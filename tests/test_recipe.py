@@ -16,20 +16,12 @@ from archc.ir.training import TrainingConfig
 from archc.language.train_section import parse_settings
 from archc.train import recipe as R
 from archc.train.schedule import LearningRate
-from tests.helpers import compile_str
+from tests.helpers import HAS_KERAS, HAS_TORCH, compile_str
 
-try:
+if HAS_TORCH:
     import torch
-
-    HAS_TORCH = True
-except ImportError:
-    HAS_TORCH = False
-try:
+if HAS_KERAS:
     import keras
-
-    HAS_KERAS = True
-except ImportError:
-    HAS_KERAS = False
 
 needs_both = pytest.mark.skipif(not (HAS_TORCH and HAS_KERAS), reason="needs torch and keras")
 

@@ -28,20 +28,7 @@ from archc.train.recipe import recipe_of, resolve
 from archc.train.schedule import LearningRate
 from archc.train.settings import resolve as resolve_settings
 from archc.train.signals import StopFlag
-from tests.helpers import SPECS, compile_str
-
-try:
-    import torch  # noqa: F401
-
-    HAS_TORCH = True
-except ImportError:
-    HAS_TORCH = False
-try:
-    import keras  # noqa: F401
-
-    HAS_KERAS = True
-except ImportError:
-    HAS_KERAS = False
+from tests.helpers import HAS_KERAS, HAS_TORCH, SPECS, compile_str
 
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
 needs_both = pytest.mark.skipif(not (HAS_TORCH and HAS_KERAS), reason="needs torch and keras")
