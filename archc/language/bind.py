@@ -282,6 +282,14 @@ def _weights_options(r: ArgReader) -> dict:
     return out
 
 
+def _labelled_stride_and_padding(r: ArgReader, f: dict) -> None:
+    """`stride: 2` and `padding: same`, as Conv and Pool take them (once each)."""
+    if (a := r.take("stride")) is not None:
+        _once(r, f, "stride", _pair(r, r.value(a.value), "stride", a.span), a.span)
+    if (a := r.take("padding")) is not None:
+        _once(r, f, "padding", _padding_value(r, r.value(a.value), a.span), a.span)
+
+
 def _once(r: ArgReader, f: dict, key: str, value: Any, span) -> None:
     if key in f:
         raise r.fail(f"{key.replace('_', ' ')} is given twice", span, code="E306")
@@ -382,10 +390,7 @@ def bind_conv(r: ArgReader, spelled: str) -> Made:
                 hint="the filters and kernel come first: `C(64*3*3, s1, same)`",
             )
         r.pos.remove(a)
-    if (a := r.take("stride")) is not None:
-        _once(r, f, "stride", _pair(r, r.value(a.value), "stride", a.span), a.span)
-    if (a := r.take("padding")) is not None:
-        _once(r, f, "padding", _padding_value(r, r.value(a.value), a.span), a.span)
+    _labelled_stride_and_padding(r, f)
     if (a := r.take("dilation")) is not None:
         f["dilation"] = _pair(r, r.value(a.value), "dilation", a.span)
     if (a := r.take("bias")) is not None:
@@ -558,10 +563,7 @@ def bind_pool(r: ArgReader, spelled: str) -> Made:
                 expected="stride, then padding",
             )
         r.pos.remove(a)
-    if (a := r.take("stride")) is not None:
-        _once(r, f, "stride", _pair(r, r.value(a.value), "stride", a.span), a.span)
-    if (a := r.take("padding")) is not None:
-        _once(r, f, "padding", _padding_value(r, r.value(a.value), a.span), a.span)
+    _labelled_stride_and_padding(r, f)
     f.setdefault("stride", f["kernel"])
     r.finish()
     return [(Pool, f)]

@@ -753,34 +753,29 @@ def _check_collisions(program: Program, ex: Expander, model: str, diags: Diagnos
     parameters of the block it is in (backends/names.py says which forms meet)."""
     from backends.names import collision
 
+    def clash(what: str, name: str, span, candidates: list[tuple[str, str]]) -> None:
+        """Report `name` (a `what`) against the first candidate it meets in generated code."""
+        for kind, other in candidates:
+            hint = collision(what, name, kind, other)
+            if hint:
+                shown = f"the name `{name}`" if what == "node" else f"{what} `{name}`"
+                diags.error(
+                    "E211",
+                    f"{shown} clashes with the {kind} `{other}` in generated code",
+                    span,
+                    hint=hint,
+                )
+                return
+
     scope_block = {i.path: i.block for i in ex.instances}
     used = list(dict.fromkeys(i.block for i in ex.instances if i.block in program.blocks))
     others: list[tuple[str, str]] = [("model", model)]
     for b in used:
-        d = program.blocks[b]
-        for kind, other in others:
-            hint = collision("block", b, kind, other)
-            if hint:
-                diags.error(
-                    "E211",
-                    f"block `{b}` clashes with the {kind} `{other}` in generated code",
-                    d.name_span,
-                    hint=hint,
-                )
-                break
+        clash("block", b, program.blocks[b].name_span, others)
         others.append(("block", b))
     for b in used:
         for p in program.blocks[b].params:
-            for kind, other in others:
-                hint = collision("parameter", p.name, kind, other)
-                if hint:
-                    diags.error(
-                        "E211",
-                        f"parameter `{p.name}` clashes with the {kind} `{other}` in generated code",
-                        p.span,
-                        hint=hint,
-                    )
-                    break
+            clash("parameter", p.name, p.span, others)
     node_names = {n.name for n in ex.nodes}
     for path, span in ex.declared.items():
         scope, _, local = path.rpartition(".")
@@ -799,16 +794,7 @@ def _check_collisions(program: Program, ex: Expander, model: str, diags: Diagnos
         block = scope_block.get(scope)
         if block in program.blocks:
             candidates += [("parameter", p.name) for p in program.blocks[block].params]
-        for kind, other in candidates:
-            hint = collision("node", local, kind, other)
-            if hint:
-                diags.error(
-                    "E211",
-                    f"the name `{local}` clashes with the {kind} `{other}` in generated code",
-                    span,
-                    hint=hint,
-                )
-                break
+        clash("node", local, span, candidates)
 
 
 def _body_arithmetic(b: S.BlockDef) -> tuple[str, ...]:
