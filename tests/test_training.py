@@ -735,42 +735,22 @@ def test_a_spec_that_does_not_fit_the_data_is_a_clear_error(tmp_path):
 
 
 def test_bad_command_line_settings(tmp_path):
-    r = _archc(
-        "train",
-        str(SPECS / "digits_cnn.cnn"),
-        "--backend",
-        "torch",
-        "--data",
-        "digits",
-        "--schedule",
-        "cosine(min_lr=-1)",
-        "--out",
-        str(tmp_path),
-    )
+    def train(*settings):
+        return _archc(
+            "train",
+            str(SPECS / "digits_cnn.cnn"),
+            "--backend",
+            "torch",
+            "--data",
+            "digits",
+            *settings,
+        )
+
+    r = train("--schedule", "cosine(min_lr=-1)", "--out", str(tmp_path))
     assert r.returncode == 2 and "the command line, --schedule" in r.stderr and "min_lr" in r.stderr
-    r = _archc(
-        "train",
-        str(SPECS / "digits_cnn.cnn"),
-        "--backend",
-        "torch",
-        "--data",
-        "digits",
-        "--label-smoothing",
-        "1.5",
-        "--out",
-        str(tmp_path),
-    )
+    r = train("--label-smoothing", "1.5", "--out", str(tmp_path))
     assert r.returncode == 2 and "label_smoothing" in r.stderr and "less than 1" in r.stderr
-    r = _archc(
-        "train",
-        str(SPECS / "digits_cnn.cnn"),
-        "--backend",
-        "torch",
-        "--data",
-        "digits",
-        "--epochs",
-        "0",
-    )
+    r = train("--epochs", "0")
     assert r.returncode == 2 and "must be positive" in r.stderr
     r = _archc(
         "evaluate",
