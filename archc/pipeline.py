@@ -32,9 +32,6 @@ def no_gc():
             gc.enable()
 
 
-_no_gc = no_gc  # the name it had
-
-
 def compile_spec(path: str, text: str | None = None, default_name: str | None = None) -> Model:
     """Compile one .cnn file (or `text` under that name) to an inferred IR Model.
     A spec without a `model` line is named `default_name`, or else after its file."""
