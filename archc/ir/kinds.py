@@ -381,11 +381,13 @@ def _pad_text(p: str | Pair) -> str:
 class BatchNorm(Node):
     """Batch normalisation over the last axis. Keras conventions: epsilon 1e-3,
     moving-average momentum 0.99. Parameters: gamma and beta trainable, moving
-    mean and variance non-trainable (2C + 2C, as Keras counts them)."""
+    mean and variance non-trainable (2C + 2C, as Keras counts them). `scale=False`
+    is Keras's BatchNormalization(scale=False) (Inception v3): no gamma, so C + 2C."""
 
     kind: Literal["batchnorm"] = "batchnorm"
     epsilon: float = 1e-3
     momentum: float = 0.99
+    scale: bool = True
 
     prefix: ClassVar[str] = "b"
     title: ClassVar[str] = "batch norm `B`"
@@ -395,22 +397,23 @@ class BatchNorm(Node):
 
     def count(self, ins: list[Shape], out: Shape) -> Cost:
         c = ins[0][-1]
-        return Cost(2 * c, 2 * c, 0)
+        return Cost((2 if self.scale else 1) * c, 2 * c, 0)
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return ins[0]  # per-channel affine at inference: each cell on its own
 
     def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
         c = (ins[0][-1],)
+        gamma = (Weight("gamma", "weight", c),) if self.scale else ()
         return (
-            Weight("gamma", "weight", c),
+            *gamma,
             Weight("beta", "bias", c),
             Weight("moving_mean", "running_mean", c, trainable=False),
             Weight("moving_variance", "running_var", c, trainable=False),
         )
 
     def describe(self) -> str:
-        parts = []
+        parts = [] if self.scale else ["no scale"]
         if self.epsilon != 1e-3:
             parts.append(f"eps {self.epsilon:g}")
         if self.momentum != 0.99:

@@ -410,7 +410,14 @@ def bind_conv(r: ArgReader, spelled: str) -> Made:
     return [(Conv2D, f)]
 
 
-@binds(BatchNorm, "B", "BN", "BatchNorm", "BatchNormalization", options=("epsilon", "momentum"))
+@binds(
+    BatchNorm,
+    "B",
+    "BN",
+    "BatchNorm",
+    "BatchNormalization",
+    options=("epsilon", "momentum", "scale"),
+)
 def bind_batchnorm(r: ArgReader, spelled: str) -> Made:
     present = True
     a = r.next_pos()
@@ -425,6 +432,8 @@ def bind_batchnorm(r: ArgReader, spelled: str) -> Made:
             raise r.fail("epsilon must be positive", e.span)
     if (m := r.take("momentum")) is not None:
         f["momentum"] = r.number(m.value, "momentum", lo=0.0, hi=1.0)
+    if (sc := r.take("scale")) is not None:  # `scale: no`: Keras's scale=False
+        f["scale"] = _yes_no(r, r.value(sc.value), sc.span)
     r.finish()
     return [(BatchNorm, f)] if present else []
 

@@ -174,8 +174,8 @@ def lower_batchnorm(n: Node, r: Render) -> Lowered:
             Op(
                 "layers.BatchNormalization",
                 [],
-                OrderedDict(epsilon=n.epsilon, momentum=n.momentum),
-                {"epsilon": 0.001, "momentum": 0.99},
+                OrderedDict(epsilon=n.epsilon, momentum=n.momentum, scale=n.scale),
+                {"epsilon": 0.001, "momentum": 0.99, "scale": True},
             )
         ]
     )

@@ -85,7 +85,16 @@ ACT_MODULE = {
     "softplus": "nn.Softplus",
 }
 
+_NO_SCALE = '''class BatchNorm{d}NoScale(nn.BatchNorm{d}):
+    """Keras BatchNormalization(scale=False): a learned shift, no learned scale."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1):
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=False)
+        self.bias = nn.Parameter(torch.zeros(num_features))'''
+
 HELPERS = {
+    "BatchNorm2dNoScale": _NO_SCALE.format(d="2d"),
+    "BatchNorm1dNoScale": _NO_SCALE.format(d="1d"),
     "SamePool2d": '''class SamePool2d(nn.Module):
     """Keras `same` pooling with uneven padding (the odd cell at the bottom/right):
     max pooling ignores the padding, average pooling divides by the real cells."""
@@ -176,7 +185,11 @@ def lower_dense(n: Node, r: Render) -> Lowered:
 
 @lowers("batchnorm")
 def lower_batchnorm(n: Node, r: Render) -> Lowered:
-    cls = "nn.BatchNorm2d" if len(n.in_shapes[0]) == 3 else "nn.BatchNorm1d"
+    dims = "2d" if len(n.in_shapes[0]) == 3 else "1d"
+    cls = f"nn.BatchNorm{dims}"
+    if not n.scale:
+        cls = f"BatchNorm{dims}NoScale"
+        r.helpers.add(cls)
     return Lowered(
         [
             Op(
