@@ -69,6 +69,8 @@ FIGURES = {
     "resnet50_torchvision.cnn": (25_610_152, 25_557_032, 53_120, (1000,), "torch"),
     "googlenet.cnn": (6_998_552, 6_998_552, 0, (1000,), "keras"),
     "zfnet.cnn": (62_357_608, 62_357_608, 0, (1000,), "keras"),
+    # modern networks (issue 14), each against keras.applications
+    "inception_v3.cnn": (23_851_784, 23_817_352, 34_432, (1000,), "keras"),
 }
 
 ALL_SPECS = sorted(p.name for p in SPECS.glob("*.cnn") if p.name != "stdlib.cnn")
