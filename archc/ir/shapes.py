@@ -54,6 +54,28 @@ def window_output(n: int, k: int, s: int, padding: str | tuple[int, int], dilati
     return out
 
 
+def ceil_window_output(n: int, k: int, s: int, padding: tuple[int, int]) -> int:
+    """Output length of PyTorch's `ceil_mode` pooling along one axis, (before, after)
+    padding: ceil((n + before + after - k) / s) + 1, less one when the last window
+    would start past the input and its left padding ((out - 1) * s >= n + before),
+    PyTorch's rule. Raises ShapeError as `window_output` does."""
+    before, after = padding
+    total = n + before + after
+    if total < k:
+        window_output(n, k, s, padding)  # raises
+    out = -(-(total - k) // s) + 1
+    if (out - 1) * s >= n + before:
+        out -= 1
+    return out
+
+
+def ceil_overhang(n: int, k: int, s: int, padding: tuple[int, int]) -> int:
+    """How many cells the last `ceil_mode` window reaches past the padded input
+    (0 when it does not): (out - 1) * s + k - (n + before + after)."""
+    out = ceil_window_output(n, k, s, padding)
+    return max((out - 1) * s + k - (n + padding[0] + padding[1]), 0)
+
+
 def same_padding(n: int, k: int, s: int, dilation: int = 1) -> tuple[int, int]:
     """The (before, after) zeros Keras/TensorFlow `same` adds: the odd one goes after.
 

@@ -223,6 +223,15 @@ LABELS: dict[str, str] = {
     "bias_initializer": "bias_init",
     "l2": "l2",
     "weight_decay": "l2",
+    "ceil": "ceil",
+    "ceil_mode": "ceil",
+    "interpolation": "interpolation",
+    "mode": "interpolation",
+    "height": "height",
+    "width": "width",
+    "groups": "groups",
+    "parts": "parts",
+    "take": "take",
 }
 
 
