@@ -56,16 +56,21 @@ def window_output(n: int, k: int, s: int, padding: str | tuple[int, int], dilati
 
 def ceil_window_output(n: int, k: int, s: int, padding: tuple[int, int]) -> int:
     """Output length of PyTorch's `ceil_mode` pooling along one axis, (before, after)
-    padding: ceil((n + before + after - k) / s) + 1, less one when the last window
-    would start past the input and its left padding ((out - 1) * s >= n + before),
-    PyTorch's rule. Raises ShapeError as `window_output` does."""
+    padding: floor((n + before + after - k + s - 1) / s) + 1 (the quotient rounded
+    down, also below zero), less one when the last window would start past the
+    input and its left padding ((out - 1) * s >= n + before), PyTorch's rule. A
+    window may be longer than the padded input (n = 1, k = 2: one output).
+    Raises ShapeError when no window is left."""
     before, after = padding
-    total = n + before + after
-    if total < k:
-        window_output(n, k, s, padding)  # raises
-    out = -(-(total - k) // s) + 1
+    out = (n + before + after - k + s - 1) // s + 1
     if (out - 1) * s >= n + before:
         out -= 1
+    if out <= 0:
+        raise ShapeError(
+            f"no window of {k} starts inside an input of {n}"
+            + (f" padded by {before}+{after}" if before or after else ""),
+            hint="use a smaller kernel, or remove a downsampling step earlier",
+        )
     return out
 
 
