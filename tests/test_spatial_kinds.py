@@ -16,6 +16,7 @@ from tests.helpers import HAS_KERAS, HAS_TORCH, compile_str, errors
 
 HAS_BOTH = HAS_KERAS and HAS_TORCH
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs torch")
+needs_keras = pytest.mark.skipif(not HAS_KERAS, reason="needs keras")
 needs_both = pytest.mark.skipif(not HAS_BOTH, reason="needs keras and torch")
 
 
@@ -113,6 +114,85 @@ def test_a_shufflenet_unit():
     assert model.nodes[-1].kind == "shuffle" and model.nodes[-1].out_shape == (8, 8, 8)
     splits = [n for n in model.nodes if n.kind == "split"]
     assert [(n.take, n.inputs) for n in splits] == [(0, ("input",)), (1, ("input",))]
+
+
+# ---- generated lines --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body, shape, keras, torch",
+    [
+        (
+            "U(2)",
+            "4*4*1",
+            ['x = layers.UpSampling2D(2, name="t")(x)'],
+            ["self.t = nn.Upsample(scale_factor=2)"],
+        ),
+        (
+            "U(2, bilinear)",
+            "4*3*1",
+            ['x = BilinearResize2D((8, 6), name="t")(x)'],
+            ['self.t = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)'],
+        ),
+        (
+            "Resize(5, 7)",
+            "7*5*1",
+            ['x = BilinearResize2D((5, 7), name="t")(x)'],
+            ['self.t = nn.Upsample(size=(5, 7), mode="bilinear", align_corners=False)'],
+        ),
+        (
+            "Crop(2)",
+            "8*8*1",
+            ['x = layers.Cropping2D(2, name="t")(x)'],
+            ["self.t = Crop2d(2, 2, 2, 2)"],
+        ),
+        (
+            "Shuffle(2)",
+            "3*5*6",
+            [
+                'x = layers.Reshape((3, 5, 2, 3), name="t.groups")(x)',
+                'x = layers.Permute((1, 2, 4, 3), name="t.swap")(x)',
+                'x = layers.Reshape((3, 5, 6), name="t")(x)',
+            ],
+            ["self.t = nn.ChannelShuffle(2)"],
+        ),
+        (
+            "P(max, 3, 2, ceil)",
+            "8*8*1",
+            [
+                'x = NegInfPadding2D(((0, 1), (0, 1)), name="t.pad")(x)',
+                'x = layers.MaxPooling2D(3, strides=2, name="t")(x)',
+            ],
+            ["self.t = nn.MaxPool2d(3, stride=2, ceil_mode=True)"],
+        ),
+        (
+            "P(avg, 3, 2, p1, ceil)",
+            "8*9*1",
+            [
+                'x = layers.ZeroPadding2D(1, name="t.pad")(x)',
+                'x = CeilAveragePooling2D((3, 3), strides=(2, 2), overhang=(1, 0), name="t")(x)',
+            ],
+            ["self.t = nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True)"],
+        ),
+        (
+            "P(avg, 3, 2, ceil)",
+            "9*9*1",  # no overhang: a plain valid pooling
+            ['x = layers.AveragePooling2D(3, strides=2, name="t")(x)'],
+            ["self.t = nn.AvgPool2d(3, stride=2, ceil_mode=True)"],
+        ),
+    ],
+)
+def test_generated_lines(body, shape, keras, torch):
+    from backends.keras.generator import generate as keras_source
+    from backends.pytorch.generator import generate as torch_source
+
+    model = compile_str(f"input {shape}\n{body} as t\n")
+    keras_lines = [line.strip() for line in keras_source(model).splitlines()]
+    torch_lines = [line.strip() for line in torch_source(model).splitlines()]
+    start = keras_lines.index(keras[0])
+    assert keras_lines[start : start + len(keras)] == keras
+    for line in torch:
+        assert line in torch_lines
 
 
 # ---- the user's errors ----------------------------------------------------------------
@@ -338,3 +418,27 @@ def test_shuffle_split_and_crop_are_equivalent():
         "Shuffle(3) as sh  Split(2, 1) as second  Shuffle(1)  Crop(2, 1)\n",
         "shuffle_net",
     )
+
+
+@needs_keras
+def test_bilinear_helper_is_keras_resizing():
+    """The Keras build's BilinearResize2D computes what Keras's own Resizing and
+    UpSampling2D(interpolation="bilinear") compute (those in float32 only)."""
+    import numpy as np
+    from keras import layers
+
+    from backends.keras.generator import generate
+    from backends.runtime import load_source
+
+    module = load_source(generate(compile_str("input 2*2*1\nResize(3, 3)\n")), "bilinear")
+    helper = module.BilinearResize2D  # as the generated module defines it
+    rng = np.random.default_rng(0)
+    for (h, w), size in [((5, 7), (7, 5)), ((7, 5), (3, 11)), ((1, 3), (4, 2)), ((4, 4), (8, 8))]:
+        x = rng.standard_normal((2, h, w, 3)).astype("float32")
+        ours = np.asarray(helper(size)(x))
+        theirs = np.asarray(layers.Resizing(*size, interpolation="bilinear")(x))
+        assert ours.shape == theirs.shape == (2, *size, 3)
+        assert np.abs(ours - theirs).max() < 1e-5, ((h, w), size)
+    x = rng.standard_normal((1, 3, 4, 2)).astype("float32")
+    up = np.asarray(layers.UpSampling2D((2, 3), interpolation="bilinear")(x))
+    assert np.abs(np.asarray(helper((6, 12))(x)) - up).max() < 1e-5

@@ -349,7 +349,8 @@ def _ceil_pool(n: Node, r: Render) -> list[Op]:
         )
     else:
         r.helpers.add("CeilAveragePooling2D")
-        ops.append(Op("CeilAveragePooling2D", [n.kernel, n.stride, (eh, ew)]))
+        kw = OrderedDict(strides=n.stride, overhang=(eh, ew))
+        ops.append(Op("CeilAveragePooling2D", [n.kernel], kw))
     return ops
 
 
