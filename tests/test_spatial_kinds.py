@@ -442,3 +442,14 @@ def test_bilinear_helper_is_keras_resizing():
     x = rng.standard_normal((1, 3, 4, 2)).astype("float32")
     up = np.asarray(layers.UpSampling2D((2, 3), interpolation="bilinear")(x))
     assert np.abs(np.asarray(helper((6, 12))(x)) - up).max() < 1e-5
+
+
+@needs_both
+def test_a_unet_skip_is_equivalent():
+    """U-Net's valid convolutions: the skip is cropped to meet the upsampled path."""
+    _equivalent(
+        "input 16*16*1\nC(4*3*3) A(relu) as e1\n"
+        "concat { Crop(4) | P(max, 2, 2) C(8*3*3) A(relu) C(8*3*3) A(relu) U(2, bilinear) "
+        "C(4*1*1) }\nC(2*1*1)\n",
+        "tiny_unet",
+    )
