@@ -204,6 +204,7 @@ def test_generated_lines(body, shape, keras, torch):
         ("U(0)", "the upsampling factor must be a positive integer"),
         ("U(1.5)", "the upsampling factor must be a positive integer"),
         ("U(2, bicubic)", "unknown interpolation `bicubic`"),
+        ("U(2, 3)", "the upsampling factor is given twice"),
         ("U(2, nearest, bilinear)", "interpolation is given twice"),
         ("Resize(64)", "needs the output height and width"),
         ("Resize(64, 0)", "must be a positive integer"),
@@ -453,3 +454,15 @@ def test_a_unet_skip_is_equivalent():
         "C(4*1*1) }\nC(2*1*1)\n",
         "tiny_unet",
     )
+
+
+@needs_torch
+def test_torch_channel_shuffle_is_torchvisions():
+    """nn.ChannelShuffle, which the PyTorch build writes, is torchvision's
+    channel_shuffle: view (N, g, C/g, H, W), transpose(1, 2), flatten."""
+    import torch
+
+    x = torch.randn(2, 12, 3, 4, dtype=torch.float64)
+    for g in (1, 2, 3, 4, 6, 12):
+        ref = x.view(2, g, 12 // g, 3, 4).transpose(1, 2).reshape(2, 12, 3, 4)
+        assert torch.equal(torch.nn.ChannelShuffle(g)(x), ref)

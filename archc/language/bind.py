@@ -608,6 +608,13 @@ def bind_upsample(r: ArgReader, spelled: str) -> Made:
     rest = []
     while (a := r.next_pos()) is not None:
         v = r.value(a.value)
+        if isinstance(v, int) and "factor" in f:
+            raise r.fail(
+                "the upsampling factor is given twice",
+                a.span,
+                code="E306",
+                hint="per-axis factors are written as a list: `U([2, 3])`",
+            )
         if isinstance(v, Sym) or "factor" in f:
             rest.append(a)
         else:
