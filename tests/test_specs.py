@@ -69,8 +69,10 @@ FIGURES = {
     "resnet50_torchvision.cnn": (25_610_152, 25_557_032, 53_120, (1000,), "torch"),
     "googlenet.cnn": (6_998_552, 6_998_552, 0, (1000,), "keras"),
     "zfnet.cnn": (62_357_608, 62_357_608, 0, (1000,), "keras"),
-    # modern networks (issue 14), each against keras.applications
+    # modern networks (issue 14), against keras.applications or torchvision
     "inception_v3.cnn": (23_851_784, 23_817_352, 34_432, (1000,), "keras"),
+    "squeezenet1_0.cnn": (1_248_424, 1_248_424, 0, (1000,), "torch"),
+    "squeezenet1_1.cnn": (1_235_496, 1_235_496, 0, (1000,), "torch"),
 }
 
 ALL_SPECS = sorted(p.name for p in SPECS.glob("*.cnn") if p.name != "stdlib.cnn")
@@ -189,9 +191,30 @@ def test_torchvision_reference(spec):
     params, stats = torch_refs.counts(ref)
     model = compile_spec(str(SPECS / spec))
     assert (model.trainable, model.nontrainable) == (params, stats)
+    # every layer with tensors: (kind, output shape, parameters + running statistics)
+    theirs = collections.Counter()
+
+    def record(module, inputs, output):
+        shape = tuple(output.shape[1:])
+        if len(shape) == 3:  # C x H x W -> H x W x C
+            shape = (*shape[1:], shape[0])
+        own = sum(p.numel() for p in module.parameters(recurse=False))
+        own += sum(b.numel() for n, b in module.named_buffers(recurse=False) if "running" in n)
+        theirs[(torch_refs.kind_of(module), shape, own)] += 1
+
+    handles = [
+        m.register_forward_hook(record) for m in ref.modules() if torch_refs.kind_of(m) is not None
+    ]
     h, w, c = model.input_shape
     with torch.no_grad():
         assert tuple(ref(torch.zeros(1, c, h, w)).shape[1:]) == model.output_shape
+    for handle in handles:
+        handle.remove()
+    kinds = {k for k, _, _ in theirs}
+    ours = collections.Counter(
+        (n.kind, n.out_shape, n.params) for n in model.nodes if n.kind in kinds
+    )
+    assert ours == theirs
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")

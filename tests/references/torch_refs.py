@@ -264,6 +264,17 @@ PUBLISHED = {
 }
 
 
+def kind_of(module: nn.Module) -> str | None:
+    """The archc kind of a module with tensors (None: a module without its own)."""
+    if isinstance(module, nn.Conv2d):
+        return "conv"
+    if isinstance(module, nn.Linear):
+        return "dense"
+    if isinstance(module, nn.BatchNorm2d):
+        return "batchnorm"
+    return None
+
+
 def counts(model: nn.Module) -> tuple[int, int]:
     """(parameters, BN running-statistics elements), as torch holds them."""
     params = sum(p.numel() for p in model.parameters())
