@@ -18,7 +18,12 @@ the same shapes:
 - LeakyReLU: Keras (TensorFlow's leaky_relu) takes its slope as a float32
   attribute, even in a float64 model, so the slope written out is the spec's
   rounded to float32 (0.3 -> 0.30000001192092896): the same function in float64,
-  not only in float32.
+  not only in float32. Rescaling's scale and offset likewise (Keras casts them
+  through float32); Normalization's given statistics are float32 tensors in both.
+- Layer norm over a feature map permutes to channels-last (the LayerNorm2d
+  helper); `mul` broadcasts a gate N x C x 1 x 1 over H and W; Reshape keeps
+  Keras's channels-last order; drop path is a DropPath helper (per sample, scaled
+  by 1/(1 - p), as Keras's Dropout with noise_shape=(None, 1, 1, 1)).
 """
 
 from __future__ import annotations
