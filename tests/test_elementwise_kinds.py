@@ -414,3 +414,39 @@ def test_layers_no_longer_listed_as_unsupported():
         assert spelling.lower() not in UNSUPPORTED_LAYERS, spelling
     d = error("input 6*6*4\nMultiply\n")
     assert "`mul { a | b }`" in d.hint
+
+
+@needs_keras
+def test_generated_keras_layers_count_as_the_ir():
+    """Every layer of a generated Keras model, the helper layers included (LayerScale,
+    GeluTanh), has the IR node's parameters, split as Keras splits them."""
+    from backends.runtime import build_keras
+
+    m = _model(
+        "Rescaling(1/255) Normalization C(8*3*3, same) LN GN(4) Scale(0.1) DP(0.2) "
+        "A(gelu_tanh) SE(8, 2) GAP Reshape(1, 1, 8) Reshape(8) Dense(3) LN Scale",
+        "9*7*3",
+    )
+    k = build_keras(m)
+    for n in m.nodes[1:]:
+        layer = k.get_layer(n.name)
+        trainable = sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
+        nontrainable = sum(int(np.prod(w.shape)) for w in layer.non_trainable_weights)
+        assert (trainable, nontrainable) == (n.trainable, n.nontrainable), n.name
+        assert tuple(layer.output.shape[1:]) == n.out_shape, n.name
+    assert k.count_params() == m.params
+
+
+@needs_both
+def test_hard_sigmoid_is_relu6_of_x_plus_3_over_6_in_both():
+    """Keras 3's hard_sigmoid (not Keras 2's 0.2 x + 0.5) and PyTorch's Hardsigmoid."""
+    import keras
+    import torch
+
+    x = np.linspace(-5, 5, 10001)
+    expected = np.minimum(np.maximum(x + 3, 0), 6) / 6
+    assert np.array_equal(np.asarray(keras.activations.hard_sigmoid(x)), expected)
+    assert np.array_equal(torch.nn.functional.hardsigmoid(torch.from_numpy(x)).numpy(), expected)
+    silu = x * expected
+    assert np.allclose(np.asarray(keras.activations.hard_silu(x)), silu, rtol=0, atol=1e-15)
+    assert np.allclose(torch.nn.functional.hardswish(torch.from_numpy(x)).numpy(), silu, atol=1e-15)
