@@ -117,6 +117,11 @@ def set_keras_weights(ir: Model, model, weights: dict) -> None:
                 )
             new.append(v.astype(cur.dtype))
         layer.set_weights(new)
+        # a layer that derives constants from its weights (Normalization's
+        # broadcast mean and variance) recomputes them, as Keras's loading does
+        finalize = getattr(layer, "finalize_state", None)
+        if finalize is not None:
+            finalize()
 
 
 def set_torch_weights(ir: Model, model, weights: dict) -> None:
@@ -136,7 +141,9 @@ def set_torch_weights(ir: Model, model, weights: dict) -> None:
                     f"the weights give {v.shape}"
                 )
             with torch.no_grad():
-                target.copy_(torch.from_numpy(np.ascontiguousarray(v)).to(target.dtype))
+                # ascontiguousarray makes a 0-d array (a count) 1-d: reshape it back
+                contiguous = np.ascontiguousarray(v).reshape(v.shape)
+                target.copy_(torch.from_numpy(contiguous).to(target.dtype))
 
 
 def keras_to_torch(ir: Model, keras_model, torch_model) -> int:

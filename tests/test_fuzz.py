@@ -98,7 +98,7 @@ EXPLICIT = {
     "STRING": st.sampled_from(['"stdlib.cnn"', '"nope.cnn"', '"../specs/stdlib.cnn"']),
     "DIMS_X": st.sampled_from(["32x32x3", "8x8x1", "1x1x1", "4x4"]),
     "INPUT_KW": st.sampled_from(["input ", "Input ", "输入"]),
-    "MERGE": st.sampled_from(["concat ", "add "]),
+    "MERGE": st.sampled_from(["concat ", "add ", "mul "]),
     "FOOTNOTE": st.just("LRN*"),
     "REPEAT_N": st.sampled_from(["x1", "x2", "x3", "x100"]),
     "REPEAT_OPEN": st.just("x("),

@@ -60,8 +60,12 @@ FUSABLE = (
     "gelu",
     "silu",
     "softplus",
+    "hard_swish",
+    "mish",
 )
-ACTIVATIONS = FUSABLE + ("leaky_relu", "prelu")
+# gelu_tanh (GELU's tanh approximation) has no activation string in Keras: it is
+# a layer of its own, never fused.
+ACTIVATIONS = FUSABLE + ("leaky_relu", "prelu", "gelu_tanh")
 # Keras's defaults for the activations that take a parameter.
 DEFAULT_ALPHA = {"leaky_relu": 0.3, "elu": 1.0}
 INITIALIZERS = (
@@ -297,6 +301,74 @@ class Input(NoWeights, Node):
 
 
 # ---------------------------------------------------------------------------
+# Preprocessing (the input layers keras.applications models carry)
+# ---------------------------------------------------------------------------
+
+
+class Rescaling(Pointwise, Node):
+    """x * scale + offset (Keras `Rescaling`): no parameters."""
+
+    kind: Literal["rescaling"] = "rescaling"
+    scale: float
+    offset: float = 0.0
+
+    prefix: ClassVar[str] = "rescale"
+    title: ClassVar[str] = "`Rescaling`"
+
+    def describe(self) -> str:
+        return f"* {self.scale:g}" + (f" + {self.offset:g}" if self.offset else "")
+
+
+class Normalization(Node):
+    """Keras `Normalization(axis=-1)`: (x - mean) / max(sqrt(variance), 1e-7) per
+    channel (1e-7 is Keras's backend epsilon, the rule of its `call`). Given
+    `mean` and `variance`, they are constants and Keras counts no parameters;
+    without them they are non-trainable weights, with Keras's scalar `count`
+    (2C + 1, as Keras counts them), loaded like batch norm's statistics."""
+
+    kind: Literal["normalization"] = "normalization"
+    mean: tuple[float, ...] | None = None
+    variance: tuple[float, ...] | None = None
+
+    prefix: ClassVar[str] = "norm"
+    title: ClassVar[str] = "`Normalization`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        c = ins[0][-1]
+        for name in ("mean", "variance"):
+            given = getattr(self, name)
+            if given is not None and len(given) not in (1, c):
+                raise ShapeError(
+                    f"`Normalization` has {len(given)} {name} values for {c} channels",
+                    hint="give one value per channel, or one for all",
+                )
+        return ins[0]
+
+    def count(self, ins: list[Shape], out: Shape) -> Cost:
+        return FREE if self.mean is not None else Cost(0, 2 * ins[0][-1] + 1, 0)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return ins[0]  # per-channel affine: each cell on its own
+
+    def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
+        if self.mean is not None:
+            return ()
+        c = (ins[0][-1],)
+        return (
+            Weight("mean", "mean", c, trainable=False),
+            Weight("variance", "variance", c, trainable=False),
+            Weight("count", "count", (), trainable=False),
+        )
+
+    def describe(self) -> str:
+        if self.mean is None:
+            return "statistics as weights"
+        return "mean {}, variance {}".format(
+            ", ".join(f"{v:g}" for v in self.mean), ", ".join(f"{v:g}" for v in self.variance)
+        )
+
+
+# ---------------------------------------------------------------------------
 # Convolution
 # ---------------------------------------------------------------------------
 
@@ -429,6 +501,98 @@ class BatchNorm(Node):
         return ", ".join(parts)
 
 
+class LayerNorm(Node):
+    """Layer normalisation over the channels of each cell (Keras
+    `LayerNormalization(axis=-1)`; ConvNeXt's). Keras's default epsilon 1e-3
+    (PyTorch's is 1e-5; ConvNeXt passes 1e-6). gamma and beta trainable (2C)."""
+
+    kind: Literal["layernorm"] = "layernorm"
+    epsilon: float = 1e-3
+
+    prefix: ClassVar[str] = "ln"
+    title: ClassVar[str] = "layer norm `LN`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        return ins[0]
+
+    def count(self, ins: list[Shape], out: Shape) -> Cost:
+        return Cost(2 * ins[0][-1], 0, 0)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return ins[0]  # statistics over one cell's channels: each cell on its own
+
+    def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
+        c = (ins[0][-1],)
+        return (Weight("gamma", "weight", c), Weight("beta", "bias", c))
+
+    def describe(self) -> str:
+        return f"eps {self.epsilon:g}" if self.epsilon != 1e-3 else ""
+
+
+class GroupNorm(Node):
+    """Group normalisation: the channels in `groups` groups of consecutive
+    channels, each normalised over height, width and its channels (Keras
+    `GroupNormalization(groups, epsilon)`, PyTorch `nn.GroupNorm(groups, C, eps)`).
+    Keras's default epsilon 1e-3 (PyTorch's 1e-5). gamma and beta trainable (2C)."""
+
+    kind: Literal["groupnorm"] = "groupnorm"
+    groups: int
+    epsilon: float = 1e-3
+
+    prefix: ClassVar[str] = "gn"
+    title: ClassVar[str] = "group norm `GN`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        x = _spatial(self, ins)
+        if x[2] % self.groups:
+            raise ShapeError(
+                f"group norm splits {x[2]} channels into {self.groups} groups: "
+                f"{self.groups} does not divide {x[2]}",
+                hint="the number of groups must divide the channels",
+            )
+        return x
+
+    def count(self, ins: list[Shape], out: Shape) -> Cost:
+        return Cost(2 * ins[0][-1], 0, 0)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return None  # the statistics read the whole map: every cell sees all of it
+
+    def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
+        c = (ins[0][-1],)
+        return (Weight("gamma", "weight", c), Weight("beta", "bias", c))
+
+    def describe(self) -> str:
+        return f"{self.groups} groups" + (f", eps {self.epsilon:g}" if self.epsilon != 1e-3 else "")
+
+
+class LayerScale(Node):
+    """A learnable scale per channel, x * gamma (ConvNeXt's layer scale;
+    keras.applications ConvNeXt's `LayerScale`): gamma (C,) trainable, starting at
+    `init` (ConvNeXt: 1e-6)."""
+
+    kind: Literal["layerscale"] = "layerscale"
+    init: float
+
+    prefix: ClassVar[str] = "scale"
+    title: ClassVar[str] = "layer scale `Scale`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        return ins[0]
+
+    def count(self, ins: list[Shape], out: Shape) -> Cost:
+        return Cost(ins[0][-1], 0, 0)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return ins[0]
+
+    def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
+        return (Weight("gamma", "gamma", (ins[0][-1],)),)
+
+    def describe(self) -> str:
+        return f"init {self.init:g}"
+
+
 class LRN(NoWeights, Node):
     """Local response normalisation as in the AlexNet paper:
     b_c = a_c / (k + alpha * sum_{c' within depth/2 of c} a_c'^2) ** beta.
@@ -557,20 +721,25 @@ class Pool(NoWeights, Node):
 
 
 class GlobalPool(NoWeights, Node):
+    """Global pooling to a vector of C, or with `keepdims` to a 1 x 1 x C map
+    (Keras `keepdims=True`; what squeeze-and-excitation multiplies back)."""
+
     kind: Literal["globalpool"] = "globalpool"
     op: Literal["max", "avg"]
+    keepdims: bool = False
 
     prefix: ClassVar[str] = "p"
     title: ClassVar[str] = "global pooling"
 
     def infer(self, ins: list[Shape]) -> Shape:
-        return (_spatial(self, ins)[2],)
+        c = _spatial(self, ins)[2]
+        return (1, 1, c) if self.keepdims else (c,)
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return None  # every cell: the whole input
 
     def describe(self) -> str:
-        return f"global {self.op}"
+        return f"global {self.op}" + (", keepdims" if self.keepdims else "")
 
 
 # ---------------------------------------------------------------------------
@@ -665,6 +834,23 @@ class Dropout(Pointwise, Node):
         return f"{self.rate:g}"
 
 
+class DropPath(Pointwise, Node):
+    """Stochastic depth (drop path): the identity at inference. In training each
+    sample's whole tensor is zeroed with probability `rate` and the kept ones are
+    scaled by 1/(1 - rate), in both builds (Keras `Dropout(rate, noise_shape=(None,
+    1, 1, 1))` as keras.applications EfficientNet writes it; torchvision's
+    `StochasticDepth(rate, "row")`)."""
+
+    kind: Literal["droppath"] = "droppath"
+    rate: float
+
+    prefix: ClassVar[str] = "dp"
+    title: ClassVar[str] = "drop path `DP`"
+
+    def describe(self) -> str:
+        return f"{self.rate:g}"
+
+
 class Flatten(NoWeights, Node):
     """Flattens H x W x C in channels-last (Keras) order."""
 
@@ -680,6 +866,36 @@ class Flatten(NoWeights, Node):
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return None  # a vector: no spatial field after it
+
+
+class Reshape(NoWeights, Node):
+    """Keras `Reshape`: the same values in channels-last order, in the target
+    shape (H x W x C or a vector)."""
+
+    kind: Literal["reshape"] = "reshape"
+    shape: tuple[int, ...]
+
+    prefix: ClassVar[str] = "reshape"
+    title: ClassVar[str] = "`Reshape`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        size = target = 1
+        for d in ins[0]:
+            size *= d
+        for d in self.shape:
+            target *= d
+        if size != target:
+            raise ShapeError(
+                f"`Reshape` to {describe(self.shape)} needs {target} values, "
+                f"but its input {describe(ins[0])} has {size}",
+            )
+        return self.shape
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return None  # cells move: no field is kept
+
+    def describe(self) -> str:
+        return describe(self.shape)
 
 
 class ZeroPad(NoWeights, Node):
@@ -881,6 +1097,38 @@ class Add(NoWeights, Node):
                 hint=hint,
             )
         return ins[0]
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return rf_merge(ins)
+
+
+class Mul(NoWeights, Node):
+    """Element-wise product (squeeze-and-excitation's gate). Every branch has one
+    shape, or a 1 x 1 x C branch scales an H x W x C one channel by channel (Keras
+    `Multiply` and PyTorch `*` broadcast it alike). A vector of C against a feature
+    map is refused: write `GAP(keepdims)` or `Reshape(1, 1, C)` as Keras's own nets
+    do."""
+
+    kind: Literal["mul"] = "mul"
+    prefix: ClassVar[str] = "mul"
+    title: ClassVar[str] = "`mul`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        full = {s for s in ins if not (len(s) == 3 and s[:2] == (1, 1))}
+        if len(set(ins)) == 1:
+            return ins[0]
+        if len(full) == 1 and all(len(s) == 3 for s in ins):
+            (out,) = full
+            if all(s[2] == out[2] for s in ins):
+                return out
+        hint = "a gate is 1 x 1 x C: write `GAP(keepdims)` or `Reshape(1, 1, C)`"
+        if {len(s) for s in ins} == {3} and len({s[2] for s in ins}) > 1:
+            hint = "the channels differ: the gate needs as many channels as the map"
+        raise ShapeError(
+            "mul needs every branch to have one shape, or 1 x 1 x C against H x W x C, "
+            "but they are " + " and ".join(describe(s) for s in ins),
+            hint=hint,
+        )
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return rf_merge(ins)

@@ -30,11 +30,18 @@ from archc.ir.kinds import (
     Crop,
     Dense,
     Dropout,
+    DropPath,
     Flatten,
     GlobalPool,
+    GroupNorm,
+    LayerNorm,
+    LayerScale,
     Node,
+    Normalization,
     Pair,
     Pool,
+    Rescaling,
+    Reshape,
     Resize,
     Upsample,
     ZeroPad,
@@ -85,15 +92,13 @@ ACTIVATION_ALIASES = {
     "none": "linear",
     "hardsigmoid": "hard_sigmoid",
     "relu_6": "relu6",
+    "hard_silu": "hard_swish",
+    "hardswish": "hard_swish",
 }
 # Activations of Keras or PyTorch that archc does not have. They are named as what
 # they are, never "corrected" into a supported function close in letters
 # (`hard_swish` is not `hard_sigmoid`, `celu` not `elu`).
 UNSUPPORTED_ACTIVATIONS = {
-    "hard_swish": "hard swish",
-    "hardswish": "hard swish",
-    "hard_silu": "hard swish",
-    "mish": "mish",
     "celu": "CELU",
     "glu": "GLU",
     "softsign": "softsign",
@@ -134,22 +139,15 @@ UNSUPPORTED_LAYERS = {
         "the only upsampling is `U` (2-D) and `Resize`",
     ),
     **dict.fromkeys(
-        (
-            "layernormalization",
-            "layernorm",
-            "groupnormalization",
-            "groupnorm",
-            "instancenorm2d",
-            "unitnormalization",
-        ),
-        "the only normalisations are `B` and `LRN`",
+        ("instancenorm2d", "instancenormalization", "unitnormalization"),
+        "the normalisations are `B`, `LN`, `GN` and `LRN`",
     ),
     **dict.fromkeys(
-        ("reshape", "permute", "repeatvector", "unflatten"), "the only reshaping is `Flatten`"
+        ("permute", "repeatvector", "unflatten"), "the reshapings are `Flatten` and `Reshape`"
     ),
     **dict.fromkeys(
         ("multiply", "subtract", "average", "maximum", "minimum", "dot"),
-        "the merges are `concat { a | b }` and `add { a | b }`",
+        "the merges are `concat { a | b }`, `add { a | b }` and `mul { a | b }`",
     ),
     **dict.fromkeys(
         (
@@ -316,6 +314,45 @@ def _yes_no(r: ArgReader, v: Any, span) -> bool:
 # ---------------------------------------------------------------------------
 
 
+@binds(Rescaling, "Rescaling", options=("scale", "offset"))
+def bind_rescaling(r: ArgReader, spelled: str) -> Made:
+    a = r.next_pos() or r.take("scale")
+    if a is None:
+        raise r.fail("`Rescaling` needs its scale: `Rescaling(1/255)`", code="E303")
+    f: dict = {"scale": r.number(a.value, "the scale")}
+    if (a := r.next_pos() or r.take("offset")) is not None:
+        f["offset"] = r.number(a.value, "the offset")
+    r.finish()
+    return [(Rescaling, f)]
+
+
+@binds(Normalization, "Normalization", options=("mean", "variance"))
+def bind_normalization(r: ArgReader, spelled: str) -> Made:
+    f: dict = {}
+    for key in ("mean", "variance"):
+        if (a := r.take(key)) is not None:
+            v = r.value(a.value)
+            v = v if isinstance(v, tuple) else (v,)
+            if not v or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+                raise r.fail(
+                    f"the {key} is a number or a list of numbers, one per channel",
+                    a.span,
+                    code="E307",
+                    received=show(r.value(a.value)),
+                )
+            if key == "variance" and any(x < 0 for x in v):
+                raise r.fail("a variance cannot be negative", a.span, code="E307")
+            f[key] = tuple(float(x) for x in v)
+    if ("mean" in f) != ("variance" in f):
+        raise r.fail(
+            "`Normalization` takes both `mean:` and `variance:`, or neither "
+            "(then they are weights, loaded like batch norm's statistics)",
+            code="E303",
+        )
+    r.finish()
+    return [(Normalization, f)]
+
+
 @binds(
     Conv2D,
     "C",
@@ -430,17 +467,48 @@ def bind_batchnorm(r: ArgReader, spelled: str) -> Made:
         present = _yes_no(r, r.value(a.value), a.span)
     # `B (Yes, LRN*)`: the slides' footnote that the course used BN where the
     # paper used LRN. It is informative; the layer is a batch norm.
-    f: dict = {}
-    if (e := r.take("epsilon")) is not None:
-        f["epsilon"] = r.number(e.value, "epsilon", lo=0.0)
-        if f["epsilon"] <= 0:
-            raise r.fail("epsilon must be positive", e.span)
+    f = _epsilon(r)
     if (m := r.take("momentum")) is not None:
         f["momentum"] = r.number(m.value, "momentum", lo=0.0, hi=1.0)
     if (sc := r.take("scale")) is not None:  # `scale: no`: Keras's scale=False
         f["scale"] = _yes_no(r, r.value(sc.value), sc.span)
     r.finish()
     return [(BatchNorm, f)] if present else []
+
+
+def _epsilon(r: ArgReader) -> dict:
+    """`epsilon: 1e-6` (positive), as the normalisations take it."""
+    if (e := r.take("epsilon")) is None:
+        return {}
+    eps = r.number(e.value, "epsilon", lo=0.0)
+    if eps <= 0:
+        raise r.fail("epsilon must be positive", e.span)
+    return {"epsilon": eps}
+
+
+@binds(LayerNorm, "LN", "LayerNorm", "LayerNormalization", options=("epsilon",))
+def bind_layernorm(r: ArgReader, spelled: str) -> Made:
+    f = _epsilon(r)
+    r.finish()
+    return [(LayerNorm, f)]
+
+
+@binds(GroupNorm, "GN", "GroupNorm", "GroupNormalization", options=("groups", "epsilon"))
+def bind_groupnorm(r: ArgReader, spelled: str) -> Made:
+    a = r.next_pos() or r.take("groups")
+    if a is None:
+        raise r.fail("`GN` needs the number of groups: `GN(32)`", code="E303")
+    f = {"groups": r.positive_int(a.value, "the number of groups"), **_epsilon(r)}
+    r.finish()
+    return [(GroupNorm, f)]
+
+
+@binds(LayerScale, "Scale", "LayerScale", options=("init",))
+def bind_layerscale(r: ArgReader, spelled: str) -> Made:
+    a = r.next_pos() or r.take("init")
+    init = 1e-6 if a is None else r.number(a.value, "the initial scale")
+    r.finish()
+    return [(LayerScale, {"init": init})]
 
 
 @binds(LRN, "LRN", options=("depth", "alpha", "beta", "bias_k", "kernel"))
@@ -594,10 +662,24 @@ def bind_pool(r: ArgReader, spelled: str) -> Made:
     return [(Pool, f)]
 
 
-@binds(GlobalPool, "GAP", "GMP", "GlobalAvgPool", "GlobalMaxPool")
+@binds(GlobalPool, "GAP", "GMP", "GlobalAvgPool", "GlobalMaxPool", options=("keepdims",))
 def bind_global_pool(r: ArgReader, spelled: str) -> Made:
+    f: dict = {"op": "max" if spelled in ("GMP", "GlobalMaxPool") else "avg"}
+    if (a := r.next_pos()) is not None:
+        v = r.value(a.value)
+        if not (isinstance(v, Sym) and v.name == "keepdims"):
+            raise r.fail(
+                f"{GlobalPool.title} takes only `keepdims`",
+                a.span,
+                code="E307",
+                received=show(v),
+                hint="`GAP(keepdims)` keeps a 1 x 1 x C map",
+            )
+        f["keepdims"] = True
+    if (a := r.take("keepdims")) is not None:
+        _once(r, f, "keepdims", _yes_no(r, r.value(a.value), a.span), a.span)
     r.finish()
-    return [(GlobalPool, {"op": "max" if spelled in ("GMP", "GlobalMaxPool") else "avg"})]
+    return [(GlobalPool, f)]
 
 
 INTERPOLATIONS = ("nearest", "bilinear")
@@ -671,10 +753,37 @@ def bind_dropout(r: ArgReader, spelled: str) -> Made:
     return [(Dropout, {"rate": r.number(a.value, "the dropout rate", 0.0, 1.0, hi_open=True)})]
 
 
+@binds(DropPath, "DP", "DropPath", "StochasticDepth", options=("rate",))
+def bind_droppath(r: ArgReader, spelled: str) -> Made:
+    a = r.next_pos() or r.take("rate")
+    if a is None:
+        raise r.fail("`DP` needs the drop rate: `DP(0.2)`", code="E303")
+    v = r.value(a.value)
+    r.finish()
+    if isinstance(v, Sym) and v.name in NO:
+        return []
+    return [(DropPath, {"rate": r.number(a.value, "the drop rate", 0.0, 1.0, hi_open=True)})]
+
+
 @binds(Flatten, "Flatten")
 def bind_flatten(r: ArgReader, spelled: str) -> Made:
     r.finish()
     return [(Flatten, {})]
+
+
+@binds(Reshape, "Reshape")
+def bind_reshape(r: ArgReader, spelled: str) -> Made:
+    dims = []
+    while (a := r.next_pos()) is not None:
+        dims.append(r.positive_int(a.value, "a target dimension"))
+    r.finish()
+    if len(dims) not in (1, 3):
+        raise r.fail(
+            "`Reshape` takes the target shape: H, W, C (`Reshape(1, 1, 64)`) or a length",
+            code="E303",
+            received=f"{len(dims)} values",
+        )
+    return [(Reshape, {"shape": tuple(dims)})]
 
 
 @binds(ZeroPad, "ZeroPad", "ZP", "ZeroPadding2D")

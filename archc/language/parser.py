@@ -539,12 +539,13 @@ def _syntax_error(e: UnexpectedInput, text: str, path: str, diags: Diagnostics) 
     return diags.fatal("E103", f"unexpected `{value}`", span, expected=expected or None, hint=hint)
 
 
-MERGE_WORDS = ("concat", "add")  # archc/passes/expand.py: MERGES
+MERGE_WORDS = ("concat", "add", "mul")  # archc/passes/expand.py: MERGES
 
 
 def _merge_hint(text: str, pos: int | None) -> str:
     """`multiply { a | b }`: `|` separates branches only in a merge; name the merges."""
-    merges = " and ".join(f"`{m} {{ a | b }}`" for m in MERGE_WORDS)
+    words = [f"`{m} {{ a | b }}`" for m in MERGE_WORDS]
+    merges = ", ".join(words[:-1]) + " and " + words[-1]
     hint = f"`|` separates the branches of a merge; the merges are {merges}"
     if pos is None:
         return hint

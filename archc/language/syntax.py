@@ -125,7 +125,7 @@ class Group(NamedTuple):
 
 
 class Branch(NamedTuple):
-    merge: str  # "concat" | "add"
+    merge: str  # "concat" | "add" | "mul"
     branches: tuple[Seq, ...]
     span: Span
 

@@ -231,6 +231,11 @@ LABELS: dict[str, str] = {
     "bias_initializer": "bias_init",
     "l2": "l2",
     "weight_decay": "l2",
+    "keepdims": "keepdims",
+    "scale": "scale",
+    "offset": "offset",
+    "mean": "mean",
+    "variance": "variance",
 }
 
 

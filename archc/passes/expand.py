@@ -28,7 +28,7 @@ from typing import Any
 
 from archc.diagnostics import Diagnostics, SpecError, did_you_mean
 from archc.ir import BlockDefinition, BlockInstance, BlockParam, Model
-from archc.ir.kinds import Add, Concat, Input, Loc, Node
+from archc.ir.kinds import Add, Concat, Input, Loc, Mul, Node
 from archc.language import syntax as S
 from archc.language.bind import SPELLINGS, layer_list, unknown_layer_hint
 from archc.language.parser import parse, read_source
@@ -618,7 +618,7 @@ def _hashable(v: Any) -> Any:
     return v if not isinstance(v, list) else tuple(v)
 
 
-MERGES = {"concat": Concat, "add": Add}  # `concat { a | b }`, `add { a | b }`
+MERGES = {"concat": Concat, "add": Add, "mul": Mul}  # `concat { a | b }`, `add`, `mul`
 
 
 def build_ir(

@@ -63,6 +63,34 @@ class LocalResponseNormalization(layers.Layer):
         config = super().get_config()
         config.update(depth=self.depth, alpha=self.alpha, beta=self.beta, k=self.k)
         return config''',
+    "LayerScale": '''@keras.saving.register_keras_serializable(package="archc")
+class LayerScale(layers.Layer):
+    """x * gamma: one learnable scale per channel, starting at `init` (ConvNeXt)."""
+
+    def __init__(self, init=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.init = init
+
+    def build(self, input_shape):
+        self.gamma = self.add_weight(
+            name="gamma",
+            shape=(input_shape[-1],),
+            initializer=keras.initializers.Constant(self.init),
+        )
+
+    def call(self, x):
+        return x * self.gamma
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(init=self.init)
+        return config''',
+    "GeluTanh": '''@keras.saving.register_keras_serializable(package="archc")
+class GeluTanh(layers.Layer):
+    """GELU's tanh approximation (PyTorch's nn.GELU(approximate="tanh"))."""
+
+    def call(self, x):
+        return keras.activations.gelu(x, approximate=True)''',
     "NegInfPadding2D": '''@keras.saving.register_keras_serializable(package="archc")
 class NegInfPadding2D(layers.Layer):
     """Pads height and width with -inf: max pooling then ignores the padding."""
@@ -186,6 +214,21 @@ EMITTERS: dict[str, Emitter] = {}  # IR node kind -> its emitter, entered by @lo
 lowers = Generator.registry(EMITTERS)
 
 
+@lowers("rescaling")
+def lower_rescaling(n: Node, r: Render) -> Lowered:
+    return Lowered(
+        [Op("layers.Rescaling", [n.scale], OrderedDict(offset=n.offset), {"offset": 0.0})]
+    )
+
+
+@lowers("normalization")
+def lower_normalization(n: Node, r: Render) -> Lowered:
+    kw = OrderedDict()
+    if n.mean is not None:
+        kw.update(mean=list(n.mean), variance=list(n.variance))
+    return Lowered([Op("layers.Normalization", [], kw)])
+
+
 @lowers("conv")
 def lower_conv(n: Node, r: Render) -> Lowered:
     ops = []
@@ -250,6 +293,40 @@ def lower_batchnorm(n: Node, r: Render) -> Lowered:
     )
 
 
+@lowers("layernorm")
+def lower_layernorm(n: Node, r: Render) -> Lowered:
+    return Lowered(
+        [
+            Op(
+                "layers.LayerNormalization",
+                [],
+                OrderedDict(epsilon=n.epsilon),
+                {"epsilon": 0.001},
+            )
+        ]
+    )
+
+
+@lowers("groupnorm")
+def lower_groupnorm(n: Node, r: Render) -> Lowered:
+    return Lowered(
+        [
+            Op(
+                "layers.GroupNormalization",
+                [],
+                OrderedDict(groups=n.groups, epsilon=n.epsilon),
+                {"epsilon": 0.001},
+            )
+        ]
+    )
+
+
+@lowers("layerscale")
+def lower_layerscale(n: Node, r: Render) -> Lowered:
+    r.helpers.add("LayerScale")
+    return Lowered([Op("LayerScale", [n.init])])
+
+
 @lowers("lrn")
 def lower_lrn(n: Node, r: Render) -> Lowered:
     r.helpers.add("LocalResponseNormalization")
@@ -285,6 +362,9 @@ def lower_activation(n: Node, r: Render) -> Lowered:
         return Lowered(
             [Op("layers.PReLU", [], OrderedDict(shared_axes=shared), {"shared_axes": None})]
         )
+    if n.fn == "gelu_tanh":
+        r.helpers.add("GeluTanh")
+        return Lowered([Op("GeluTanh")])
     return Lowered([Op("layers.Activation", [n.fn])])
 
 
@@ -357,7 +437,7 @@ def _ceil_pool(n: Node, r: Render) -> list[Op]:
 @lowers("globalpool")
 def lower_globalpool(n: Node, r: Render) -> Lowered:
     cls = "layers.GlobalMaxPooling2D" if n.op == "max" else "layers.GlobalAveragePooling2D"
-    return Lowered([Op(cls)])
+    return Lowered([Op(cls, [], OrderedDict(keepdims=n.keepdims), {"keepdims": False})])
 
 
 @lowers("upsample")
@@ -381,9 +461,22 @@ def lower_dropout(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.Dropout", [n.rate])])
 
 
+@lowers("droppath")
+def lower_droppath(n: Node, r: Render) -> Lowered:
+    """One draw per sample, kept ones scaled by 1/(1 - rate): keras.applications'
+    stochastic depth."""
+    noise = (None,) + (1,) * len(n.in_shapes[0])
+    return Lowered([Op("layers.Dropout", [n.rate], OrderedDict(noise_shape=noise))])
+
+
 @lowers("flatten")
 def lower_flatten(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.Flatten")])
+
+
+@lowers("reshape")
+def lower_reshape(n: Node, r: Render) -> Lowered:
+    return Lowered([Op("layers.Reshape", [tuple(n.shape)])])
 
 
 @lowers("zeropad")
@@ -427,6 +520,11 @@ def lower_split(n: Node, r: Render) -> Lowered:
 @lowers("add")
 def lower_add(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.Add")], Chain(listed=True))
+
+
+@lowers("mul")
+def lower_mul(n: Node, r: Render) -> Lowered:
+    return Lowered([Op("layers.Multiply")], Chain(listed=True))
 
 
 def _layer_name(local: str, attr: str, in_block: bool) -> str:

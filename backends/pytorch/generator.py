@@ -18,7 +18,12 @@ the same shapes:
 - LeakyReLU: Keras (TensorFlow's leaky_relu) takes its slope as a float32
   attribute, even in a float64 model, so the slope written out is the spec's
   rounded to float32 (0.3 -> 0.30000001192092896): the same function in float64,
-  not only in float32.
+  not only in float32. Rescaling's scale and offset likewise (Keras casts them
+  through float32); Normalization's given statistics are float32 tensors in both.
+- Layer norm over a feature map permutes to channels-last (the LayerNorm2d
+  helper); `mul` broadcasts a gate N x C x 1 x 1 over H and W; Reshape keeps
+  Keras's channels-last order; drop path is a DropPath helper (per sample, scaled
+  by 1/(1 - p), as Keras's Dropout with noise_shape=(None, 1, 1, 1)).
 """
 
 from __future__ import annotations
@@ -71,6 +76,8 @@ ACT = {  # activation fused into a conv or dense -> (function, its further argum
     "gelu": ("F.gelu", ()),
     "silu": ("F.silu", ()),
     "softplus": ("F.softplus", ()),
+    "hard_swish": ("F.hardswish", ()),
+    "mish": ("F.mish", ()),
 }
 ACT_MODULE = {
     "relu": "nn.ReLU",
@@ -83,6 +90,8 @@ ACT_MODULE = {
     "gelu": "nn.GELU",
     "silu": "nn.SiLU",
     "softplus": "nn.Softplus",
+    "hard_swish": "nn.Hardswish",
+    "mish": "nn.Mish",
 }
 
 _NO_SCALE = '''class BatchNorm{d}NoScale(nn.BatchNorm{d}):
@@ -95,6 +104,79 @@ _NO_SCALE = '''class BatchNorm{d}NoScale(nn.BatchNorm{d}):
 HELPERS = {
     "BatchNorm2dNoScale": _NO_SCALE.format(d="2d"),
     "BatchNorm1dNoScale": _NO_SCALE.format(d="1d"),
+    "Rescaling": '''class Rescaling(nn.Module):
+    """Keras's Rescaling: x * scale + offset."""
+
+    def __init__(self, scale, offset=0.0):
+        super().__init__()
+        self.scale, self.offset = scale, offset
+
+    def forward(self, x):
+        return x * self.scale + self.offset''',
+    "Normalization": '''class Normalization(nn.Module):
+    """Keras's Normalization over channels: (x - mean) / max(sqrt(variance), 1e-7).
+    Given statistics are constants; otherwise they are buffers loaded like batch
+    norm's, with Keras's sample `count`."""
+
+    def __init__(self, channels, mean=None, variance=None):
+        super().__init__()
+        given = mean is not None
+        mean = torch.zeros(channels) if mean is None else torch.tensor(mean).expand(channels)
+        var = torch.ones(channels) if variance is None else torch.tensor(variance).expand(channels)
+        self.register_buffer("mean", mean.clone(), persistent=not given)
+        self.register_buffer("variance", var.clone(), persistent=not given)
+        if not given:
+            self.register_buffer("count", torch.zeros((), dtype=torch.int64))
+
+    def forward(self, x):
+        shape = (-1, 1, 1) if x.dim() == 4 else (-1,)
+        std = torch.clamp(self.variance.sqrt(), min=1e-7)
+        return (x - self.mean.view(shape)) / std.view(shape)''',
+    "LayerNorm2d": '''class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over the channels of each cell of an N x C x H x W map
+    (Keras's LayerNormalization(axis=-1); torchvision's ConvNeXt LayerNorm2d)."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)''',
+    "LayerScale": '''class LayerScale(nn.Module):
+    """x * gamma: one learnable scale per channel, starting at `init` (ConvNeXt)."""
+
+    def __init__(self, channels, init=1e-6):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((channels,), init))
+
+    def forward(self, x):
+        return x * (self.gamma.view(-1, 1, 1) if x.dim() == 4 else self.gamma)''',
+    "DropPath": '''class DropPath(nn.Module):
+    """Stochastic depth: in training each sample is zeroed with probability p and
+    the kept ones are scaled by 1/(1 - p), as Keras's Dropout(p, noise_shape=(None,
+    1, 1, 1)) does; the identity in evaluation."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep''',
+    "Reshape": '''class Reshape(nn.Module):
+    """Keras's Reshape: the values in channels-last order, in the target shape
+    (H x W x C, given channels-last, or a vector)."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        if x.dim() == 4:
+            x = x.permute(0, 2, 3, 1)
+        x = x.reshape(x.shape[0], *self.shape)
+        return x.permute(0, 3, 1, 2) if x.dim() == 4 else x''',
     "SamePool2d": '''class SamePool2d(nn.Module):
     """Keras `same` pooling with uneven padding (the odd cell at the bottom/right):
     max pooling ignores the padding, average pooling divides by the real cells."""
@@ -161,6 +243,32 @@ EMITTERS: dict[str, Emitter] = {}  # IR node kind -> its emitter, entered by @lo
 lowers = Generator.registry(EMITTERS)
 
 
+@lowers("rescaling")
+def lower_rescaling(n: Node, r: Render) -> Lowered:
+    r.helpers.add("Rescaling")
+    # Keras casts scale and offset through float32 (tf.cast of a Python float), even
+    # in a float64 model: the values written are those (see the docstring)
+    return Lowered(
+        [
+            Op(
+                "Rescaling",
+                [_float32(n.scale)],
+                OrderedDict(offset=_float32(n.offset)),
+                {"offset": 0.0},
+            )
+        ]
+    )
+
+
+@lowers("normalization")
+def lower_normalization(n: Node, r: Render) -> Lowered:
+    kw = OrderedDict()
+    if n.mean is not None:
+        kw.update(mean=list(n.mean), variance=list(n.variance))
+    r.helpers.add("Normalization")
+    return Lowered([Op("Normalization", [n.in_shapes[0][-1]], kw, channels_arg=0)])
+
+
 @lowers("conv")
 def lower_conv(n: Node, r: Render) -> Lowered:
     cin = n.in_shapes[0][-1]
@@ -222,6 +330,46 @@ def lower_batchnorm(n: Node, r: Render) -> Lowered:
     )
 
 
+@lowers("layernorm")
+def lower_layernorm(n: Node, r: Render) -> Lowered:
+    cls = "nn.LayerNorm"
+    if len(n.in_shapes[0]) == 3:  # over the channels of each cell
+        r.helpers.add("LayerNorm2d")
+        cls = "LayerNorm2d"
+    return Lowered(
+        [
+            Op(
+                cls,
+                [n.in_shapes[0][-1]],
+                OrderedDict(eps=n.epsilon),
+                {"eps": 1e-5},
+                channels_arg=0,
+            )
+        ]
+    )
+
+
+@lowers("groupnorm")
+def lower_groupnorm(n: Node, r: Render) -> Lowered:
+    return Lowered(
+        [
+            Op(
+                "nn.GroupNorm",
+                [n.groups, n.in_shapes[0][-1]],
+                OrderedDict(eps=n.epsilon),
+                {"eps": 1e-5},
+                channels_arg=1,
+            )
+        ]
+    )
+
+
+@lowers("layerscale")
+def lower_layerscale(n: Node, r: Render) -> Lowered:
+    r.helpers.add("LayerScale")
+    return Lowered([Op("LayerScale", [n.in_shapes[0][-1], n.init], channels_arg=0)])
+
+
 @lowers("lrn")
 def lower_lrn(n: Node, r: Render) -> Lowered:
     return Lowered(
@@ -256,6 +404,8 @@ def lower_activation(n: Node, r: Render) -> Lowered:
         op = Op("nn.PReLU", [n.in_shapes[0][-1]], OrderedDict(init=0.0), {}, channels_arg=0)
     elif n.fn == "softmax":
         op = Op("nn.Softmax", [], OrderedDict(dim=1), {})
+    elif n.fn == "gelu_tanh":
+        op = Op("nn.GELU", [], OrderedDict(approximate="tanh"), {})
     else:
         op = Op(ACT_MODULE[n.fn])
     return Lowered([op])
@@ -287,6 +437,8 @@ def lower_pool(n: Node, r: Render) -> Lowered:
 @lowers("globalpool")
 def lower_globalpool(n: Node, r: Render) -> Lowered:
     cls = "nn.AdaptiveMaxPool2d" if n.op == "max" else "nn.AdaptiveAvgPool2d"
+    if n.keepdims:  # N x C x 1 x 1: Keras's 1 x 1 x C
+        return Lowered([Op(cls, [1])])
     return Lowered([Op(cls, [1])], Fn("torch.flatten", Chain(), ("1",)))
 
 
@@ -313,11 +465,28 @@ def lower_dropout(n: Node, r: Render) -> Lowered:
     return Lowered([Op("nn.Dropout", [n.rate])])
 
 
+@lowers("droppath")
+def lower_droppath(n: Node, r: Render) -> Lowered:
+    r.helpers.add("DropPath")
+    return Lowered([Op("DropPath", [n.rate])])
+
+
 @lowers("flatten")
 def lower_flatten(n: Node, r: Render) -> Lowered:
     if len(n.in_shapes[0]) == 3:  # Keras's channels-last order
         return Lowered([Op("nn.Flatten")], Chain(method=".permute(0, 2, 3, 1)"))
     return Lowered([Op("nn.Flatten")])
+
+
+@lowers("reshape")
+def lower_reshape(n: Node, r: Render) -> Lowered:
+    src, dst = n.in_shapes[0], n.shape
+    if len(src) == 1 and len(dst) == 3 and dst[:2] == (1, 1):  # N x C -> N x C x 1 x 1
+        return Lowered([Op("nn.Unflatten", [1, (dst[2], 1, 1)])])
+    if len(src) == 3 and src[:2] == (1, 1) and len(dst) == 1:  # N x C x 1 x 1 -> N x C
+        return Lowered([Op("nn.Flatten")])
+    r.helpers.add("Reshape")
+    return Lowered([Op("Reshape", [tuple(dst)])])
 
 
 @lowers("zeropad")
@@ -351,6 +520,11 @@ def lower_split(n: Node, r: Render) -> Lowered:
 @lowers("add")
 def lower_add(n: Node, r: Render) -> Lowered:
     return Lowered([], Infix("+"))
+
+
+@lowers("mul")
+def lower_mul(n: Node, r: Render) -> Lowered:
+    return Lowered([], Infix("*"))  # N x C x 1 x 1 broadcasts over H and W
 
 
 def _init_lines(inst: Instance, unit: Unit | None, indent: int) -> list[str]:
