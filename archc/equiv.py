@@ -146,7 +146,7 @@ def allowed(scale: float, dtype: str) -> float:
 def randomize(ir: Model, weights: dict, seed: int) -> dict:
     """Every parameter and statistic at a seeded random value (the values depend only
     on the seed and the keys, not on either framework's initialisation): kernels
-    Glorot-uniform (Keras's default), biases uniform in +-1/sqrt(fan-in) (PyTorch's
+    (depthwise and pointwise ones too) Glorot-uniform (Keras's default), biases uniform in +-1/sqrt(fan-in) (PyTorch's
     default), batch-norm gamma, beta, moving mean and (positive) moving variance and
     PReLU slopes away from their trivial initial values. A role without a rule is an
     error: nothing may keep a framework's initial value unnoticed."""
@@ -157,12 +157,14 @@ def randomize(ir: Model, weights: dict, seed: int) -> dict:
     for key, v in weights.items():
         node, role = key.rsplit("/", 1)
         shape = np.shape(v)
-        if role == "kernel":
+        if role in ("kernel", "depthwise_kernel", "pointwise_kernel"):
             receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
             limit = np.sqrt(6.0 / (receptive * (shape[-2] + shape[-1])))
             value = rng.uniform(-limit, limit, shape)
-        elif role == "bias":
-            kernel = np.shape(weights[f"{node}/kernel"])
+        elif role == "bias":  # a separable convolution's bias follows its pointwise kernel
+            kernel = np.shape(
+                weights.get(f"{node}/kernel", weights.get(f"{node}/pointwise_kernel"))
+            )
             limit = 1.0 / np.sqrt(np.prod(kernel[:-1]))
             value = rng.uniform(-limit, limit, shape)
         elif role == "moving_variance":

@@ -223,6 +223,10 @@ LABELS: dict[str, str] = {
     "bias_initializer": "bias_init",
     "l2": "l2",
     "weight_decay": "l2",
+    "groups": "groups",
+    "multiplier": "multiplier",
+    "depth_multiplier": "multiplier",
+    "output_padding": "output_padding",
 }
 
 
