@@ -323,6 +323,7 @@ def test_the_family_in_one_network_and_a_block():
         ("SC(4*3*3, s2, dilation: 2)", "E304", "both a stride and a dilation"),
         ("DW", "E303", "needs its kernel: `DW(kh*kw, ...)`"),
         ("C(4*3*3, groups: 0)", "E", "groups"),
+        ("SC(4*3*3, l2: 0.01)", "E302", "has no option `l2`"),
     ],
 )
 def test_family_errors(body, code, what):
@@ -344,3 +345,59 @@ def test_shape_error_is_raised_by_the_rule_itself():
     assert transpose_axis(5, 3, 2, "same", None) == (10, 0, 0, 1)
     assert transpose_axis(5, 3, 2, "same", 0) == (9, 1, 0, 0)
     assert transpose_axis(5, 1, 3, "valid", None) == (15, 0, 2, 0)
+
+
+# ---- training: weight decay reaches the same kernels in both builds ----------------------------
+
+
+@needs_both
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_weight_decay_reaches_the_same_kernels(optimizer):
+    """Keras names a separable convolution's kernels `depthwise_kernel` and
+    `pointwise_kernel`: the compile helper decays them as PyTorch decays
+    `depthwise.weight` and `pointwise.weight`; biases decay in neither."""
+    from archc.train.recipe import recipe_of, torch_weight_decay
+    from backends.keras.generator import generate
+    from backends.runtime import build_torch, load_source
+
+    model = compile_str(
+        "model sep_decay\ninput 6*6*2\n"
+        "SC(4*3*3, same, multiplier: 2) DW(3*3) CT(2*3*3, s2, same) C(2*1*1, groups: 2)\n"
+        f"train {{\n    optimizer: {optimizer}\n    weight_decay: 0.0002\n}}\n"
+    )
+    module = load_source(generate(model), "archc_keras_sep_decay")
+    kmodel = module.build_sep_decay()
+    module.compile_sep_decay(kmodel)
+    if optimizer == "adamw":
+        decays = kmodel.optimizer._use_weight_decay  # Keras's own test of a variable
+        keras_decayed = {v.path for v in kmodel.trainable_variables if decays(v)}
+    else:
+        keras_decayed = {v.path for v in kmodel.trainable_variables if v.regularizer is not None}
+    tmodel = build_torch(model, "float32")
+    r = recipe_of(model)
+    torch_decayed = {
+        name for name, p in tmodel.named_parameters() if torch_weight_decay(r, name, p.ndim)
+    }
+    expected_keras, expected_torch = set(), set()
+    for node in model.nodes:
+        for w in node.weights(list(node.in_shapes)):
+            if w.role.endswith("kernel"):
+                expected_keras.add(f"{node.name}/{w.role}")
+                expected_torch.add(f"{node.name}.{w.torch}")
+    assert len(expected_keras) == 5
+    assert keras_decayed == expected_keras
+    assert torch_decayed == expected_torch
+    # `archc train`'s Keras trainer decays the same variables as the generated helper
+    import keras
+
+    from backends.keras.train import apply_weight_decay, make_optimizer
+
+    fresh = module.build_sep_decay()
+    apply_weight_decay(keras, fresh, r)
+    opt = make_optimizer(keras, fresh, r)
+    opt.build(fresh.trainable_variables)
+    if optimizer == "adamw":
+        trainer_decayed = {v.path for v in fresh.trainable_variables if opt._use_weight_decay(v)}
+    else:
+        trainer_decayed = {v.path for v in fresh.trainable_variables if v.regularizer is not None}
+    assert trainer_decayed == expected_keras

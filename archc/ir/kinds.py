@@ -473,7 +473,9 @@ class SeparableConv2D(Node):
     between. Tensors in Keras's order: depthwise_kernel (kh, kw, C, multiplier),
     pointwise_kernel (1, 1, C * multiplier, filters), bias. MACs: the depthwise
     part's H_out * W_out * C * multiplier * kh * kw plus the pointwise part's
-    H_out * W_out * C * multiplier * filters."""
+    H_out * W_out * C * multiplier * filters. No `l2` of its own: PyTorch's
+    per-layer weight decay names one weight per layer (the spec-wide weight decay
+    covers both kernels in both builds)."""
 
     kind: Literal["separable"] = "separable"
     filters: int
@@ -486,7 +488,6 @@ class SeparableConv2D(Node):
     activation: str | None = None
     init: str | None = None
     bias_init: float | str | None = None
-    l2: float | None = None
 
     prefix: ClassVar[str] = "sc"
     title: ClassVar[str] = "separable convolution `SC`"

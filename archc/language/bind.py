@@ -478,7 +478,7 @@ def bind_depthwise(r: ArgReader, spelled: str) -> Made:
     "SC",
     "SepConv",
     "SeparableConv2D",
-    options=(*CONV_OPTIONS, "multiplier"),
+    options=(*(o for o in CONV_OPTIONS if o != "l2"), "multiplier"),
 )
 def bind_separable(r: ArgReader, spelled: str) -> Made:
     f = _conv_fields(r, SeparableConv2D, CONV_FORMS["SC"])

@@ -209,10 +209,9 @@ def lower_separable(n: Node, r: Render) -> Lowered:
         use_bias=n.use_bias,
         activation=n.activation,
     )
-    weights = _weights(n)  # `init` and `l2` apply to both kernels
+    weights = _weights(n)  # `init` applies to both kernels
     kw["depthwise_initializer"] = kw["pointwise_initializer"] = weights["kernel_initializer"]
     kw["bias_initializer"] = weights["bias_initializer"]
-    kw["depthwise_regularizer"] = kw["pointwise_regularizer"] = weights["kernel_regularizer"]
     defaults = {
         "strides": 1,
         "padding": "valid",
@@ -223,8 +222,6 @@ def lower_separable(n: Node, r: Render) -> Lowered:
         "depthwise_initializer": "glorot_uniform",
         "pointwise_initializer": "glorot_uniform",
         "bias_initializer": "zeros",
-        "depthwise_regularizer": None,
-        "pointwise_regularizer": None,
     }
     ops.append(Op("layers.SeparableConv2D", [n.filters, _hw(n.kernel)], kw, defaults))
     return Lowered(ops)

@@ -107,13 +107,26 @@ HELPERS = {
     input channel, no bias), then a 1x1 pointwise convolution with the bias."""
 
     def __init__(
-        self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-        multiplier=1, bias=True,
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        multiplier=1,
+        bias=True,
     ):
         super().__init__()
         mid = in_channels * multiplier
         self.depthwise = nn.Conv2d(
-            in_channels, mid, kernel_size, stride, padding, dilation, groups=in_channels,
+            in_channels,
+            mid,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups=in_channels,
             bias=False,
         )
         self.pointwise = nn.Conv2d(mid, out_channels, 1, bias=bias)
