@@ -38,16 +38,18 @@ def _node(model):
 
 
 def _equivalent_both_ways(model) -> None:
-    """float64 equivalence, Keras -> PyTorch and PyTorch -> Keras, and the Keras
-    build's output shape is the IR's."""
+    """float64 equivalence, Keras -> PyTorch and PyTorch -> Keras, node by node,
+    and the Keras build's output shape is the IR's."""
     from archc import equiv
     from backends.runtime import build_keras, build_torch
 
     models = (build_keras(model, "float64"), build_torch(model, "float64"))
     assert tuple(models[0].output_shape[1:]) == model.nodes[-1].out_shape
     for direction in ("keras2torch", "torch2keras"):
-        result = equiv.check(model, dtype="float64", batch=2, direction=direction, models=models)
-        assert result.ok, equiv.report(model, result)
+        result = equiv.check(
+            model, dtype="float64", batch=2, direction=direction, models=models, nodes=True
+        )
+        assert result.ok and result.first_divergence is None, equiv.report(model, result)
 
 
 # ---- transposed convolution: the grid ------------------------------------------------------
@@ -131,15 +133,14 @@ def test_transposed_unequal_strides_and_a_fused_activation():
 
 def test_transposed_even_kernel_same_keeps_keras_alignment():
     """k=4, s=1, `same`: TensorFlow crops 1 cell at the start and 2 at the end; PyTorch's
-    padding=1 crops 1 and 1, so the build cuts the last cell with Crop2d (padding=2 with
+    padding=1 crops 1 and 1, so the build cuts the last cell too (padding=2 with
     output_padding=1 would be the shifted output Keras's own PyTorch backend had)."""
     from backends.pytorch.generator import generate
 
     model = _model("CT(3*4*4, s1, same) as t", (5, 5, 2))
     assert _node(model).out_shape == (5, 5, 3)
     lines = [line.strip() for line in generate(model).splitlines()]
-    assert "self.t = nn.ConvTranspose2d(2, 3, 4, padding=1)" in lines
-    assert "self.t_crop = Crop2d(1, 1)" in lines
+    assert "self.t = CroppedConvTranspose2d(2, 3, 4, padding=1, crop=(1, 1))" in lines
 
 
 def test_transposed_counts_per_input_pixel():

@@ -101,7 +101,7 @@ ROWS = [
         5 * 5 * 3 * 3 * 3 * 4,  # per input pixel
         ((2, 2), (Fraction(1, 2), Fraction(1, 2))),
         'x = layers.Conv2DTranspose(4, 3, strides=2, padding="same", name="t")(x)',
-        "self.t = nn.ConvTranspose2d(3, 4, 3, stride=2)",
+        "self.t = CroppedConvTranspose2d(3, 4, 3, stride=2, crop=(1, 1))",
     ),
     Row(
         "batchnorm",

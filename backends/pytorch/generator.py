@@ -133,17 +133,18 @@ HELPERS = {
 
     def forward(self, x):
         return self.pointwise(self.depthwise(x))''',
-    "Crop2d": '''class Crop2d(nn.Module):
-    """Drops the last `bottom` rows and `right` columns: where Keras's transposed
-    convolution loses one cell more at the end than at the start, which PyTorch's
-    symmetric padding cannot say."""
+    "CroppedConvTranspose2d": '''class CroppedConvTranspose2d(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d, then its last `crop` = (rows, columns) dropped: where
+    Keras's transposed convolution loses one cell more at the end than at the
+    start, which PyTorch's symmetric padding cannot say."""
 
-    def __init__(self, bottom, right):
-        super().__init__()
-        self.bottom, self.right = bottom, right
+    def __init__(self, *args, crop, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.crop = crop
 
     def forward(self, x):
-        return x[:, :, : x.shape[2] - self.bottom, : x.shape[3] - self.right]''',
+        x = super().forward(x)
+        return x[:, :, : x.shape[2] - self.crop[0], : x.shape[3] - self.crop[1]]''',
 }
 
 
@@ -263,26 +264,28 @@ def lower_separable(n: Node, r: Render) -> Lowered:
 def lower_transposed(n: Node, r: Render) -> Lowered:
     """nn.ConvTranspose2d cropping what Keras crops at the start (`padding=`) and
     giving Keras's length by `output_padding`, or, where Keras crops one cell more
-    at the end, by a Crop2d after it (see archc.ir.kinds.transpose_axis)."""
+    at the end, the CroppedConvTranspose2d helper that drops it (see
+    archc.ir.kinds.transpose_axis)."""
     ph, pw = n.plan([tuple(n.in_shapes[0])])
-    ops = [
-        Op(
-            "nn.ConvTranspose2d",
-            [n.in_shapes[0][-1], n.filters, _hw(n.kernel)],
-            OrderedDict(
-                stride=_hw(n.stride),
-                padding=_hw((ph.crop, pw.crop)),
-                output_padding=_hw((ph.output_padding, pw.output_padding)),
-                bias=n.use_bias,
-            ),
-            {"stride": 1, "padding": 0, "output_padding": 0, "bias": True},
-            channels_arg=0,
-        )
-    ]
+    kw = OrderedDict(
+        stride=_hw(n.stride),
+        padding=_hw((ph.crop, pw.crop)),
+        output_padding=_hw((ph.output_padding, pw.output_padding)),
+        bias=n.use_bias,
+    )
+    cls = "nn.ConvTranspose2d"
     if ph.trim or pw.trim:
-        r.helpers.add("Crop2d")
-        ops.append(Op("Crop2d", [ph.trim, pw.trim], attr="_crop"))
-    return Lowered(ops, _activation(n.activation))
+        r.helpers.add("CroppedConvTranspose2d")
+        cls = "CroppedConvTranspose2d"
+        kw["crop"] = (ph.trim, pw.trim)
+    op = Op(
+        cls,
+        [n.in_shapes[0][-1], n.filters, _hw(n.kernel)],
+        kw,
+        {"stride": 1, "padding": 0, "output_padding": 0, "bias": True},
+        channels_arg=0,
+    )
+    return Lowered([op], _activation(n.activation))
 
 
 @lowers("dense")
