@@ -298,6 +298,26 @@ class Input(NoWeights, Node):
 # ---------------------------------------------------------------------------
 
 
+def _window(node: Node, h: int, w: int) -> tuple[int, int]:
+    """Output height and width of a sliding-window kind with `kernel`, `stride`,
+    `padding` (`same`, `valid`, or explicit symmetric zeros) and `dilation`."""
+    if isinstance(node.padding, str):
+        ph = pw = node.padding
+    else:
+        ph, pw = (node.padding[0],) * 2, (node.padding[1],) * 2
+    return (
+        window_output(h, node.kernel[0], node.stride[0], ph, node.dilation[0]),
+        window_output(w, node.kernel[1], node.stride[1], pw, node.dilation[1]),
+    )
+
+
+def _dilated(node: Node) -> Pair:
+    return (
+        effective_kernel(node.kernel[0], node.dilation[0]),
+        effective_kernel(node.kernel[1], node.dilation[1]),
+    )
+
+
 class Conv2D(Node):
     """2-D convolution. Output size per axis: see `archc.ir.shapes.window_output`.
 
@@ -322,12 +342,6 @@ class Conv2D(Node):
     prefix: ClassVar[str] = "c"
     title: ClassVar[str] = "convolution `C`"
 
-    def _pads(self) -> tuple[str | Pair, str | Pair]:
-        if isinstance(self.padding, str):
-            return self.padding, self.padding
-        ph, pw = self.padding
-        return (ph, ph), (pw, pw)
-
     def infer(self, ins: list[Shape]) -> Shape:
         h, w, c = _spatial(self, ins)
         if c % self.groups or self.filters % self.groups:
@@ -336,12 +350,7 @@ class Conv2D(Node):
                 f"and the filters ({self.filters})",
                 hint="choose `groups:` to divide both channel counts",
             )
-        ph, pw = self._pads()
-        return (
-            window_output(h, self.kernel[0], self.stride[0], ph, self.dilation[0]),
-            window_output(w, self.kernel[1], self.stride[1], pw, self.dilation[1]),
-            self.filters,
-        )
+        return (*_window(self, h, w), self.filters)
 
     def count(self, ins: list[Shape], out: Shape) -> Cost:
         cin = ins[0][2] // self.groups
@@ -351,11 +360,7 @@ class Conv2D(Node):
         return Cost(weights + bias, 0, out[0] * out[1] * self.filters * kh * kw * cin)
 
     def receptive_field(self, ins: RFs) -> RF | None:
-        kernel = (
-            effective_kernel(self.kernel[0], self.dilation[0]),
-            effective_kernel(self.kernel[1], self.dilation[1]),
-        )
-        return rf_window(ins, kernel, self.stride)
+        return rf_window(ins, _dilated(self), self.stride)
 
     def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
         cin = ins[0][2] // self.groups
@@ -379,26 +384,6 @@ class Conv2D(Node):
         if self.activation:
             parts.append(self.activation)
         return ", ".join(parts)
-
-
-def _window(node: Node, h: int, w: int) -> tuple[int, int]:
-    """Output height and width of a sliding-window kind with `kernel`, `stride`,
-    `padding` (`same`, `valid`, or explicit symmetric zeros) and `dilation`."""
-    if isinstance(node.padding, str):
-        ph = pw = node.padding
-    else:
-        ph, pw = (node.padding[0],) * 2, (node.padding[1],) * 2
-    return (
-        window_output(h, node.kernel[0], node.stride[0], ph, node.dilation[0]),
-        window_output(w, node.kernel[1], node.stride[1], pw, node.dilation[1]),
-    )
-
-
-def _dilated(node: Node) -> Pair:
-    return (
-        effective_kernel(node.kernel[0], node.dilation[0]),
-        effective_kernel(node.kernel[1], node.dilation[1]),
-    )
 
 
 class DepthwiseConv2D(Node):
