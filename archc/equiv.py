@@ -181,7 +181,7 @@ def allowed(scale: float, dtype: str) -> float:
 def randomize(ir: Model, weights: dict, seed: int) -> dict:
     """Every parameter and statistic at a seeded random value (the values depend only
     on the seed and the keys, not on either framework's initialisation): kernels
-    Glorot-uniform (Keras's default), biases uniform in +-1/sqrt(fan-in) (PyTorch's
+    (depthwise and pointwise ones too) Glorot-uniform (Keras's default), biases uniform in +-1/sqrt(fan-in) (PyTorch's
     default), batch-norm gamma, beta, moving mean and (positive) moving variance and
     PReLU slopes away from their trivial initial values. A role without a rule is an
     error: nothing may keep a framework's initial value unnoticed."""
@@ -192,12 +192,14 @@ def randomize(ir: Model, weights: dict, seed: int) -> dict:
     for key, v in weights.items():
         node, role = key.rsplit("/", 1)
         shape = np.shape(v)
-        if role == "kernel":
+        if role in ("kernel", "depthwise_kernel", "pointwise_kernel"):
             receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
             limit = np.sqrt(6.0 / (receptive * (shape[-2] + shape[-1])))
             value = rng.uniform(-limit, limit, shape)
-        elif role == "bias":
-            kernel = np.shape(weights[f"{node}/kernel"])
+        elif role == "bias":  # a separable convolution's bias follows its pointwise kernel
+            kernel = np.shape(
+                weights.get(f"{node}/kernel", weights.get(f"{node}/pointwise_kernel"))
+            )
             limit = 1.0 / np.sqrt(np.prod(kernel[:-1]))
             value = rng.uniform(-limit, limit, shape)
         elif role == "moving_variance":
@@ -345,7 +347,7 @@ def check(
         out = out.transpose(0, 2, 3, 1)
     for h in handles:
         h.remove()
-    if nodes:
+    if nodes and comparable:  # a Keras model needs at least one output
         probe = keras.Model(kmodel.input, [kmodel.get_layer(n.name).output for n in comparable])
         refs = probe(x, training=False)
         refs = refs if isinstance(refs, (list, tuple)) else [refs]
@@ -355,7 +357,7 @@ def check(
     result = Result(diff, scale, TOLERANCE[dtype], dtype, direction, allowed(scale, dtype))
     problem, degenerate = _problems(ref, out, result.allowed, whole_output=True)
     result.problems = [p for p in (problem, degenerate) if p]
-    if nodes:
+    if nodes and comparable:
         for n, r in zip(comparable, refs):
             r = np.asarray(r)
             t = seen[n.name]
@@ -377,6 +379,8 @@ def _comparable(n) -> bool:
     """Nodes whose PyTorch module outputs what the Keras layer outputs."""
     if n.kind in ("input", "concat", "add", "mul"):
         return False
+    if n.kind == "transposed" and not isinstance(n.padding, str):
+        return False  # Keras crops PyTorch's padding after the layer (Cropping2D)
     return not getattr(n, "activation", None)  # fused: torch applies it after the module
 
 

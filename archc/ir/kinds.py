@@ -104,8 +104,12 @@ FREE = Cost(0, 0, 0)
 
 class Weight(NamedTuple):
     """One tensor of a layer. `shape` is in the neutral layout (Keras's);
-    `to_torch` permutes it to PyTorch's (None: the same layout); `flat`: the
-    neutral form stores it flattened (PReLU's alpha is (1, 1, C) in Keras)."""
+    `to_torch` permutes it to PyTorch's (None: the same layout); `torch_shape`
+    reshapes the permuted tensor where PyTorch folds two axes into one (a
+    depthwise kernel (kh, kw, C, K) is (C*K, 1, kh, kw) there; None: no reshape);
+    `flat`: the neutral form stores it flattened (PReLU's alpha is (1, 1, C) in
+    Keras). `torch` is the attribute path on the node's module (`pointwise.weight`
+    for a tensor of a submodule)."""
 
     role: str
     torch: str
@@ -113,6 +117,7 @@ class Weight(NamedTuple):
     trainable: bool = True
     to_torch: tuple[int, ...] | None = None
     flat: bool = False
+    torch_shape: tuple[int, ...] | None = None
 
     @property
     def size(self) -> int:
@@ -373,8 +378,33 @@ class Normalization(Node):
 # ---------------------------------------------------------------------------
 
 
+def _window(node: Node, h: int, w: int) -> tuple[int, int]:
+    """Output height and width of a sliding-window kind with `kernel`, `stride`,
+    `padding` (`same`, `valid`, or explicit symmetric zeros) and `dilation`."""
+    if isinstance(node.padding, str):
+        ph = pw = node.padding
+    else:
+        ph, pw = (node.padding[0],) * 2, (node.padding[1],) * 2
+    return (
+        window_output(h, node.kernel[0], node.stride[0], ph, node.dilation[0]),
+        window_output(w, node.kernel[1], node.stride[1], pw, node.dilation[1]),
+    )
+
+
+def _dilated(node: Node) -> Pair:
+    return (
+        effective_kernel(node.kernel[0], node.dilation[0]),
+        effective_kernel(node.kernel[1], node.dilation[1]),
+    )
+
+
 class Conv2D(Node):
-    """2-D convolution. Output size per axis: see `archc.ir.shapes.window_output`."""
+    """2-D convolution. Output size per axis: see `archc.ir.shapes.window_output`.
+
+    `groups` splits the input and output channels into that many groups, each
+    convolved on its own (ResNeXt, AlexNet's two towers): the kernel is
+    (kh, kw, C_in/groups, C_out) and parameters and MACs are divided by groups
+    (MACs: H_out * W_out * C_out * kh * kw * C_in / groups)."""
 
     kind: Literal["conv"] = "conv"
     filters: int
@@ -382,6 +412,7 @@ class Conv2D(Node):
     stride: Pair = (1, 1)
     padding: Literal["same", "valid"] | Pair = "valid"
     dilation: Pair = (1, 1)
+    groups: int = 1
     use_bias: bool = True
     activation: str | None = None
     init: str | None = None
@@ -391,38 +422,30 @@ class Conv2D(Node):
     prefix: ClassVar[str] = "c"
     title: ClassVar[str] = "convolution `C`"
 
-    def _pads(self) -> tuple[str | Pair, str | Pair]:
-        if isinstance(self.padding, str):
-            return self.padding, self.padding
-        ph, pw = self.padding
-        return (ph, ph), (pw, pw)
-
     def infer(self, ins: list[Shape]) -> Shape:
-        h, w, _ = _spatial(self, ins)
-        ph, pw = self._pads()
-        return (
-            window_output(h, self.kernel[0], self.stride[0], ph, self.dilation[0]),
-            window_output(w, self.kernel[1], self.stride[1], pw, self.dilation[1]),
-            self.filters,
-        )
+        h, w, c = _spatial(self, ins)
+        if c % self.groups or self.filters % self.groups:
+            raise ShapeError(
+                f"{self.groups} groups must divide both the input channels ({c}) "
+                f"and the filters ({self.filters})",
+                hint="choose `groups:` to divide both channel counts",
+            )
+        return (*_window(self, h, w), self.filters)
 
     def count(self, ins: list[Shape], out: Shape) -> Cost:
-        cin = ins[0][2]
+        cin = ins[0][2] // self.groups
         kh, kw = self.kernel
         weights = kh * kw * cin * self.filters
         bias = self.filters if self.use_bias else 0
         return Cost(weights + bias, 0, out[0] * out[1] * self.filters * kh * kw * cin)
 
     def receptive_field(self, ins: RFs) -> RF | None:
-        kernel = (
-            effective_kernel(self.kernel[0], self.dilation[0]),
-            effective_kernel(self.kernel[1], self.dilation[1]),
-        )
-        return rf_window(ins, kernel, self.stride)
+        return rf_window(ins, _dilated(self), self.stride)
 
     def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
+        cin = ins[0][2] // self.groups
         kernel = Weight(
-            "kernel", "weight", (*self.kernel, ins[0][2], self.filters), to_torch=(3, 2, 0, 1)
+            "kernel", "weight", (*self.kernel, cin, self.filters), to_torch=(3, 2, 0, 1)
         )
         return (kernel, Weight("bias", "bias", (self.filters,))) if self.use_bias else (kernel,)
 
@@ -434,6 +457,281 @@ class Conv2D(Node):
         ]
         if self.dilation != (1, 1):
             parts.append(f"dilation {_hw(self.dilation)}")
+        if self.groups != 1:
+            parts.append(f"groups {self.groups}")
+        if not self.use_bias:
+            parts.append("nobias")
+        if self.activation:
+            parts.append(self.activation)
+        return ", ".join(parts)
+
+
+class DepthwiseConv2D(Node):
+    """Depthwise 2-D convolution (Keras `DepthwiseConv2D`; PyTorch `nn.Conv2d` with
+    groups = C_in and C_in * multiplier outputs): each input channel is convolved
+    with its own `multiplier` kernels; output channel c * multiplier + k comes from
+    input channel c. Kernel (kh, kw, C, multiplier) in Keras, (C * multiplier, 1,
+    kh, kw) in PyTorch (a permutation and a reshape). Output size per axis as
+    `Conv2D`. MACs: H_out * W_out * C * multiplier * kh * kw (a convolution with
+    groups = C)."""
+
+    kind: Literal["depthwise"] = "depthwise"
+    kernel: Pair
+    stride: Pair = (1, 1)
+    padding: Literal["same", "valid"] | Pair = "valid"
+    multiplier: int = 1
+    dilation: Pair = (1, 1)
+    use_bias: bool = True
+    activation: str | None = None
+    init: str | None = None
+    bias_init: float | str | None = None
+    l2: float | None = None
+
+    prefix: ClassVar[str] = "dw"
+    title: ClassVar[str] = "depthwise convolution `DW`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        h, w, c = _spatial(self, ins)
+        return (*_window(self, h, w), c * self.multiplier)
+
+    def count(self, ins: list[Shape], out: Shape) -> Cost:
+        kh, kw = self.kernel
+        cout = out[2]
+        bias = cout if self.use_bias else 0
+        return Cost(kh * kw * cout + bias, 0, out[0] * out[1] * cout * kh * kw)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return rf_window(ins, _dilated(self), self.stride)
+
+    def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
+        c, k = ins[0][2], self.multiplier
+        kernel = Weight(
+            "kernel",
+            "weight",
+            (*self.kernel, c, k),
+            to_torch=(2, 3, 0, 1),
+            torch_shape=(c * k, 1, *self.kernel),
+        )
+        return (kernel, Weight("bias", "bias", (c * k,))) if self.use_bias else (kernel,)
+
+    def describe(self) -> str:
+        parts = [
+            f"{self.kernel[0]}*{self.kernel[1]}",
+            _stride_text(self.stride),
+            _pad_text(self.padding),
+        ]
+        if self.multiplier != 1:
+            parts.append(f"multiplier {self.multiplier}")
+        if self.dilation != (1, 1):
+            parts.append(f"dilation {_hw(self.dilation)}")
+        if not self.use_bias:
+            parts.append("nobias")
+        if self.activation:
+            parts.append(self.activation)
+        return ", ".join(parts)
+
+
+class SeparableConv2D(Node):
+    """Depthwise separable 2-D convolution (Keras `SeparableConv2D`): a depthwise
+    convolution (`multiplier` kernels per input channel, no bias) then a 1x1
+    pointwise convolution to `filters` channels with the one bias, nothing in
+    between. Tensors in Keras's order: depthwise_kernel (kh, kw, C, multiplier),
+    pointwise_kernel (1, 1, C * multiplier, filters), bias. MACs: the depthwise
+    part's H_out * W_out * C * multiplier * kh * kw plus the pointwise part's
+    H_out * W_out * C * multiplier * filters. No `l2` of its own: PyTorch's
+    per-layer weight decay names one weight per layer (the spec-wide weight decay
+    covers both kernels in both builds)."""
+
+    kind: Literal["separable"] = "separable"
+    filters: int
+    kernel: Pair
+    stride: Pair = (1, 1)
+    padding: Literal["same", "valid"] | Pair = "valid"
+    multiplier: int = 1
+    dilation: Pair = (1, 1)
+    use_bias: bool = True
+    activation: str | None = None
+    init: str | None = None
+    bias_init: float | str | None = None
+
+    prefix: ClassVar[str] = "sc"
+    title: ClassVar[str] = "separable convolution `SC`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        h, w, _ = _spatial(self, ins)
+        return (*_window(self, h, w), self.filters)
+
+    def count(self, ins: list[Shape], out: Shape) -> Cost:
+        kh, kw = self.kernel
+        mid = ins[0][2] * self.multiplier
+        params = kh * kw * mid + mid * self.filters + (self.filters if self.use_bias else 0)
+        cells = out[0] * out[1]
+        return Cost(params, 0, cells * mid * kh * kw + cells * mid * self.filters)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return rf_window(ins, _dilated(self), self.stride)
+
+    def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
+        c, k = ins[0][2], self.multiplier
+        ws = (
+            Weight(
+                "depthwise_kernel",
+                "depthwise.weight",
+                (*self.kernel, c, k),
+                to_torch=(2, 3, 0, 1),
+                torch_shape=(c * k, 1, *self.kernel),
+            ),
+            Weight(
+                "pointwise_kernel",
+                "pointwise.weight",
+                (1, 1, c * k, self.filters),
+                to_torch=(3, 2, 0, 1),
+            ),
+        )
+        return (*ws, Weight("bias", "pointwise.bias", (self.filters,))) if self.use_bias else ws
+
+    def describe(self) -> str:
+        parts = [
+            f"{self.filters}*{self.kernel[0]}*{self.kernel[1]}",
+            _stride_text(self.stride),
+            _pad_text(self.padding),
+        ]
+        if self.multiplier != 1:
+            parts.append(f"multiplier {self.multiplier}")
+        if self.dilation != (1, 1):
+            parts.append(f"dilation {_hw(self.dilation)}")
+        if not self.use_bias:
+            parts.append("nobias")
+        if self.activation:
+            parts.append(self.activation)
+        return ", ".join(parts)
+
+
+class TransposePlan(NamedTuple):
+    """One axis of a transposed convolution, as TensorFlow computes it: the full
+    result has (n - 1) * s + k cells (zeros beyond it where the output is longer);
+    the output is `size` cells of it from `crop` on. PyTorch writes the same as
+    padding=`crop` plus `output_padding` (when 0 <= it < stride), or, when the
+    full result loses more at the end than at the start, padding=`crop` then
+    `trim` cells cut from the end."""
+
+    size: int
+    crop: int
+    output_padding: int
+    trim: int
+
+
+def transpose_axis(n: int, k: int, s: int, padding: str | int, output_padding: int | None):
+    """Keras's (TensorFlow backend's) transposed convolution along one axis.
+
+    Output length (keras.src.backend.common.backend_utils):
+    - `valid`: (n - 1) * s + k + op, op defaulting to max(s - k, 0);
+    - `same`: n * s without output_padding, else (n - 1) * s + k % 2 + op;
+    - explicit symmetric zeros p (PyTorch's): (n - 1) * s + k - 2p + op (op default 0).
+    The output is the gradient of a convolution of that output length with that
+    padding: `same` crops max((n - 1) * s + k - L, 0) // 2 cells at the start (the
+    odd one goes to the end, as TensorFlow pads), `valid` none, explicit p cells.
+    Raises ShapeError where Keras or PyTorch refuse the combination."""
+    if output_padding is not None and output_padding >= s:
+        raise ShapeError(
+            f"output padding {output_padding} must be less than the stride {s}",
+            hint="Keras and PyTorch both refuse output_padding >= stride",
+        )
+    full = (n - 1) * s + k
+    if padding == "valid":
+        size = full + (max(k, s) - k if output_padding is None else output_padding)
+        crop = 0
+    elif padding == "same":
+        size = n * s if output_padding is None else (n - 1) * s + k % 2 + output_padding
+        if -(-size // s) != n:
+            raise ShapeError(
+                f"`same` padding with output padding {output_padding} gives {size} cells, "
+                f"which a stride-{s} convolution does not map back to {n}",
+                hint="with an even kernel, `same` needs an output padding of at least 1",
+            )
+        crop = max(full - size, 0) // 2
+    else:
+        size = full - 2 * padding + (output_padding or 0)
+        crop = padding
+    if size <= 0:
+        raise ShapeError(
+            f"a transposed convolution of {n} cells padded by {padding} leaves no output",
+            hint="use less padding",
+        )
+    extra = size - (full - 2 * crop)  # PyTorch's output_padding, if it is one
+    if 0 <= extra < s:
+        return TransposePlan(size, crop, extra, 0)
+    return TransposePlan(size, crop, 0, -extra)
+
+
+class Conv2DTranspose(Node):
+    """Transposed 2-D convolution (Keras `Conv2DTranspose`, PyTorch
+    `nn.ConvTranspose2d`), with Keras's (TensorFlow backend's) output size and
+    alignment: see `transpose_axis`. `output_padding` is Keras's argument (None:
+    Keras's default size); with explicit padding it is PyTorch's (default 0).
+    Kernel (kh, kw, C_out, C_in) in Keras, (C_in, C_out, kh, kw) in PyTorch.
+    MACs are counted per input pixel: H_in * W_in * kh * kw * C_in * C_out.
+    Receptive field: neighbouring output cells are jump / stride apart on the
+    input; one output cell depends on at most ceil(k / stride) input cells per
+    axis."""
+
+    kind: Literal["transposed"] = "transposed"
+    filters: int
+    kernel: Pair
+    stride: Pair = (1, 1)
+    padding: Literal["same", "valid"] | Pair = "valid"
+    output_padding: Pair | None = None
+    use_bias: bool = True
+    activation: str | None = None
+    init: str | None = None
+    bias_init: float | str | None = None
+    l2: float | None = None
+
+    prefix: ClassVar[str] = "ct"
+    title: ClassVar[str] = "transposed convolution `CT`"
+
+    def plan(self, ins: list[Shape]) -> tuple[TransposePlan, TransposePlan]:
+        h, w, _ = _spatial(self, ins)
+        pads = (self.padding,) * 2 if isinstance(self.padding, str) else self.padding
+        ops = (None, None) if self.output_padding is None else self.output_padding
+        return (
+            transpose_axis(h, self.kernel[0], self.stride[0], pads[0], ops[0]),
+            transpose_axis(w, self.kernel[1], self.stride[1], pads[1], ops[1]),
+        )
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        ph, pw = self.plan(ins)
+        return (ph.size, pw.size, self.filters)
+
+    def count(self, ins: list[Shape], out: Shape) -> Cost:
+        h, w, cin = ins[0]
+        kh, kw = self.kernel
+        weights = kh * kw * cin * self.filters
+        bias = self.filters if self.use_bias else 0
+        return Cost(weights + bias, 0, h * w * kh * kw * cin * self.filters)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        (r,) = ins
+        span = [-(-k // s) - 1 for k, s in zip(self.kernel, self.stride)]
+        return RF.of(
+            (r.size[0] + span[0] * r.jump[0], r.size[1] + span[1] * r.jump[1]),
+            (r.jump[0] / self.stride[0], r.jump[1] / self.stride[1]),
+        )
+
+    def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
+        kernel = Weight(
+            "kernel", "weight", (*self.kernel, self.filters, ins[0][2]), to_torch=(3, 2, 0, 1)
+        )
+        return (kernel, Weight("bias", "bias", (self.filters,))) if self.use_bias else (kernel,)
+
+    def describe(self) -> str:
+        parts = [
+            f"{self.filters}*{self.kernel[0]}*{self.kernel[1]}",
+            _stride_text(self.stride),
+            _pad_text(self.padding),
+        ]
+        if self.output_padding is not None:
+            parts.append(f"output padding {_hw(self.output_padding)}")
         if not self.use_bias:
             parts.append("nobias")
         if self.activation:

@@ -27,8 +27,10 @@ from archc.ir.kinds import (
     ChannelShuffle,
     ChannelSplit,
     Conv2D,
+    Conv2DTranspose,
     Crop,
     Dense,
+    DepthwiseConv2D,
     Dropout,
     DropPath,
     Flatten,
@@ -43,6 +45,7 @@ from archc.ir.kinds import (
     Rescaling,
     Reshape,
     Resize,
+    SeparableConv2D,
     Upsample,
     ZeroPad,
 )
@@ -126,14 +129,6 @@ UNSUPPORTED_ACTIVATIONS = {
 UNSUPPORTED_LAYERS = {
     **dict.fromkeys(("cropping1d", "cropping3d"), "the only cropping is `Crop` (2-D)"),
     **dict.fromkeys(("conv1d", "conv3d"), "1-D and 3-D convolutions are not supported"),
-    **dict.fromkeys(
-        ("conv2dtranspose", "convtranspose2d", "deconv", "deconv2d"),
-        "transposed convolutions are not supported",
-    ),
-    **dict.fromkeys(
-        ("depthwiseconv2d", "separableconv2d"),
-        "depthwise and separable convolutions are not supported",
-    ),
     **dict.fromkeys(
         ("upsampling1d", "upsampling3d"),
         "the only upsampling is `U` (2-D) and `Resize`",
@@ -353,41 +348,49 @@ def bind_normalization(r: ArgReader, spelled: str) -> Made:
     return [(Normalization, f)]
 
 
-@binds(
-    Conv2D,
-    "C",
-    "Conv",
-    "Conv2D",
-    options=(
-        "kernel",
-        "filters",
-        "stride",
-        "padding",
-        "dilation",
-        "bias",
-        "activation",
-        "init",
-        "bias_init",
-        "l2",
-    ),
+CONV_OPTIONS = (
+    "kernel",
+    "filters",
+    "stride",
+    "padding",
+    "dilation",
+    "bias",
+    "activation",
+    "init",
+    "bias_init",
+    "l2",
 )
-def bind_conv(r: ArgReader, spelled: str) -> Made:
+
+
+class ConvForm(NamedTuple):
+    """How messages write a convolution kind's call."""
+
+    form: str  # `C(filters*kh*kw, ...)`
+    example: str  # `C(6*5*5, s1, same)`
+    first: str  # `the filters and kernel come first: ...`
+
+
+def _conv_fields(r: ArgReader, kind: type[Node], how: ConvForm, filters: bool = True) -> dict:
+    """The arguments every convolution takes: `filters*kh*kw` (or `kh*kw` without
+    filters), a stride `s2`, padding `same`/`valid`/`p1`, `nobias`, a fused
+    activation, and their labelled forms, dilation and the weight options."""
     f: dict = {}
     first = r.next_pos()
     kernel = r.take("kernel")
-    filters = r.take("filters")
+    nfilters = r.take("filters") if filters else None
     if kernel is not None and first is not None:
         r.pos.insert(0, first)  # the first positional is then an option
         first = None
     kexpr = kernel.value if kernel is not None else first.value if first is not None else None
     if kexpr is None:
         raise r.fail(
-            f"{Conv2D.title} needs its kernel: `C(filters*kh*kw, ...)`",
+            f"{kind.title} needs its kernel: `{how.form}`",
             code="E303",
-            hint="for example `C(6*5*5, s1, same)`",
+            hint=f"for example `{how.example}`",
         )
-    if filters is not None:
-        f["filters"] = r.positive_int(filters.value, "the number of filters")
+    if nfilters is not None or not filters:
+        if nfilters is not None:
+            f["filters"] = r.positive_int(nfilters.value, "the number of filters")
         k = r.dims(kexpr, (1, 2), "kernel size kh*kw")
         f["kernel"] = (k[0], k[-1])
     else:
@@ -416,7 +419,7 @@ def bind_conv(r: ArgReader, spelled: str) -> Made:
             choices = ("same", "valid", "nobias") + FUSABLE
             guess = did_you_mean(v.name, choices)
             raise r.fail(
-                f"{Conv2D.title} has no option `{v.name}`",
+                f"{kind.title} has no option `{v.name}`",
                 a.span,
                 code="E307",
                 expected="a stride `s2`, padding `same`/`valid`/`p1`, `nobias`, "
@@ -425,11 +428,11 @@ def bind_conv(r: ArgReader, spelled: str) -> Made:
             )
         else:
             raise r.fail(
-                f"{Conv2D.title} does not understand `{show(v)}` here",
+                f"{kind.title} does not understand `{show(v)}` here",
                 a.span,
                 code="E301",
                 expected="a stride `s2`, padding `same`/`valid`/`p1`, `nobias`, or an activation",
-                hint="the filters and kernel come first: `C(64*3*3, s1, same)`",
+                hint=how.first,
             )
         r.pos.remove(a)
     _labelled_stride_and_padding(r, f)
@@ -448,8 +451,123 @@ def bind_conv(r: ArgReader, spelled: str) -> Made:
             "dilation_rate > 1 (PyTorch accepts it), and the spec must build "
             "in both",
         )
+    return f
+
+
+CONV_FORMS = {
+    "C": ConvForm(
+        "C(filters*kh*kw, ...)",
+        "C(6*5*5, s1, same)",
+        "the filters and kernel come first: `C(64*3*3, s1, same)`",
+    ),
+    "DW": ConvForm(
+        "DW(kh*kw, ...)", "DW(3*3, s1, same)", "the kernel comes first: `DW(3*3, s1, same)`"
+    ),
+    "SC": ConvForm(
+        "SC(filters*kh*kw, ...)",
+        "SC(64*3*3, s1, same)",
+        "the filters and kernel come first: `SC(64*3*3, s1, same)`",
+    ),
+    "CT": ConvForm(
+        "CT(filters*kh*kw, ...)",
+        "CT(64*3*3, s2, same)",
+        "the filters and kernel come first: `CT(64*3*3, s2, same)`",
+    ),
+}
+
+
+def _multiplier(r: ArgReader, f: dict) -> None:
+    if (a := r.take("multiplier")) is not None:
+        f["multiplier"] = r.positive_int(a.value, "the depth multiplier")
+
+
+def _equal_strides(r: ArgReader, kind: type[Node], f: dict) -> None:
+    stride = f.get("stride", (1, 1))
+    if stride[0] != stride[1]:
+        raise r.fail(
+            f"{kind.title} needs the same stride along height and width, not {stride}",
+            hint="TensorFlow's depthwise convolution (Keras's DepthwiseConv2D and "
+            "SeparableConv2D) supports equal strides only, and the spec must build in both",
+        )
+
+
+@binds(Conv2D, "C", "Conv", "Conv2D", options=(*CONV_OPTIONS, "groups"))
+def bind_conv(r: ArgReader, spelled: str) -> Made:
+    f = _conv_fields(r, Conv2D, CONV_FORMS["C"])
+    if (a := r.take("groups")) is not None:
+        f["groups"] = r.positive_int(a.value, "the number of groups")
     r.finish()
     return [(Conv2D, f)]
+
+
+@binds(
+    DepthwiseConv2D,
+    "DW",
+    "DWConv",
+    "DepthwiseConv2D",
+    options=tuple(o for o in CONV_OPTIONS if o != "filters") + ("multiplier",),
+)
+def bind_depthwise(r: ArgReader, spelled: str) -> Made:
+    f = _conv_fields(r, DepthwiseConv2D, CONV_FORMS["DW"], filters=False)
+    _multiplier(r, f)
+    _equal_strides(r, DepthwiseConv2D, f)
+    r.finish()
+    return [(DepthwiseConv2D, f)]
+
+
+@binds(
+    SeparableConv2D,
+    "SC",
+    "SepConv",
+    "SeparableConv2D",
+    options=(*(o for o in CONV_OPTIONS if o != "l2"), "multiplier"),
+)
+def bind_separable(r: ArgReader, spelled: str) -> Made:
+    f = _conv_fields(r, SeparableConv2D, CONV_FORMS["SC"])
+    _multiplier(r, f)
+    _equal_strides(r, SeparableConv2D, f)
+    r.finish()
+    return [(SeparableConv2D, f)]
+
+
+@binds(
+    Conv2DTranspose,
+    "CT",
+    "ConvT",
+    "Conv2DTranspose",
+    "ConvTranspose2d",
+    "deconv",
+    options=(*CONV_OPTIONS, "output_padding"),
+)
+def bind_transposed(r: ArgReader, spelled: str) -> Made:
+    if (a := r.take("dilation")) is not None:
+        raise r.fail(
+            f"a {Conv2DTranspose.title} cannot be dilated",
+            a.span,
+            code="E307",
+            hint="Keras's Conv2DTranspose (TensorFlow on the CPU) does not run dilation "
+            "rates above 1, and the spec must build in both",
+        )
+    f = _conv_fields(r, Conv2DTranspose, CONV_FORMS["CT"])
+    if (a := r.take("output_padding")) is not None:
+        v = r.value(a.value)
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+            f["output_padding"] = (v, v)
+        elif (
+            isinstance(v, tuple)
+            and len(v) in (1, 2)
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)
+        ):
+            f["output_padding"] = (v[0], v[-1])
+        else:
+            raise r.fail(
+                "output padding must be a non-negative integer or two of them",
+                a.span,
+                code="E307",
+                received=show(v),
+            )
+    r.finish()
+    return [(Conv2DTranspose, f)]
 
 
 @binds(

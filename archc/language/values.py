@@ -236,6 +236,9 @@ LABELS: dict[str, str] = {
     "offset": "offset",
     "mean": "mean",
     "variance": "variance",
+    "multiplier": "multiplier",
+    "depth_multiplier": "multiplier",
+    "output_padding": "output_padding",
 }
 
 

@@ -229,18 +229,31 @@ def lower_normalization(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.Normalization", [], kw)])
 
 
-@lowers("conv")
-def lower_conv(n: Node, r: Render) -> Lowered:
-    ops = []
+def _explicit_padding(n: Node, ops: list[Op]) -> str:
+    """Keras's padding for a window kind: explicit zeros become a ZeroPadding2D
+    before the layer, which then pads `valid`."""
     padding = n.padding
     if not isinstance(padding, str):
         if padding != (0, 0):
             ops.append(Op("layers.ZeroPadding2D", [_pads(padding)], attr=".pad"))
         padding = "valid"
+    return padding
+
+
+def _renamed(kw: OrderedDict, names: dict[str, str]) -> OrderedDict:
+    """Weight options under another layer's names (`depthwise_initializer`)."""
+    return OrderedDict((names.get(k, k), v) for k, v in kw.items())
+
+
+@lowers("conv")
+def lower_conv(n: Node, r: Render) -> Lowered:
+    ops = []
+    padding = _explicit_padding(n, ops)
     kw = OrderedDict(
         strides=_hw(n.stride),
         padding=padding,
         dilation_rate=_hw(n.dilation),
+        groups=n.groups,
         use_bias=n.use_bias,
         activation=n.activation,
     )
@@ -254,12 +267,107 @@ def lower_conv(n: Node, r: Render) -> Lowered:
                 "strides": 1,
                 "padding": "valid",
                 "dilation_rate": 1,
+                "groups": 1,
                 "use_bias": True,
                 "activation": None,
                 **WEIGHT_DEFAULTS,
             },
         )
     )
+    return Lowered(ops)
+
+
+DEPTHWISE_NAMES = {
+    "kernel_initializer": "depthwise_initializer",
+    "kernel_regularizer": "depthwise_regularizer",
+}
+
+
+@lowers("depthwise")
+def lower_depthwise(n: Node, r: Render) -> Lowered:
+    ops = []
+    padding = _explicit_padding(n, ops)
+    kw = OrderedDict(
+        strides=_hw(n.stride),
+        padding=padding,
+        depth_multiplier=n.multiplier,
+        dilation_rate=_hw(n.dilation),
+        use_bias=n.use_bias,
+        activation=n.activation,
+    )
+    kw.update(_renamed(_weights(n), DEPTHWISE_NAMES))
+    defaults = {
+        "strides": 1,
+        "padding": "valid",
+        "depth_multiplier": 1,
+        "dilation_rate": 1,
+        "use_bias": True,
+        "activation": None,
+        **_renamed(OrderedDict(WEIGHT_DEFAULTS), DEPTHWISE_NAMES),
+    }
+    ops.append(Op("layers.DepthwiseConv2D", [_hw(n.kernel)], kw, defaults))
+    return Lowered(ops)
+
+
+@lowers("separable")
+def lower_separable(n: Node, r: Render) -> Lowered:
+    ops = []
+    padding = _explicit_padding(n, ops)
+    kw = OrderedDict(
+        strides=_hw(n.stride),
+        padding=padding,
+        depth_multiplier=n.multiplier,
+        dilation_rate=_hw(n.dilation),
+        use_bias=n.use_bias,
+        activation=n.activation,
+    )
+    weights = _weights(n)  # `init` applies to both kernels
+    kw["depthwise_initializer"] = kw["pointwise_initializer"] = weights["kernel_initializer"]
+    kw["bias_initializer"] = weights["bias_initializer"]
+    defaults = {
+        "strides": 1,
+        "padding": "valid",
+        "depth_multiplier": 1,
+        "dilation_rate": 1,
+        "use_bias": True,
+        "activation": None,
+        "depthwise_initializer": "glorot_uniform",
+        "pointwise_initializer": "glorot_uniform",
+        "bias_initializer": "zeros",
+    }
+    ops.append(Op("layers.SeparableConv2D", [n.filters, _hw(n.kernel)], kw, defaults))
+    return Lowered(ops)
+
+
+@lowers("transposed")
+def lower_transposed(n: Node, r: Render) -> Lowered:
+    """Keras's own semantics for `same` and `valid`. Explicit (PyTorch) padding p:
+    the `valid` result with the output padding written out, then p cells cropped
+    from each side (what PyTorch's padding does to a transposed convolution)."""
+    padding, output_padding = n.padding, n.output_padding
+    crop = None
+    if not isinstance(padding, str):
+        crop = padding if padding != (0, 0) else None
+        padding, output_padding = "valid", output_padding or (0, 0)
+    kw = OrderedDict(
+        strides=_hw(n.stride),
+        padding=padding,
+        output_padding=None if output_padding is None else _hw(output_padding),
+        use_bias=n.use_bias,
+        activation=n.activation,
+    )
+    kw.update(_weights(n))
+    defaults = {
+        "strides": 1,
+        "padding": "valid",
+        "output_padding": None,
+        "use_bias": True,
+        "activation": None,
+        **WEIGHT_DEFAULTS,
+    }
+    ops = [Op("layers.Conv2DTranspose", [n.filters, _hw(n.kernel)], kw, defaults)]
+    if crop is not None:
+        ops.append(Op("layers.Cropping2D", [_pads(crop)], attr=".crop"))
     return Lowered(ops)
 
 

@@ -212,6 +212,49 @@ HELPERS = {
 
     def forward(self, x):
         return x.chunk(self.parts, dim=1)[self.take]''',
+    "SeparableConv2d": '''class SeparableConv2d(nn.Module):
+    """Keras's SeparableConv2D: a depthwise convolution (`multiplier` kernels per
+    input channel, no bias), then a 1x1 pointwise convolution with the bias."""
+
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        multiplier=1,
+        bias=True,
+    ):
+        super().__init__()
+        mid = in_channels * multiplier
+        self.depthwise = nn.Conv2d(
+            in_channels,
+            mid,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups=in_channels,
+            bias=False,
+        )
+        self.pointwise = nn.Conv2d(mid, out_channels, 1, bias=bias)
+
+    def forward(self, x):
+        return self.pointwise(self.depthwise(x))''',
+    "CroppedConvTranspose2d": '''class CroppedConvTranspose2d(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d, then its last `crop` = (rows, columns) dropped: where
+    Keras's transposed convolution loses one cell more at the end than at the
+    start, which PyTorch's symmetric padding cannot say."""
+
+    def __init__(self, *args, crop, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.crop = crop
+
+    def forward(self, x):
+        x = super().forward(x)
+        return x[:, :, : x.shape[2] - self.crop[0], : x.shape[3] - self.crop[1]]''',
 }
 
 
@@ -269,33 +312,116 @@ def lower_normalization(n: Node, r: Render) -> Lowered:
     return Lowered([Op("Normalization", [n.in_shapes[0][-1]], kw, channels_arg=0)])
 
 
+def _window_padding(n: Node, ops: list[Op]):
+    """The layer's `padding=` for Keras's `same` (symmetric), `valid` or explicit
+    zeros; uneven `same` padding becomes an nn.ZeroPad2d before the layer."""
+    if n.padding == "same":
+        (t, b), (left, right) = _same(n, n.kernel, n.stride, n.dilation)
+        if t == b and left == right:
+            return _hw((t, left))
+        ops.append(Op("nn.ZeroPad2d", [(left, right, t, b)], attr="_pad"))
+        return 0
+    if n.padding == "valid":
+        return 0
+    return _hw(n.padding)
+
+
 @lowers("conv")
 def lower_conv(n: Node, r: Render) -> Lowered:
     cin = n.in_shapes[0][-1]
     ops = []
-    if n.padding == "same":
-        (t, b), (left, right) = _same(n, n.kernel, n.stride, n.dilation)
-        if t == b and left == right:
-            padding = _hw((t, left))
-        else:
-            ops.append(Op("nn.ZeroPad2d", [(left, right, t, b)], attr="_pad"))
-            padding = 0
-    elif n.padding == "valid":
-        padding = 0
-    else:
-        padding = _hw(n.padding)
+    padding = _window_padding(n, ops)
     ops.append(
         Op(
             "nn.Conv2d",
             [cin, n.filters, _hw(n.kernel)],
             OrderedDict(
-                stride=_hw(n.stride), padding=padding, dilation=_hw(n.dilation), bias=n.use_bias
+                stride=_hw(n.stride),
+                padding=padding,
+                dilation=_hw(n.dilation),
+                groups=n.groups,
+                bias=n.use_bias,
             ),
-            {"stride": 1, "padding": 0, "dilation": 1, "bias": True},
+            {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True},
             channels_arg=0,
         )
     )
     return Lowered(ops, _activation(n.activation))
+
+
+@lowers("depthwise")
+def lower_depthwise(n: Node, r: Render) -> Lowered:
+    """nn.Conv2d with one group per input channel; output channel c * multiplier + k
+    comes from input channel c, as in Keras."""
+    cin = n.in_shapes[0][-1]
+    ops = []
+    padding = _window_padding(n, ops)
+    ops.append(
+        Op(
+            "nn.Conv2d",
+            [cin, cin * n.multiplier, _hw(n.kernel)],
+            OrderedDict(
+                stride=_hw(n.stride),
+                padding=padding,
+                dilation=_hw(n.dilation),
+                groups=cin,
+                bias=n.use_bias,
+            ),
+            {"stride": 1, "padding": 0, "dilation": 1, "bias": True},
+        )
+    )
+    return Lowered(ops, _activation(n.activation))
+
+
+@lowers("separable")
+def lower_separable(n: Node, r: Render) -> Lowered:
+    r.helpers.add("SeparableConv2d")
+    ops = []
+    padding = _window_padding(n, ops)
+    ops.append(
+        Op(
+            "SeparableConv2d",
+            [n.in_shapes[0][-1], n.filters, _hw(n.kernel)],
+            OrderedDict(
+                stride=_hw(n.stride),
+                padding=padding,
+                dilation=_hw(n.dilation),
+                multiplier=n.multiplier,
+                bias=n.use_bias,
+            ),
+            {"stride": 1, "padding": 0, "dilation": 1, "multiplier": 1, "bias": True},
+            channels_arg=0,
+        )
+    )
+    return Lowered(ops, _activation(n.activation))
+
+
+@lowers("transposed")
+def lower_transposed(n: Node, r: Render) -> Lowered:
+    """nn.ConvTranspose2d cropping what Keras crops at the start (`padding=`) and
+    giving Keras's length by `output_padding`, or, where Keras crops one cell more
+    at the end, the CroppedConvTranspose2d helper that drops it (see
+    archc.ir.kinds.transpose_axis)."""
+    ph, pw = n.plan([tuple(n.in_shapes[0])])
+    kw = OrderedDict(
+        stride=_hw(n.stride),
+        padding=_hw((ph.crop, pw.crop)),
+        output_padding=_hw((ph.output_padding, pw.output_padding)),
+        bias=n.use_bias,
+    )
+    cls = "nn.ConvTranspose2d"
+    if ph.trim or pw.trim:
+        r.helpers.add("CroppedConvTranspose2d")
+        cls = "CroppedConvTranspose2d"
+        kw["crop"] = (ph.trim, pw.trim)
+    op = Op(
+        cls,
+        [n.in_shapes[0][-1], n.filters, _hw(n.kernel)],
+        kw,
+        {"stride": 1, "padding": 0, "output_padding": 0, "bias": True},
+        channels_arg=0,
+    )
+    return Lowered([op], _activation(n.activation))
 
 
 @lowers("dense")
