@@ -78,6 +78,13 @@ class Model(BaseModel):
     # the report shows them (`conv(...) ← @enc1`); also not in the JSON form.
     _skips: dict[str, str] = PrivateAttr(default_factory=dict)
 
+    def __eq__(self, other: object) -> bool:
+        """The same graph: the private notes above (which the JSON form leaves out)
+        are not compared, so a model loaded back from JSON equals the compiled one."""
+        if not isinstance(other, Model):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
     def node(self, name: str):
         for n in self.nodes:
             if n.name == name:
