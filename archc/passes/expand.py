@@ -629,7 +629,7 @@ class Expander:
             span, in_if = written
             if (span.line, span.col) > (ref.span.line, ref.span.col):
                 message = f"`{name}` is used before it is defined"
-                hint = "a reference goes back to an earlier tensor; move `@` after the name"
+                hint = f"a reference goes back to a tensor made before it; move `@{name}` after `as {name}`"
             elif in_if:
                 message = f"`{name}` is defined in an `if` that is not taken here"
                 hint = "refer to it only where its `if` is taken, or name a tensor outside the `if`"
@@ -675,7 +675,11 @@ class Expander:
             "E212",
             f"no tensor is named `{name}` in {where}",
             ref.span,
-            expected=", ".join(f"`{n}`" for n in visible) if visible else "a name given with `as`",
+            expected=(
+                "a name defined before it: " + ", ".join(f"`{n}`" for n in visible)
+                if visible
+                else "a name given with `as` before it"
+            ),
             hint=hint or "name a tensor with `as` before referring to it with `@`",
         )
 
