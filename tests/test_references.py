@@ -150,7 +150,7 @@ def test_a_reference_in_a_repeated_group_is_followed_each_time():
     m = compile_str("input 8*8*2\nC(3*1*1) as a\n{ add { @a | C(3*1*1) } } x2\n")
     assert inputs(m)["add2"] == ("a", "c2") and inputs(m)["c2"] == ("add1",)
     m = compile_str("input 8*8*2\nC(3*1*1) as a\nC(3*1*1)\nconcat { { @a } x3 | }\n")
-    assert inputs(m)["cat1"] == ("a", "c2")
+    assert inputs(m)["cat1"] == ("a", "c1")
 
 
 def test_references_add_nothing_to_a_spec_without_them():
