@@ -553,3 +553,24 @@ def test_equivalence_float64(spec, direction):
     assert r.problems == [] and r.diff <= 1e-9 * max(1.0, r.scale), r
     assert r.scale > 0.1  # the output is not degenerate
     assert [n.name for n in r.nodes if n.problem or n.degenerate] == []
+
+
+# ---- documentation -------------------------------------------------------------
+
+
+def test_the_documented_example_compiles_and_every_code_is_documented():
+    import pathlib
+    import re
+
+    doc = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "language.md").read_text()
+    section = doc[doc.index("## Skips to earlier tensors") : doc.index("## Conditions")]
+    example = re.search(r"```\n(.*?)```", section, re.DOTALL).group(1)
+    m = compile_str("input 16*16*3\n" + example)
+    assert m.node("cat1").out_shape == (16, 16, 24) and m.output_shape == (16, 16, 24)
+    assert inputs(m)["c3"] == ("enc1",) and m._skips == {"cat1": "enc1", "c3": "enc1"}
+    for code in ("E212", "E213", "E214", "E215"):
+        assert code in section, code
+    shown = re.findall(r"```\n(error\[E401\].*?)```", section, re.DOTALL)[0].strip()
+    spec = "input 8*8*2\nC(4*3*3,s1,same) as e1 P(max,2,2) C(8*3*3,s1,same)\nconcat { @e1 | }\n"
+    (d,) = errors(spec, "net.cnn")
+    assert d.render().replace(str(SPECS / "net.cnn"), "net.cnn") == shown
