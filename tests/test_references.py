@@ -209,6 +209,17 @@ ERRORS = [
         "name a tensor with `as` before referring to it with `@`",
     ),
     (
+        "input 8*8*2\nC(3*1*1) x3 as stage\nadd { @stage | }\n",
+        "E213",
+        3,
+        7,
+        13,
+        "`stage` names a repeated element: each repetition has its own name",
+        "`@stage_1`, `@stage_2`, `@stage_3`",
+        (),
+        "the last repetition's output is `@stage_3`",
+    ),
+    (
         "input 8*8*2\nadd { @late | } C(2*1*1) as late\n",
         "E213",
         2,

@@ -624,6 +624,18 @@ class Expander:
         name, where = ref.name, "this block" if scope else "the spec"
         if scope in self.groups:
             where = f"the group `{scope.rsplit('.', 1)[-1]}`"
+        numbered = [
+            n for n in self._visible(scope) if re.fullmatch(re.escape(name) + r"_[0-9]+", n)
+        ]
+        if numbered:  # `X x2 as stage`: `stage_1`, `stage_2`
+            self.diags.error(
+                "E213",
+                f"`{name}` names a repeated element: each repetition has its own name",
+                ref.span,
+                expected=", ".join(f"`@{n}`" for n in numbered),
+                hint=f"the last repetition's output is `@{numbered[-1]}`",
+            )
+            return
         written = _written(self.bodies.get(scope, []), name)
         if written is not None:
             span, in_if = written
