@@ -93,6 +93,7 @@ def totals(model: Model) -> dict:
         "trainable": model.trainable,
         "nontrainable": model.nontrainable,
         "macs": model.macs,
+        "flops": 2 * model.macs,  # a multiply-accumulate is two floating-point operations
         "weights_bytes_float32": model.params * 4,
         "activations_bytes_float32_batch1": model.activation_elements * 4,
         "input": list(model.input_shape),
@@ -148,7 +149,10 @@ def text(model: Model) -> str:
         f"Total params:         {t['params']:,} ({_bytes(t['weights_bytes_float32'])} float32)",
         f"Trainable params:     {t['trainable']:,}",
         f"Non-trainable params: {t['nontrainable']:,}",
-        f"Total MACs:           {t['macs']:,} ({_si(t['macs'])})",
+        (
+            f"Total MACs:           {t['macs']:,} ({_si(t['macs'])}); "
+            f"FLOPs = 2 x MACs: {t['flops']:,} ({_si(t['flops'])})"
+        ),
         f"Activations (batch 1, float32): {_bytes(t['activations_bytes_float32_batch1'])}",
         f"Input {describe(model.input_shape)} -> output {describe(model.output_shape)}",
     ]
@@ -178,7 +182,8 @@ def markdown(model: Model) -> str:
         "",
         (
             f"Total params: {t['params']:,} (trainable {t['trainable']:,}, "
-            f"non-trainable {t['nontrainable']:,}); MACs: {t['macs']:,}."
+            f"non-trainable {t['nontrainable']:,}); MACs: {t['macs']:,} "
+            f"(FLOPs = 2 x MACs: {t['flops']:,})."
         ),
     ]
     return "\n".join(lines)

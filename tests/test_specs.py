@@ -69,9 +69,12 @@ FIGURES = {
     "resnet50_torchvision.cnn": (25_610_152, 25_557_032, 53_120, (1000,), "torch"),
     "googlenet.cnn": (6_998_552, 6_998_552, 0, (1000,), "keras"),
     "zfnet.cnn": (62_357_608, 62_357_608, 0, (1000,), "keras"),
+    # modern networks (issue 14), each against keras.applications
+    "inception_v3.cnn": (23_851_784, 23_817_352, 34_432, (1000,), "keras"),
 }
 
 ALL_SPECS = sorted(p.name for p in SPECS.glob("*.cnn") if p.name != "stdlib.cnn")
+TORCH_SPECS = sorted(s for s, figure in FIGURES.items() if figure[4] == "torch")
 
 
 def test_every_spec_has_a_figure():
@@ -137,7 +140,7 @@ KIND_OF = {
 
 @pytest.mark.keras
 @pytest.mark.skipif(not HAS_KERAS, reason="keras is not installed")
-@pytest.mark.parametrize("spec", [s for s in ALL_SPECS if "torchvision" not in s])
+@pytest.mark.parametrize("spec", [s for s in ALL_SPECS if s not in TORCH_SPECS])
 def test_keras_reference(spec):
     """Rebuild the Keras reference and compare counts, output shape, and, for
     functional references, every layer: each Keras layer has a node of the
@@ -173,12 +176,28 @@ def test_keras_reference(spec):
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
-@pytest.mark.parametrize("spec", sorted(s for s in ALL_SPECS if "torchvision" in s))
+@pytest.mark.parametrize("spec", TORCH_SPECS)
 def test_torchvision_reference(spec):
     """torchvision counts parameters (archc's trainable) and keeps BN running
-    statistics as buffers (archc's non-trainable)."""
+    statistics as buffers (archc's non-trainable); the output shape is the
+    transcription's on the spec's input."""
+    import torch
+
     from tests.references import torch_refs
 
-    params, stats = torch_refs.counts(torch_refs.REFERENCES[spec]())
+    ref = torch_refs.REFERENCES[spec]().eval()
+    params, stats = torch_refs.counts(ref)
     model = compile_spec(str(SPECS / spec))
     assert (model.trainable, model.nontrainable) == (params, stats)
+    h, w, c = model.input_shape
+    with torch.no_grad():
+        assert tuple(ref(torch.zeros(1, c, h, w)).shape[1:]) == model.output_shape
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+def test_torch_transcriptions_reproduce_torchvisions_published_counts():
+    from tests.references import torch_refs
+
+    assert set(torch_refs.PUBLISHED) == set(torch_refs.REFERENCES)
+    for spec, published in torch_refs.PUBLISHED.items():
+        assert torch_refs.counts(torch_refs.REFERENCES[spec]())[0] == published, spec

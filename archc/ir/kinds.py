@@ -32,7 +32,14 @@ from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator
 
-from archc.ir.shapes import Shape, ShapeError, describe, effective_kernel, window_output
+from archc.ir.shapes import (
+    Shape,
+    ShapeError,
+    ceil_window_output,
+    describe,
+    effective_kernel,
+    window_output,
+)
 
 Pair = tuple[int, int]
 
@@ -219,7 +226,8 @@ class Node(BaseModel):
     @abstractmethod
     def receptive_field(self, ins: RFs) -> RF | None:
         """The output's receptive field from the inputs'; None once it covers the
-        whole input (Flatten, global pooling, Dense)."""
+        whole input (Flatten, global pooling, Dense). Inference fills `in_shapes`
+        and `out_shape` before it calls this (a resize reads its ratio from them)."""
 
     @abstractmethod
     def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
@@ -381,11 +389,13 @@ def _pad_text(p: str | Pair) -> str:
 class BatchNorm(Node):
     """Batch normalisation over the last axis. Keras conventions: epsilon 1e-3,
     moving-average momentum 0.99. Parameters: gamma and beta trainable, moving
-    mean and variance non-trainable (2C + 2C, as Keras counts them)."""
+    mean and variance non-trainable (2C + 2C, as Keras counts them). `scale=False`
+    is Keras's BatchNormalization(scale=False) (Inception v3): no gamma, so C + 2C."""
 
     kind: Literal["batchnorm"] = "batchnorm"
     epsilon: float = 1e-3
     momentum: float = 0.99
+    scale: bool = True
 
     prefix: ClassVar[str] = "b"
     title: ClassVar[str] = "batch norm `B`"
@@ -395,22 +405,23 @@ class BatchNorm(Node):
 
     def count(self, ins: list[Shape], out: Shape) -> Cost:
         c = ins[0][-1]
-        return Cost(2 * c, 2 * c, 0)
+        return Cost((2 if self.scale else 1) * c, 2 * c, 0)
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return ins[0]  # per-channel affine at inference: each cell on its own
 
     def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
         c = (ins[0][-1],)
+        gamma = (Weight("gamma", "weight", c),) if self.scale else ()
         return (
-            Weight("gamma", "weight", c),
+            *gamma,
             Weight("beta", "bias", c),
             Weight("moving_mean", "running_mean", c, trainable=False),
             Weight("moving_variance", "running_var", c, trainable=False),
         )
 
     def describe(self) -> str:
-        parts = []
+        parts = [] if self.scale else ["no scale"]
         if self.epsilon != 1e-3:
             parts.append(f"eps {self.epsilon:g}")
         if self.momentum != 0.99:
@@ -487,13 +498,21 @@ class Activation(Node):
 class Pool(NoWeights, Node):
     """Max or average pooling. Stride defaults to the kernel (Keras). `same`
     max pooling ignores padded cells; `same` average pooling divides by the
-    number of real cells; explicit padding is PyTorch's (-inf for max)."""
+    number of real cells; explicit padding is PyTorch's (-inf for max).
+
+    `ceil` is PyTorch's `ceil_mode` (valid or explicit padding only): the output
+    length is rounded up, so a last window may overhang the bottom/right edge,
+    unless it would start past the input and its left padding (PyTorch's rule;
+    `archc.ir.shapes.ceil_window_output`). Max pooling ignores the overhang;
+    average pooling divides the overhanging window by the cells it covers inside
+    the padded input (PyTorch counts explicit padding, not the overhang)."""
 
     kind: Literal["pool"] = "pool"
     op: Literal["max", "avg"]
     kernel: Pair
     stride: Pair
     padding: Literal["same", "valid"] | Pair = "valid"
+    ceil: bool = False
 
     prefix: ClassVar[str] = "p"
     title: ClassVar[str] = "pooling `P`"
@@ -509,6 +528,18 @@ class Pool(NoWeights, Node):
                     hint="PyTorch refuses larger padding for pooling",
                 )
             ph, pw = (self.padding[0],) * 2, (self.padding[1],) * 2
+        if self.ceil:
+            if ph == "same":
+                raise ShapeError(
+                    "`ceil` pooling needs valid or explicit padding",
+                    hint="`same` pooling already rounds up: ceil(n / stride)",
+                )
+            ph, pw = ((0, 0), (0, 0)) if ph == "valid" else (ph, pw)
+            return (
+                ceil_window_output(h, self.kernel[0], self.stride[0], ph),
+                ceil_window_output(w, self.kernel[1], self.stride[1], pw),
+                c,
+            )
         return (
             window_output(h, self.kernel[0], self.stride[0], ph),
             window_output(w, self.kernel[1], self.stride[1], pw),
@@ -521,7 +552,7 @@ class Pool(NoWeights, Node):
     def describe(self) -> str:
         return (
             f"{self.op}, {self.kernel[0]}*{self.kernel[1]}, {_stride_text(self.stride)}, "
-            f"{_pad_text(self.padding)}"
+            f"{_pad_text(self.padding)}" + (", ceil" if self.ceil else "")
         )
 
 
@@ -540,6 +571,80 @@ class GlobalPool(NoWeights, Node):
 
     def describe(self) -> str:
         return f"global {self.op}"
+
+
+# ---------------------------------------------------------------------------
+# Resampling
+# ---------------------------------------------------------------------------
+
+Interpolation = Literal["nearest", "bilinear"]
+
+
+def _rf_resample(r: RF, ratio: tuple[Fraction, Fraction], interpolation: str) -> RF:
+    """An output cell at `ratio` = out/in cells per input cell. Nearest copies one
+    input cell; bilinear (half-pixel centres, no antialiasing, up or down) mixes
+    the 2 neighbouring input cells per axis, so it sees one more cell (one more
+    jump) on each axis that is resampled. Neighbours are jump / ratio apart."""
+    size = []
+    for i in range(2):
+        grow = interpolation == "bilinear" and ratio[i] != 1
+        size.append(r.size[i] + r.jump[i] if grow else r.size[i])
+    return RF.of(size, (r.jump[0] / ratio[0], r.jump[1] / ratio[1]))
+
+
+class Upsample(NoWeights, Node):
+    """Upsampling by an integer factor per axis (Keras `UpSampling2D`). Nearest
+    repeats each cell; bilinear interpolates with half-pixel centres (PyTorch's
+    align_corners=False), as Keras does. No parameters, no MACs (archc counts
+    those of convolutions and dense layers only)."""
+
+    kind: Literal["upsample"] = "upsample"
+    factor: Pair
+    interpolation: Interpolation = "nearest"
+
+    prefix: ClassVar[str] = "up"
+    title: ClassVar[str] = "upsampling `U`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        h, w, c = _spatial(self, ins)
+        return (h * self.factor[0], w * self.factor[1], c)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return _rf_resample(
+            ins[0], (Fraction(self.factor[0]), Fraction(self.factor[1])), self.interpolation
+        )
+
+    def describe(self) -> str:
+        return f"x{_hw(self.factor)}, {self.interpolation}"
+
+
+class Resize(NoWeights, Node):
+    """Resizing to a fixed height and width (Keras `Resizing`, antialias and
+    crop_to_aspect_ratio off; PyTorch `F.interpolate(size=...)`), by any ratio,
+    up or down. Nearest takes the input cell under each output cell's centre
+    (half-pixel centres: PyTorch's `nearest-exact`); bilinear interpolates the
+    two nearest cells per axis with half-pixel centres (align_corners=False),
+    without antialiasing when it shrinks."""
+
+    kind: Literal["resize"] = "resize"
+    size: Pair
+    interpolation: Interpolation = "bilinear"
+
+    prefix: ClassVar[str] = "rs"
+    title: ClassVar[str] = "resizing `Resize`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        _, _, c = _spatial(self, ins)
+        return (self.size[0], self.size[1], c)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        """The ratio out/in per axis from the node's shapes (infer fills them first):
+        neighbouring outputs are jump * in / out apart."""
+        (h, w, _), (oh, ow, _) = self.in_shapes[0], self.out_shape
+        return _rf_resample(ins[0], (Fraction(oh, h), Fraction(ow, w)), self.interpolation)
+
+    def describe(self) -> str:
+        return f"{self.size[0]}*{self.size[1]}, {self.interpolation}"
 
 
 # ---------------------------------------------------------------------------
@@ -596,6 +701,34 @@ class ZeroPad(NoWeights, Node):
 
     def describe(self) -> str:
         return "top {}, bottom {}, left {}, right {}".format(*self.pad)
+
+
+class Crop(NoWeights, Node):
+    """Cropping (top, bottom, left, right) cells off the edges (Keras `Cropping2D`;
+    U-Net's skips into valid convolutions)."""
+
+    kind: Literal["crop"] = "crop"
+    crop: tuple[int, int, int, int]
+
+    prefix: ClassVar[str] = "crop"
+    title: ClassVar[str] = "cropping `Crop`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        h, w, c = _spatial(self, ins)
+        t, b, left, right = self.crop
+        if t + b >= h or left + right >= w:
+            raise ShapeError(
+                f"cropping {t}+{b} rows and {left}+{right} columns leaves nothing of "
+                f"{describe(ins[0])}",
+                hint="crop less, or crop before an earlier downsampling step",
+            )
+        return (h - t - b, w - left - right, c)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return ins[0]  # drops cells; each remaining cell is its input cell
+
+    def describe(self) -> str:
+        return "top {}, bottom {}, left {}, right {}".format(*self.crop)
 
 
 # ---------------------------------------------------------------------------
@@ -673,6 +806,61 @@ class Concat(NoWeights, Node):
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return rf_merge(ins)
+
+
+def _channel_groups(node: Node, ins: list[Shape], groups: int, what: str) -> Shape:
+    x = _spatial(node, ins)
+    if x[2] % groups:
+        raise ShapeError(
+            f"{node.title} needs the channels ({x[2]}) to be a multiple of {what} ({groups})",
+            hint="give the layer before it a multiple of that many channels",
+        )
+    return x
+
+
+class ChannelShuffle(NoWeights, Node):
+    """ShuffleNet's channel shuffle: the channels, seen as `groups` groups of C/g,
+    are interleaved (channel i*(C/g) + j goes to j*g + i), as torchvision's
+    channel_shuffle does in channels-first and Reshape-Permute-Reshape does in
+    channels-last."""
+
+    kind: Literal["shuffle"] = "shuffle"
+    groups: int
+
+    prefix: ClassVar[str] = "shuffle"
+    title: ClassVar[str] = "channel shuffle `Shuffle`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        return _channel_groups(self, ins, self.groups, "the groups")
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return ins[0]  # moves channels, not cells
+
+    def describe(self) -> str:
+        return f"{self.groups} groups"
+
+
+class ChannelSplit(NoWeights, Node):
+    """Part `take` (from 0) of the channels cut into `parts` equal parts, in order
+    (ShuffleNet v2's split: torch `x.chunk(parts, dim=1)[take]`). A branch that
+    starts with `Split(2, 1)` reads the second half."""
+
+    kind: Literal["split"] = "split"
+    parts: int
+    take: int
+
+    prefix: ClassVar[str] = "split"
+    title: ClassVar[str] = "channel split `Split`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        h, w, c = _channel_groups(self, ins, self.parts, "the parts")
+        return (h, w, c // self.parts)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return ins[0]  # selects channels, not cells
+
+    def describe(self) -> str:
+        return f"part {self.take} of {self.parts}"
 
 
 class Add(NoWeights, Node):

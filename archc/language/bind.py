@@ -24,7 +24,10 @@ from archc.ir.kinds import (
     LRN,
     Activation,
     BatchNorm,
+    ChannelShuffle,
+    ChannelSplit,
     Conv2D,
+    Crop,
     Dense,
     Dropout,
     Flatten,
@@ -32,6 +35,8 @@ from archc.ir.kinds import (
     Node,
     Pair,
     Pool,
+    Resize,
+    Upsample,
     ZeroPad,
 )
 from archc.language.values import ArgReader, Sym, Tagged, show
@@ -114,7 +119,7 @@ UNSUPPORTED_ACTIVATIONS = {
 # they are rather than "corrected" into a different layer (`Cropping2D` is not
 # `Conv2D`, `Conv1D` not `Conv2D`).
 UNSUPPORTED_LAYERS = {
-    **dict.fromkeys(("cropping1d", "cropping2d", "cropping3d"), "cropping is not supported"),
+    **dict.fromkeys(("cropping1d", "cropping3d"), "the only cropping is `Crop` (2-D)"),
     **dict.fromkeys(("conv1d", "conv3d"), "1-D and 3-D convolutions are not supported"),
     **dict.fromkeys(
         ("conv2dtranspose", "convtranspose2d", "deconv", "deconv2d"),
@@ -125,8 +130,8 @@ UNSUPPORTED_LAYERS = {
         "depthwise and separable convolutions are not supported",
     ),
     **dict.fromkeys(
-        ("upsampling2d", "upsample", "upsamplingnearest2d", "upsamplingbilinear2d", "resizing"),
-        "upsampling is not supported",
+        ("upsampling1d", "upsampling3d"),
+        "the only upsampling is `U` (2-D) and `Resize`",
     ),
     **dict.fromkeys(
         (
@@ -410,7 +415,14 @@ def bind_conv(r: ArgReader, spelled: str) -> Made:
     return [(Conv2D, f)]
 
 
-@binds(BatchNorm, "B", "BN", "BatchNorm", "BatchNormalization", options=("epsilon", "momentum"))
+@binds(
+    BatchNorm,
+    "B",
+    "BN",
+    "BatchNorm",
+    "BatchNormalization",
+    options=("epsilon", "momentum", "scale"),
+)
 def bind_batchnorm(r: ArgReader, spelled: str) -> Made:
     present = True
     a = r.next_pos()
@@ -425,6 +437,8 @@ def bind_batchnorm(r: ArgReader, spelled: str) -> Made:
             raise r.fail("epsilon must be positive", e.span)
     if (m := r.take("momentum")) is not None:
         f["momentum"] = r.number(m.value, "momentum", lo=0.0, hi=1.0)
+    if (sc := r.take("scale")) is not None:  # `scale: no`: Keras's scale=False
+        f["scale"] = _yes_no(r, r.value(sc.value), sc.span)
     r.finish()
     return [(BatchNorm, f)] if present else []
 
@@ -508,7 +522,7 @@ def bind_activation(r: ArgReader, spelled: str) -> Made:
     "AvgPool",
     "MaxPool2D",
     "AvgPool2D",
-    options=("kernel", "stride", "padding"),
+    options=("kernel", "stride", "padding", "ceil"),
 )
 def bind_pool(r: ArgReader, spelled: str) -> Made:
     op = {"MaxPool": "max", "MaxPool2D": "max", "AvgPool": "avg", "AvgPool2D": "avg"}.get(spelled)
@@ -553,6 +567,8 @@ def bind_pool(r: ArgReader, spelled: str) -> Made:
             or (isinstance(v, int) and not isinstance(v, bool) and "stride" not in f)
         ):
             _once(r, f, "stride", _pair(r, v, "stride", a.span), a.span)
+        elif isinstance(v, Sym) and v.name in ("ceil", "ceil_mode"):
+            _once(r, f, "ceil", True, a.span)
         elif isinstance(v, (Sym, Tagged)):
             _once(r, f, "padding", _padding_value(r, v, a.span), a.span)
         else:
@@ -564,6 +580,15 @@ def bind_pool(r: ArgReader, spelled: str) -> Made:
             )
         r.pos.remove(a)
     _labelled_stride_and_padding(r, f)
+    if (a := r.take("ceil")) is not None:
+        _once(r, f, "ceil", _yes_no(r, r.value(a.value), a.span), a.span)
+    if f.get("ceil") and f.get("padding") == "same":
+        raise r.fail(
+            "`ceil` pooling needs valid or explicit padding, not `same`",
+            code="E307",
+            hint="`same` pooling already rounds up: ceil(n / stride); `ceil` is "
+            "PyTorch's ceil_mode, for valid (`P(max, 3, 2, ceil)`) or explicit padding",
+        )
     f.setdefault("stride", f["kernel"])
     r.finish()
     return [(Pool, f)]
@@ -573,6 +598,65 @@ def bind_pool(r: ArgReader, spelled: str) -> Made:
 def bind_global_pool(r: ArgReader, spelled: str) -> Made:
     r.finish()
     return [(GlobalPool, {"op": "max" if spelled in ("GMP", "GlobalMaxPool") else "avg"})]
+
+
+INTERPOLATIONS = ("nearest", "bilinear")
+
+
+def _interpolation(r: ArgReader, f: dict, positional: list) -> None:
+    """`bilinear` as a positional argument or `interpolation: bilinear`, once."""
+    for a in positional:
+        _once(r, f, "interpolation", r.symbol(a.value, "interpolation", INTERPOLATIONS), a.span)
+    if (a := r.take("interpolation")) is not None:
+        _once(r, f, "interpolation", r.symbol(a.value, "interpolation", INTERPOLATIONS), a.span)
+
+
+@binds(Upsample, "U", "Up", "UpSampling2D", options=("kernel", "interpolation"))
+def bind_upsample(r: ArgReader, spelled: str) -> Made:
+    f: dict = {}
+    rest = []
+    while (a := r.next_pos()) is not None:
+        v = r.value(a.value)
+        if isinstance(v, int) and "factor" in f:
+            raise r.fail(
+                "the upsampling factor is given twice",
+                a.span,
+                code="E306",
+                hint="per-axis factors are written as a list: `U([2, 3])`",
+            )
+        if isinstance(v, Sym) or "factor" in f:
+            rest.append(a)
+        else:
+            f["factor"] = _pair(r, v, "the upsampling factor", a.span)
+    if (a := r.take("kernel")) is not None:  # `size:`, Keras's name for the factors
+        _once(r, f, "factor", _pair(r, r.value(a.value), "the upsampling factor", a.span), a.span)
+    _interpolation(r, f, rest)
+    f.setdefault("factor", (2, 2))  # Keras's default
+    r.finish()
+    return [(Upsample, f)]
+
+
+@binds(Resize, "Resize", "Resizing", options=("height", "width", "interpolation"))
+def bind_resize(r: ArgReader, spelled: str) -> Made:
+    sizes, rest = [], []
+    while (a := r.next_pos()) is not None:
+        if isinstance(r.value(a.value), Sym):
+            rest.append(a)
+        else:
+            sizes.append(r.positive_int(a.value, "the output height and width"))
+    for key in ("height", "width"):
+        if (a := r.take(key)) is not None:
+            sizes.append(r.positive_int(a.value, f"the output {key}"))
+    if len(sizes) != 2:
+        raise r.fail(
+            f"`{spelled}` needs the output height and width: `Resize(64, 64)`",
+            code="E303",
+            received=f"{len(sizes)} size(s)",
+        )
+    f: dict = {"size": tuple(sizes)}
+    _interpolation(r, f, rest)
+    r.finish()
+    return [(Resize, f)]
 
 
 @binds(Dropout, "D", "Dropout", options=("rate",))
@@ -615,6 +699,28 @@ def bind_zeropad(r: ArgReader, spelled: str) -> Made:
     return [(ZeroPad, {"pad": pad})]
 
 
+@binds(Crop, "Crop", "Cropping2D")
+def bind_crop(r: ArgReader, spelled: str) -> Made:
+    vals = []
+    while (a := r.next_pos()) is not None:
+        vals.append(r.positive_int(a.value, "cropping", allow_zero=True))
+    r.finish()
+    if len(vals) == 1:
+        crop = (vals[0],) * 4
+    elif len(vals) == 2:
+        crop = (vals[0], vals[0], vals[1], vals[1])
+    elif len(vals) == 4:
+        crop = tuple(vals)
+    else:
+        raise r.fail(
+            f"`{spelled}` takes 1 (all sides), 2 (height, width) or 4 "
+            "(top, bottom, left, right) integers",
+            code="E303",
+            received=f"{len(vals)} values",
+        )
+    return [(Crop, {"crop": crop})]
+
+
 @binds(
     Dense,
     "Dense",
@@ -651,3 +757,41 @@ def bind_dense(r: ArgReader, spelled: str) -> Made:
             )
     r.finish()
     return out
+
+
+# Channel shuffle and split (ShuffleNet), next to the merges they work with
+
+
+@binds(ChannelShuffle, "Shuffle", "ChannelShuffle", options=("groups",))
+def bind_shuffle(r: ArgReader, spelled: str) -> Made:
+    a = r.next_pos() or r.take("groups")
+    if a is None:
+        raise r.fail(f"`{spelled}` needs the number of groups: `Shuffle(2)`", code="E303")
+    groups = r.positive_int(a.value, "the number of groups")
+    r.finish()
+    return [(ChannelShuffle, {"groups": groups})]
+
+
+@binds(ChannelSplit, "Split", "ChannelSplit", options=("parts", "take"))
+def bind_split(r: ArgReader, spelled: str) -> Made:
+    parts = r.next_pos() or r.take("parts")
+    take = r.next_pos() or r.take("take")
+    if parts is None or take is None:
+        raise r.fail(
+            f"`{spelled}` needs the number of parts and the part to take (from 0): "
+            "`Split(2, 0)` is the first half of the channels",
+            code="E303",
+        )
+    f = {
+        "parts": r.positive_int(parts.value, "the number of parts"),
+        "take": r.positive_int(take.value, "the part to take", allow_zero=True),
+    }
+    if f["take"] >= f["parts"]:
+        raise r.fail(
+            f"there is no part {f['take']} of {f['parts']} (parts are counted from 0)",
+            take.span,
+            received=str(f["take"]),
+            expected=f"0 to {f['parts'] - 1}",
+        )
+    r.finish()
+    return [(ChannelSplit, f)]

@@ -93,6 +93,8 @@ def infer(model: Model, diags: Diagnostics) -> Model:
             shapes[node.name] = None
             continue
         trainable, nontrainable, macs = node.count(ins, out)
+        # the receptive-field rule may read the node's shapes (a resize's ratio)
+        node = node.model_copy(update={"in_shapes": tuple(ins), "out_shape": out})
         in_rfs = [rfs.get(i) for i in node.inputs]
         # a field that already covers the whole input stays so (None) downstream
         rf = None if any(r is None for r in in_rfs) else node.receptive_field(in_rfs)
@@ -101,8 +103,6 @@ def infer(model: Model, diags: Diagnostics) -> Model:
         done.append(
             node.model_copy(
                 update={
-                    "in_shapes": tuple(ins),
-                    "out_shape": out,
                     "trainable": trainable,
                     "nontrainable": nontrainable,
                     "macs": macs,

@@ -80,6 +80,75 @@ class NegInfPadding2D(layers.Layer):
         config = super().get_config()
         config.update(padding=self.padding)
         return config''',
+    "CeilAveragePooling2D": '''@keras.saving.register_keras_serializable(package="archc")
+class CeilAveragePooling2D(layers.Layer):
+    """PyTorch's ceil_mode average pooling: the last window overhangs the bottom/right
+    edge by `overhang` cells and is divided by the cells it covers inside."""
+
+    def __init__(self, pool_size, strides, overhang, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size, self.strides = tuple(pool_size), tuple(strides)
+        self.overhang = tuple(overhang)
+
+    def call(self, x):
+        pads = [[0, 0], [0, self.overhang[0]], [0, self.overhang[1]], [0, 0]]
+        total = ops.average_pool(ops.pad(x, pads), self.pool_size, self.strides)
+        ones = ops.pad(ops.ones_like(x[..., :1]), pads)
+        return total / ops.average_pool(ones, self.pool_size, self.strides)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(pool_size=self.pool_size, strides=self.strides, overhang=self.overhang)
+        return config''',
+    "BilinearResize2D": '''@keras.saving.register_keras_serializable(package="archc")
+class BilinearResize2D(layers.Layer):
+    """Bilinear resizing to `size` (height, width) with half-pixel centres and no
+    antialiasing: what Keras's `Resizing` and `UpSampling2D(interpolation="bilinear")`
+    compute, here in the input's dtype (TensorFlow's kernel computes in float32)."""
+
+    def __init__(self, size, **kwargs):
+        super().__init__(**kwargs)
+        self.size = tuple(size)
+
+    def call(self, x):
+        return self._resize(self._resize(x, 1, self.size[0]), 2, self.size[1])
+
+    def _resize(self, x, axis, size):
+        cells = x.shape[axis]
+        if cells == size:
+            return x
+        low, high, weight = [], [], []
+        for i in range(size):
+            centre = max((i + 0.5) * (cells / size) - 0.5, 0.0)
+            j = int(centre)
+            low.append(j)
+            high.append(min(j + 1, cells - 1))
+            weight.append(centre - j)
+        shape = [1, 1, 1, 1]
+        shape[axis] = size
+        weight = ops.reshape(ops.convert_to_tensor(weight, dtype=x.dtype), shape)
+        return ops.take(x, low, axis=axis) * (1 - weight) + ops.take(x, high, axis=axis) * weight
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(size=self.size)
+        return config''',
+    "ChannelSplit": '''@keras.saving.register_keras_serializable(package="archc")
+class ChannelSplit(layers.Layer):
+    """Part `take` (from 0) of the channels cut into `parts` equal parts."""
+
+    def __init__(self, parts, take, **kwargs):
+        super().__init__(**kwargs)
+        self.parts, self.take = parts, take
+
+    def call(self, x):
+        size = x.shape[-1] // self.parts
+        return x[..., self.take * size : (self.take + 1) * size]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(parts=self.parts, take=self.take)
+        return config''',
 }
 
 
@@ -174,8 +243,8 @@ def lower_batchnorm(n: Node, r: Render) -> Lowered:
             Op(
                 "layers.BatchNormalization",
                 [],
-                OrderedDict(epsilon=n.epsilon, momentum=n.momentum),
-                {"epsilon": 0.001, "momentum": 0.99},
+                OrderedDict(epsilon=n.epsilon, momentum=n.momentum, scale=n.scale),
+                {"epsilon": 0.001, "momentum": 0.99, "scale": True},
             )
         ]
     )
@@ -221,6 +290,8 @@ def lower_activation(n: Node, r: Render) -> Lowered:
 
 @lowers("pool")
 def lower_pool(n: Node, r: Render) -> Lowered:
+    if n.ceil:
+        return Lowered(_ceil_pool(n, r))
     cls = "layers.MaxPooling2D" if n.op == "max" else "layers.AveragePooling2D"
     ops = []
     padding = n.padding
@@ -244,10 +315,65 @@ def lower_pool(n: Node, r: Render) -> Lowered:
     return Lowered(ops)
 
 
+def _ceil_pool(n: Node, r: Render) -> list[Op]:
+    """PyTorch's ceil_mode: the last window's overhang past the padded input is
+    -inf for max pooling; average pooling divides it by the cells inside."""
+    ph, pw = (0, 0) if n.padding == "valid" else n.padding
+    h, w = n.in_shapes[0][0], n.in_shapes[0][1]
+    eh = max((n.out_shape[0] - 1) * n.stride[0] + n.kernel[0] - h - 2 * ph, 0)
+    ew = max((n.out_shape[1] - 1) * n.stride[1] + n.kernel[1] - w - 2 * pw, 0)
+    ops = []
+    if n.op == "max":
+        if (ph, pw, eh, ew) != (0, 0, 0, 0):
+            r.helpers.add("NegInfPadding2D")
+            ops.append(Op("NegInfPadding2D", [((ph, ph + eh), (pw, pw + ew))], attr=".pad"))
+        ops.append(
+            Op(
+                "layers.MaxPooling2D",
+                [_hw(n.kernel)],
+                OrderedDict(strides=_hw(n.stride)),
+                {"strides": ArgDefault(0)},
+            )
+        )
+        return ops
+    if (ph, pw) != (0, 0):  # PyTorch's average pooling counts the zeros (count_include_pad)
+        ops.append(Op("layers.ZeroPadding2D", [_pads((ph, pw))], attr=".pad"))
+    if (eh, ew) == (0, 0):
+        ops.append(
+            Op(
+                "layers.AveragePooling2D",
+                [_hw(n.kernel)],
+                OrderedDict(strides=_hw(n.stride)),
+                {"strides": ArgDefault(0)},
+            )
+        )
+    else:
+        r.helpers.add("CeilAveragePooling2D")
+        kw = OrderedDict(strides=n.stride, overhang=(eh, ew))
+        ops.append(Op("CeilAveragePooling2D", [n.kernel], kw))
+    return ops
+
+
 @lowers("globalpool")
 def lower_globalpool(n: Node, r: Render) -> Lowered:
     cls = "layers.GlobalMaxPooling2D" if n.op == "max" else "layers.GlobalAveragePooling2D"
     return Lowered([Op(cls)])
+
+
+@lowers("upsample")
+def lower_upsample(n: Node, r: Render) -> Lowered:
+    if n.interpolation == "bilinear":  # Keras's own computes in float32: see the helper
+        r.helpers.add("BilinearResize2D")
+        return Lowered([Op("BilinearResize2D", [tuple(n.out_shape[:2])])])
+    return Lowered([Op("layers.UpSampling2D", [_hw(n.factor)])])
+
+
+@lowers("resize")
+def lower_resize(n: Node, r: Render) -> Lowered:
+    if n.interpolation == "bilinear":
+        r.helpers.add("BilinearResize2D")
+        return Lowered([Op("BilinearResize2D", [n.size])])
+    return Lowered([Op("layers.Resizing", [*n.size], OrderedDict(interpolation=n.interpolation))])
 
 
 @lowers("dropout")
@@ -267,9 +393,35 @@ def lower_zeropad(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.ZeroPadding2D", [arg])])
 
 
+@lowers("crop")
+def lower_crop(n: Node, r: Render) -> Lowered:
+    t, b, left, right = n.crop
+    arg = t if t == b == left == right else ((t, b), (left, right))
+    return Lowered([Op("layers.Cropping2D", [arg])])
+
+
 @lowers("concat")
 def lower_concat(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.Concatenate")], Chain(listed=True))
+
+
+@lowers("shuffle")
+def lower_shuffle(n: Node, r: Render) -> Lowered:
+    h, w, c = n.in_shapes[0]
+    g = n.groups
+    return Lowered(
+        [
+            Op("layers.Reshape", [(h, w, g, c // g)], attr=".groups"),
+            Op("layers.Permute", [(1, 2, 4, 3)], attr=".swap"),
+            Op("layers.Reshape", [(h, w, c)]),
+        ]
+    )
+
+
+@lowers("split")
+def lower_split(n: Node, r: Render) -> Lowered:
+    r.helpers.add("ChannelSplit")
+    return Lowered([Op("ChannelSplit", [n.parts, n.take])])
 
 
 @lowers("add")

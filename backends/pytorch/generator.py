@@ -85,7 +85,16 @@ ACT_MODULE = {
     "softplus": "nn.Softplus",
 }
 
+_NO_SCALE = '''class BatchNorm{d}NoScale(nn.BatchNorm{d}):
+    """Keras BatchNormalization(scale=False): a learned shift, no learned scale."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1):
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=False)
+        self.bias = nn.Parameter(torch.zeros(num_features))'''
+
 HELPERS = {
+    "BatchNorm2dNoScale": _NO_SCALE.format(d="2d"),
+    "BatchNorm1dNoScale": _NO_SCALE.format(d="1d"),
     "SamePool2d": '''class SamePool2d(nn.Module):
     """Keras `same` pooling with uneven padding (the odd cell at the bottom/right):
     max pooling ignores the padding, average pooling divides by the real cells."""
@@ -102,6 +111,25 @@ HELPERS = {
         total = F.avg_pool2d(F.pad(x, self.padding), self.kernel_size, self.stride)
         ones = F.pad(torch.ones_like(x[:, :1]), self.padding)
         return total / F.avg_pool2d(ones, self.kernel_size, self.stride)''',
+    "Crop2d": '''class Crop2d(nn.Module):
+    """Keras's Cropping2D: drops rows and columns at the edges."""
+
+    def __init__(self, top, bottom, left, right):
+        super().__init__()
+        self.top, self.bottom, self.left, self.right = top, bottom, left, right
+
+    def forward(self, x):
+        height, width = x.shape[2], x.shape[3]
+        return x[:, :, self.top : height - self.bottom, self.left : width - self.right]''',
+    "ChannelSplit": '''class ChannelSplit(nn.Module):
+    """Part `take` (from 0) of the channels cut into `parts` equal parts."""
+
+    def __init__(self, parts, take):
+        super().__init__()
+        self.parts, self.take = parts, take
+
+    def forward(self, x):
+        return x.chunk(self.parts, dim=1)[self.take]''',
 }
 
 
@@ -176,7 +204,11 @@ def lower_dense(n: Node, r: Render) -> Lowered:
 
 @lowers("batchnorm")
 def lower_batchnorm(n: Node, r: Render) -> Lowered:
-    cls = "nn.BatchNorm2d" if len(n.in_shapes[0]) == 3 else "nn.BatchNorm1d"
+    dims = "2d" if len(n.in_shapes[0]) == 3 else "1d"
+    cls = f"nn.BatchNorm{dims}"
+    if not n.scale:
+        cls = f"BatchNorm{dims}NoScale"
+        r.helpers.add(cls)
     return Lowered(
         [
             Op(
@@ -247,6 +279,8 @@ def lower_pool(n: Node, r: Render) -> Lowered:
             defaults["count_include_pad"] = True
     elif n.padding != "valid":
         kw["padding"] = _hw(n.padding)  # PyTorch's own rule: -inf for max, zeros counted
+    kw["ceil_mode"] = n.ceil
+    defaults["ceil_mode"] = False
     return Lowered([Op(f"nn.{kind}Pool2d", [_hw(n.kernel)], kw, defaults)])
 
 
@@ -254,6 +288,24 @@ def lower_pool(n: Node, r: Render) -> Lowered:
 def lower_globalpool(n: Node, r: Render) -> Lowered:
     cls = "nn.AdaptiveMaxPool2d" if n.op == "max" else "nn.AdaptiveAvgPool2d"
     return Lowered([Op(cls, [1])], Fn("torch.flatten", Chain(), ("1",)))
+
+
+@lowers("upsample")
+def lower_upsample(n: Node, r: Render) -> Lowered:
+    kw = OrderedDict(scale_factor=_hw(n.factor), mode=n.interpolation)
+    if n.interpolation == "bilinear":
+        kw["align_corners"] = False  # half-pixel centres, as Keras
+    return Lowered([Op("nn.Upsample", [], kw, {"mode": "nearest"})])
+
+
+@lowers("resize")
+def lower_resize(n: Node, r: Render) -> Lowered:
+    # Keras's nearest takes the cell under each output centre: torch's nearest-exact
+    kw = OrderedDict(size=n.size, mode="nearest-exact")
+    if n.interpolation == "bilinear":
+        kw["mode"] = "bilinear"
+        kw["align_corners"] = False
+    return Lowered([Op("nn.Upsample", [], kw)])
 
 
 @lowers("dropout")
@@ -274,9 +326,26 @@ def lower_zeropad(n: Node, r: Render) -> Lowered:
     return Lowered([Op("nn.ZeroPad2d", [(left, right, t, b)])])
 
 
+@lowers("crop")
+def lower_crop(n: Node, r: Render) -> Lowered:
+    r.helpers.add("Crop2d")
+    return Lowered([Op("Crop2d", list(n.crop))])
+
+
 @lowers("concat")
 def lower_concat(n: Node, r: Render) -> Lowered:
     return Lowered([], Fn("torch.cat", Chain(listed=True), ("dim=1",)))
+
+
+@lowers("shuffle")
+def lower_shuffle(n: Node, r: Render) -> Lowered:
+    return Lowered([Op("nn.ChannelShuffle", [n.groups])])
+
+
+@lowers("split")
+def lower_split(n: Node, r: Render) -> Lowered:
+    r.helpers.add("ChannelSplit")
+    return Lowered([Op("ChannelSplit", [n.parts, n.take])])
 
 
 @lowers("add")
