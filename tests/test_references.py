@@ -47,6 +47,24 @@ C(8*3*3, s1, same) A(relu)
 C(2*1*1, s1)
 """
 
+# The original U-Net's way, two levels: unpadded convolutions shrink the maps, so
+# each encoder output is cropped to meet the upsampled decoder (`@e2 Crop(2)`).
+UNET_VALID = """model unet_valid
+input 28*28*1
+C(4*3*3) A(relu) C(4*3*3) A(relu) as e1     # 24 x 24 x 4
+P(max, 2, 2)
+C(8*3*3) A(relu) C(8*3*3) A(relu) as e2     # 8 x 8 x 8
+P(max, 2, 2)
+C(16*3*3) A(relu)                           # 2 x 2 x 16
+U(2) C(8*1*1)                               # 4 x 4 x 8
+concat { @e2 Crop(2) | }                    # 4 x 4 x 16
+C(8*3*3, s1, same) A(relu)
+U(2, bilinear) C(4*1*1)                     # 8 x 8 x 4
+concat { @e1 Crop(8) | }                    # 8 x 8 x 8
+C(4*3*3, s1, same) A(relu)
+C(2*1*1)
+"""
+
 # The other forms a name takes: a named group (its output; `b` inside it), a
 # block's input named by `identity as entry`, repeated instances `stage_1`,
 # `stage_2`, `@input`, several references into one merge, a feature pyramid
@@ -118,6 +136,34 @@ def test_unet_graph():
     assert m.node("cat1").out_shape == (8, 8, 48)
     assert m.node("cat2").out_shape == (16, 16, 16)
     assert (m.trainable, m.nontrainable, m.macs) == (17546, 96, 1288192)
+
+
+def test_unet_with_valid_convolutions_crops_each_skip():
+    m = compile_str(UNET_VALID)
+    ins = inputs(m)
+    assert ins["crop1"] == ("e2",) and ins["cat1"] == ("crop1", "c6")
+    assert ins["crop2"] == ("e1",) and ins["cat2"] == ("crop2", "c8")
+    assert [m.node(n).out_shape for n in ("e1", "e2", "crop1", "cat1", "crop2", "cat2")] == [
+        (24, 24, 4),
+        (8, 8, 8),
+        (4, 4, 8),
+        (4, 4, 16),
+        (8, 8, 4),
+        (8, 8, 8),
+    ]
+    assert m.output_shape == (8, 8, 2) and m.params == 3870
+    assert "crop(top 8, bottom 8, left 8, right 8) ← @e1" in text(m)
+    # a crop that misses: both ends of the merge, and where the skip comes from
+    (d,) = errors(UNET_VALID.replace("Crop(8)", "Crop(7)"), "unet.cnn")
+    u = str(SPECS / "unet.cnn")
+    assert (d.code, d.span.line) == ("E401", 12)
+    assert d.notes == (
+        (
+            f"branch 1 (10 x 10 x 4) ends at `crop2` ({u}:12:14), from `@e1` ({u}:12:10): "
+            f"`e1` is defined at {u}:3:38"
+        ),
+        f"branch 2 (8 x 8 x 4) is `c8` ({u}:11:16)",
+    )
 
 
 def test_every_form_of_a_name():
@@ -555,7 +601,7 @@ def test_the_report_marks_what_reads_through_a_reference():
 
 
 @pytest.mark.skipif(not (HAS_KERAS and HAS_TORCH), reason="needs keras and torch")
-@pytest.mark.parametrize("spec", [UNET, FORMS], ids=["unet", "forms"])
+@pytest.mark.parametrize("spec", [UNET, UNET_VALID, FORMS], ids=["unet", "unet_valid", "forms"])
 @pytest.mark.parametrize("direction", ["keras2torch", "torch2keras"])
 def test_equivalence_float64(spec, direction):
     from archc import equiv
