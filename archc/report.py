@@ -32,9 +32,11 @@ def _rf(node) -> str:
     return f"{size} /{jump}"
 
 
-def _kind(node) -> str:
+def _kind(node, model: Model | None = None) -> str:
     args = node.describe()
-    return f"{node.kind}({args})" if args else node.kind
+    kind = f"{node.kind}({args})" if args else node.kind
+    skip = model._skips.get(node.name) if model is not None else None
+    return f"{kind} ← @{skip}" if skip else kind  # it reads a tensor through `@name`
 
 
 def rows(model: Model) -> list[dict]:
@@ -111,7 +113,7 @@ def text(model: Model) -> str:
             table.append(
                 (
                     f"{indent}{local}",
-                    _kind(n),
+                    _kind(n, model),
                     describe(n.out_shape),
                     f"{n.params:,}",
                     _si(n.macs) if n.macs else "-",
@@ -172,7 +174,7 @@ def markdown(model: Model) -> str:
             n = r["node"]
             local = n.name.rsplit(".", 1)[-1]
             lines.append(
-                f"| {pad}{local} | {_kind(n).replace('|', '/')} | "
+                f"| {pad}{local} | {_kind(n, model).replace('|', '/')} | "
                 f"{describe(n.out_shape)} | {n.params:,} | {n.macs:,} | {_rf(n)} |"
             )
     t = totals(model)

@@ -643,7 +643,10 @@ def _layer_name(local: str, attr: str, in_block: bool) -> str:
 
 def _statements(inst: Instance, unit: Unit | None, in_block: bool, indent: int) -> list[str]:
     out = []
-    body = Body(inst.items, inst.items[-1].local, unit.params if unit is not None else ())
+    # a value is never held in a variable named like a function this body calls
+    # (a named group `g` read later: `g_ = g(x, name="g")`, not `g = g(...)`)
+    called = [item.child.unit.name for item in inst.items if item.child is not None]
+    body = Body(inst.items, inst.items[-1].local, [*(unit.params if unit else ()), *called])
     for k, item in enumerate(inst.items):
         ins, var = body.assign(k)
         if item.child is not None:
