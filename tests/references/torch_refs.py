@@ -267,7 +267,10 @@ PUBLISHED = {
 def kind_of(module: nn.Module) -> str | None:
     """The archc kind of a module with tensors (None: a module without its own)."""
     if isinstance(module, nn.Conv2d):
-        return "conv"
+        # torchvision writes a depthwise convolution as a Conv2d with one group per
+        # input channel; archc as `DW` (other grouped convolutions are `C(groups: g)`)
+        depthwise = module.groups > 1 and module.groups == module.in_channels
+        return "depthwise" if depthwise else "conv"
     if isinstance(module, nn.Linear):
         return "dense"
     if isinstance(module, nn.BatchNorm2d):
