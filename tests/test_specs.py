@@ -73,6 +73,7 @@ FIGURES = {
     "inception_v3.cnn": (23_851_784, 23_817_352, 34_432, (1000,), "keras"),
     "squeezenet1_0.cnn": (1_248_424, 1_248_424, 0, (1000,), "torch"),
     "squeezenet1_1.cnn": (1_235_496, 1_235_496, 0, (1000,), "torch"),
+    "unet.cnn": (31_030_658, 31_030_658, 0, (388, 388, 2), "keras"),
 }
 
 ALL_SPECS = sorted(p.name for p in SPECS.glob("*.cnn") if p.name != "stdlib.cnn")
@@ -137,6 +138,8 @@ KIND_OF = {
     "Dropout": "dropout",
     "Activation": "activation",
     "ReLU": "activation",
+    "Conv2DTranspose": "transposed",
+    "Cropping2D": "crop",
 }
 
 
