@@ -87,6 +87,16 @@ def _arg(v) -> str:
     return str(v)
 
 
+def macs_rules(model: Model) -> dict[str, str]:
+    """How the MACs of each kind in the model are counted (kinds that count none
+    are left out), in the order the kinds first appear."""
+    rules: dict[str, str] = {}
+    for n in model.nodes:
+        if type(n).macs_rule:
+            rules.setdefault(n.kind, type(n).macs_rule)
+    return rules
+
+
 def totals(model: Model) -> dict:
     return {
         "params": model.params,
@@ -94,6 +104,7 @@ def totals(model: Model) -> dict:
         "nontrainable": model.nontrainable,
         "macs": model.macs,
         "flops": 2 * model.macs,  # a multiply-accumulate is two floating-point operations
+        "macs_rules": macs_rules(model),
         "weights_bytes_float32": model.params * 4,
         "activations_bytes_float32_batch1": model.activation_elements * 4,
         "input": list(model.input_shape),
@@ -153,6 +164,10 @@ def text(model: Model) -> str:
             f"Total MACs:           {t['macs']:,} ({_si(t['macs'])}); "
             f"FLOPs = 2 x MACs: {t['flops']:,} ({_si(t['flops'])})"
         ),
+        *(
+            f"{'MACs counted as:' if i == 0 else '':<22}{kind}: {rule}"
+            for i, (kind, rule) in enumerate(t["macs_rules"].items())
+        ),
         f"Activations (batch 1, float32): {_bytes(t['activations_bytes_float32_batch1'])}",
         f"Input {describe(model.input_shape)} -> output {describe(model.output_shape)}",
     ]
@@ -185,6 +200,7 @@ def markdown(model: Model) -> str:
             f"non-trainable {t['nontrainable']:,}); MACs: {t['macs']:,} "
             f"(FLOPs = 2 x MACs: {t['flops']:,})."
         ),
+        *(f"MACs of `{kind}` are counted as {rule}." for kind, rule in t["macs_rules"].items()),
     ]
     return "\n".join(lines)
 

@@ -439,12 +439,20 @@ def test_generated_lines(row):
 
 
 @pytest.mark.skipif(not HAS_BOTH, reason="needs keras and torch")
+@pytest.mark.parametrize("direction", ["keras2torch", "torch2keras"])
 @pytest.mark.parametrize("row", [r for r in ROWS if r.equiv], ids=[r.kind for r in ROWS if r.equiv])
-def test_equivalence(row):
+def test_equivalence(row, direction):
     from archc import equiv
 
-    result = equiv.check(_model(row), dtype="float64", batch=2)
+    result = equiv.check(_model(row), dtype="float64", batch=2, direction=direction)
     assert result.ok, equiv.report(_model(row), result)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.kind for r in ROWS])
+def test_the_stated_mac_rule_matches_the_count(row):
+    """A kind that counts MACs states how (the report prints it); one that counts
+    none states nothing."""
+    assert bool(KINDS[row.kind].macs_rule) == (row.macs > 0)
 
 
 # ---- a kind must state every rule -----------------------------------------------------------
@@ -566,8 +574,10 @@ def test_a_new_kind_needs_exactly_the_documented_places(throwaway_kind):
     assert sorted([*(r.kind for r in ROWS), row.kind]) == sorted(KINDS)  # it has its row
     test_rules(row)
     test_generated_lines(row)
-    if HAS_BOTH:
-        test_equivalence(row)  # weight transfer and equiv needed no change
+    test_the_stated_mac_rule_matches_the_count(row)
+    if HAS_BOTH:  # weight transfer and equiv needed no change
+        test_equivalence(row, "keras2torch")
+        test_equivalence(row, "torch2keras")
     model = _model(row)
     assert Model.model_validate_json(model.model_dump_json()) == model  # nor the JSON form
     # place 6: until docs/language.md documents the spelling, the suite says so

@@ -207,6 +207,9 @@ class Node(BaseModel):
 
     prefix: ClassVar[str] = "n"  # generated node names: c1, c2, ...
     title: ClassVar[str] = "layer"  # how messages name it
+    # How `count` counts the multiply-accumulates, as the report and docs state it;
+    # "" for the kinds that count none (tests/test_kinds.py checks the two agree).
+    macs_rule: ClassVar[str] = ""
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kw: Any) -> None:
@@ -420,6 +423,7 @@ class Conv2D(Node):
     l2: float | None = None
 
     prefix: ClassVar[str] = "c"
+    macs_rule: ClassVar[str] = "H_out * W_out * C_out * kh * kw * C_in / groups"
     title: ClassVar[str] = "convolution `C`"
 
     def infer(self, ins: list[Shape]) -> Shape:
@@ -488,6 +492,9 @@ class DepthwiseConv2D(Node):
     l2: float | None = None
 
     prefix: ClassVar[str] = "dw"
+    macs_rule: ClassVar[str] = (
+        "H_out * W_out * C_in * multiplier * kh * kw (one kernel per output channel)"
+    )
     title: ClassVar[str] = "depthwise convolution `DW`"
 
     def infer(self, ins: list[Shape]) -> Shape:
@@ -555,6 +562,9 @@ class SeparableConv2D(Node):
     bias_init: float | str | None = None
 
     prefix: ClassVar[str] = "sc"
+    macs_rule: ClassVar[str] = (
+        "depthwise H_out * W_out * C_in * multiplier * kh * kw + pointwise H_out * W_out * C_in * multiplier * C_out"
+    )
     title: ClassVar[str] = "separable convolution `SC`"
 
     def infer(self, ins: list[Shape]) -> Shape:
@@ -688,6 +698,7 @@ class Conv2DTranspose(Node):
     l2: float | None = None
 
     prefix: ClassVar[str] = "ct"
+    macs_rule: ClassVar[str] = "H_in * W_in * kh * kw * C_in * C_out (per input pixel)"
     title: ClassVar[str] = "transposed convolution `CT`"
 
     def plan(self, ins: list[Shape]) -> tuple[TransposePlan, TransposePlan]:
@@ -1260,6 +1271,7 @@ class Dense(Node):
     l2: float | None = None
 
     prefix: ClassVar[str] = "f"
+    macs_rule: ClassVar[str] = "inputs * units"
     title: ClassVar[str] = "`Dense`"
 
     def infer(self, ins: list[Shape]) -> Shape:
