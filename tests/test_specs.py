@@ -73,6 +73,9 @@ FIGURES = {
     "inception_v3.cnn": (23_851_784, 23_817_352, 34_432, (1000,), "keras"),
     "squeezenet1_0.cnn": (1_248_424, 1_248_424, 0, (1000,), "torch"),
     "squeezenet1_1.cnn": (1_235_496, 1_235_496, 0, (1000,), "torch"),
+    "xception.cnn": (22_910_480, 22_855_952, 54_528, (1000,), "keras"),
+    "resnext50_32x4d.cnn": (25_097_128, 25_028_904, 68_224, (1000,), "torch"),
+    "shufflenet_v2_x1_0.cnn": (2_294_784, 2_278_604, 16_180, (1000,), "torch"),
 }
 
 ALL_SPECS = sorted(p.name for p in SPECS.glob("*.cnn") if p.name != "stdlib.cnn")
@@ -125,6 +128,7 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 KIND_OF = {
     "Conv2D": "conv",
+    "SeparableConv2D": "separable",
     "Dense": "dense",
     "MaxPooling2D": "pool",
     "AveragePooling2D": "pool",
