@@ -352,7 +352,7 @@ ROWS = [
         0,
         0,
         ((3, 3), (1, 1)),
-        'x = layers.Reshape((4, 5, 6), name="t")(x)',
+        'x = ChannelShuffle(3, name="t")(x)',
         "self.t = nn.ChannelShuffle(3)",
     ),
     Row(

@@ -7,6 +7,7 @@ equivalence of the two builds in both directions over grids of sizes and factors
 from __future__ import annotations
 
 import itertools
+import re
 from fractions import Fraction
 
 import pytest
@@ -149,11 +150,7 @@ def test_a_shufflenet_unit():
         (
             "Shuffle(2)",
             "3*5*6",
-            [
-                'x = layers.Reshape((3, 5, 2, 3), name="t.groups")(x)',
-                'x = layers.Permute((1, 2, 4, 3), name="t.swap")(x)',
-                'x = layers.Reshape((3, 5, 6), name="t")(x)',
-            ],
+            ['x = ChannelShuffle(2, name="t")(x)'],
             ["self.t = nn.ChannelShuffle(2)"],
         ),
         (
@@ -454,6 +451,39 @@ def test_a_unet_skip_is_equivalent():
         "C(4*1*1) }\nC(2*1*1)\n",
         "tiny_unet",
     )
+
+
+@needs_keras
+def test_keras_channel_shuffle_is_torchvisions_in_channels_last():
+    """The Keras build's ChannelShuffle helper moves channel i*(C/g) + j to j*g + i,
+    what torchvision's channel_shuffle does, at any height and width."""
+    import numpy as np
+
+    from backends.keras.generator import generate
+    from backends.runtime import load_source
+
+    module = load_source(generate(compile_str("input 2*2*4\nShuffle(2)\n")), "shuffle")
+    rng = np.random.default_rng(0)
+    for (h, w), c, g in [((3, 4), 12, 1), ((3, 4), 12, 3), ((1, 5), 12, 4), ((6, 2), 6, 6)]:
+        shuffle = module.ChannelShuffle(g, dtype="float64")
+        x = rng.standard_normal((2, h, w, c))
+        ref = x.reshape(2, h, w, g, c // g).swapaxes(3, 4).reshape(2, h, w, c)
+        assert np.array_equal(np.asarray(shuffle(x)), ref), (h, w, c, g)
+        order = np.asarray(shuffle(np.arange(c, dtype="float64")[None, None, None]))
+        assert order.ravel().tolist() == [i * (c // g) + j for j in range(c // g) for i in range(g)]
+
+
+def test_a_shuffle_in_a_block_used_at_several_sizes_takes_no_opaque_parameter():
+    """ShuffleNet's units: one block at 8 x 8 and at 4 x 4 is one function."""
+    from backends import get
+
+    text = (
+        "model net\nblock Unit(ch) { concat { Split(2, 0) | Split(2, 1) C((ch//2)*1*1) } "
+        "Shuffle(2) }\ninput 8*8*4\nUnit(4) P(max, 2, 2) Unit(4)\nGAP\n"
+    )
+    source = get("keras").generate(compile_str(text, name="net.cnn"))
+    assert re.findall(r"^def (\w+)\((.*)\)", source, re.MULTILINE)[0] == ("unit", "x, *, name")
+    assert 'x = ChannelShuffle(2, name=f"{name}.shuffle1")(x)' in source
 
 
 @needs_torch

@@ -74,6 +74,9 @@ FIGURES = {
     "squeezenet1_0.cnn": (1_248_424, 1_248_424, 0, (1000,), "torch"),
     "squeezenet1_1.cnn": (1_235_496, 1_235_496, 0, (1000,), "torch"),
     "unet.cnn": (31_030_658, 31_030_658, 0, (388, 388, 2), "keras"),
+    "xception.cnn": (22_910_480, 22_855_952, 54_528, (1000,), "keras"),
+    "resnext50_32x4d.cnn": (25_097_128, 25_028_904, 68_224, (1000,), "torch"),
+    "shufflenet_v2_x1_0.cnn": (2_294_784, 2_278_604, 16_180, (1000,), "torch"),
 }
 
 ALL_SPECS = sorted(p.name for p in SPECS.glob("*.cnn") if p.name != "stdlib.cnn")
@@ -126,6 +129,7 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 KIND_OF = {
     "Conv2D": "conv",
+    "SeparableConv2D": "separable",
     "Dense": "dense",
     "MaxPooling2D": "pool",
     "AveragePooling2D": "pool",

@@ -1347,8 +1347,8 @@ def _channel_groups(node: Node, ins: list[Shape], groups: int, what: str) -> Sha
 class ChannelShuffle(NoWeights, Node):
     """ShuffleNet's channel shuffle: the channels, seen as `groups` groups of C/g,
     are interleaved (channel i*(C/g) + j goes to j*g + i), as torchvision's
-    channel_shuffle does in channels-first and Reshape-Permute-Reshape does in
-    channels-last."""
+    channel_shuffle does in channels-first and its channels-last form (reshape to
+    g x C/g, swap, reshape back) in Keras's helper layer `ChannelShuffle`."""
 
     kind: Literal["shuffle"] = "shuffle"
     groups: int

@@ -161,6 +161,24 @@ class BilinearResize2D(layers.Layer):
         config = super().get_config()
         config.update(size=self.size)
         return config''',
+    "ChannelShuffle": '''@keras.saving.register_keras_serializable(package="archc")
+class ChannelShuffle(layers.Layer):
+    """ShuffleNet's channel shuffle: the channels as `groups` groups, interleaved
+    (torchvision's channel_shuffle, channels-last)."""
+
+    def __init__(self, groups, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = groups
+
+    def call(self, x):
+        h, w, c = x.shape[1:]
+        x = ops.reshape(x, (-1, h, w, self.groups, c // self.groups))
+        return ops.reshape(ops.swapaxes(x, 3, 4), (-1, h, w, c))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(groups=self.groups)
+        return config''',
     "ChannelSplit": '''@keras.saving.register_keras_serializable(package="archc")
 class ChannelSplit(layers.Layer):
     """Part `take` (from 0) of the channels cut into `parts` equal parts."""
@@ -608,15 +626,11 @@ def lower_concat(n: Node, r: Render) -> Lowered:
 
 @lowers("shuffle")
 def lower_shuffle(n: Node, r: Render) -> Lowered:
-    h, w, c = n.in_shapes[0]
-    g = n.groups
-    return Lowered(
-        [
-            Op("layers.Reshape", [(h, w, g, c // g)], attr=".groups"),
-            Op("layers.Permute", [(1, 2, 4, 3)], attr=".swap"),
-            Op("layers.Reshape", [(h, w, c)]),
-        ]
-    )
+    """A helper layer, not Reshape-Permute-Reshape: those layers need the map's
+    height and width, which differ between the instances of a block (ShuffleNet's
+    units), so a block function would take them as opaque parameters."""
+    r.helpers.add("ChannelShuffle")
+    return Lowered([Op("ChannelShuffle", [n.groups])])
 
 
 @lowers("split")

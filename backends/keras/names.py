@@ -28,6 +28,7 @@ MODULE = {
     "NegInfPadding2D": "archc's helper layer of that name",
     "CeilAveragePooling2D": "archc's helper layer of that name",
     "BilinearResize2D": "archc's helper layer of that name",
+    "ChannelShuffle": "archc's helper layer of that name",
     "ChannelSplit": "archc's helper layer of that name",
 }
 
