@@ -73,6 +73,8 @@ FIGURES = {
     "inception_v3.cnn": (23_851_784, 23_817_352, 34_432, (1000,), "keras"),
     "squeezenet1_0.cnn": (1_248_424, 1_248_424, 0, (1000,), "torch"),
     "squeezenet1_1.cnn": (1_235_496, 1_235_496, 0, (1000,), "torch"),
+    "mobilenet_v3_small.cnn": (2_554_968, 2_542_856, 12_112, (1000,), "keras"),
+    "mobilenet_v3_large.cnn": (5_507_432, 5_483_032, 24_400, (1000,), "keras"),
 }
 
 ALL_SPECS = sorted(p.name for p in SPECS.glob("*.cnn") if p.name != "stdlib.cnn")
@@ -125,6 +127,7 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 KIND_OF = {
     "Conv2D": "conv",
+    "DepthwiseConv2D": "depthwise",
     "Dense": "dense",
     "MaxPooling2D": "pool",
     "AveragePooling2D": "pool",
@@ -134,6 +137,8 @@ KIND_OF = {
     "Flatten": "flatten",
     "Concatenate": "concat",
     "Add": "add",
+    "Multiply": "mul",
+    "Rescaling": "rescaling",
     "Dropout": "dropout",
     "Activation": "activation",
     "ReLU": "activation",
