@@ -5,7 +5,8 @@ framework's model random values for every parameter and statistic (kernels,
 biases, batch-norm gamma, beta and moving statistics, PReLU slopes; seeded, the
 same values in both directions), copies them to the other by node name
 (backends/transfer.py), runs the same random inputs in inference mode and
-compares the outputs.
+compares the outputs (inputs N(0, 1) after the model's own input `Rescaling`,
+if it has one: `raw_inputs`).
 
 Tolerances: float64, max|diff| <= 1e-9 * max(1, max|ref|); float32,
 max|diff| <= 1e-4 * max|ref|. (Element-wise relative error is not usable:
@@ -181,7 +182,8 @@ def allowed(scale: float, dtype: str) -> float:
 def randomize(ir: Model, weights: dict, seed: int) -> dict:
     """Every parameter and statistic at a seeded random value (the values depend only
     on the seed and the keys, not on either framework's initialisation): kernels
-    (depthwise and pointwise ones too) Glorot-uniform (Keras's default), biases uniform in +-1/sqrt(fan-in) (PyTorch's
+    (depthwise and pointwise ones too) Glorot-uniform (Keras's default; a depthwise
+    kernel with the fans of its one input channel per output), biases uniform in +-1/sqrt(fan-in) (PyTorch's
     default), batch-norm gamma, beta, moving mean and (positive) moving variance and
     PReLU slopes away from their trivial initial values. A role without a rule is an
     error: nothing may keep a framework's initial value unnoticed."""
