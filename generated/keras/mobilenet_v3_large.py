@@ -22,7 +22,7 @@ def expanded_conv_s1_expand0_with_se0(x, *, name):
 
 
 def inverted_res_v3_s1_expand0_with_se0_res1(x, *, name):
-    """InvertedResV3 (mobilenet_v3_large.cnn:25), with cin=16, expanded=16, filters=16, k=3, s=1, squeezed=0, expand=0, with_se=0, res=1."""
+    """InvertedResV3 (mobilenet_v3_large.cnn:27), with cin=16, expanded=16, filters=16, k=3, s=1, squeezed=0, expand=0, with_se=0, res=1."""
     expanded_conv1 = expanded_conv_s1_expand0_with_se0(x, name=f"{name}.expanded_conv1")
     x = layers.Add(name=f"{name}.add1")([x, expanded_conv1])
     return x
@@ -43,7 +43,7 @@ def expanded_conv_s2_expand1_with_se0(x, expanded, filters, act, *, name):
 
 
 def inverted_res_v3_s2_expand1_with_se0_res0(x, expanded, filters, act, *, name):
-    """InvertedResV3 (mobilenet_v3_large.cnn:26), with k=3, s=2, squeezed=0, expand=1, with_se=0, res=0."""
+    """InvertedResV3 (mobilenet_v3_large.cnn:28), with k=3, s=2, squeezed=0, expand=1, with_se=0, res=0."""
     x = expanded_conv_s2_expand1_with_se0(
         x,
         expanded=expanded,
@@ -68,7 +68,7 @@ def expanded_conv_s1_expand1_with_se0(x, expanded, filters, act, *, name):
 
 
 def inverted_res_v3_s1_expand1_with_se0_res1(x, cin, expanded, act, *, name):
-    """InvertedResV3 (mobilenet_v3_large.cnn:27), with k=3, s=1, squeezed=0, expand=1, with_se=0, res=1."""
+    """InvertedResV3 (mobilenet_v3_large.cnn:29), with k=3, s=1, squeezed=0, expand=1, with_se=0, res=1."""
     expanded_conv1 = expanded_conv_s1_expand1_with_se0(
         x,
         expanded=expanded,
@@ -96,7 +96,7 @@ def expanded_conv_s2_expand1_with_se1(x, expanded, filters, squeezed, act, *, na
 
 
 def inverted_res_v3_s2_expand1_with_se1_res0(x, expanded, filters, squeezed, act, *, name):
-    """InvertedResV3 (mobilenet_v3_large.cnn:28), with k=5, s=2, expand=1, with_se=1, res=0."""
+    """InvertedResV3 (mobilenet_v3_large.cnn:30), with k=5, s=2, expand=1, with_se=1, res=0."""
     x = expanded_conv_s2_expand1_with_se1(
         x,
         expanded=expanded,
@@ -132,7 +132,7 @@ def expanded_conv_s1_expand1_with_se1(x, expanded, filters, k, squeezed, act, *,
 
 
 def inverted_res_v3_s1_expand1_with_se1_res1(x, cin, expanded, k, squeezed, act, *, name):
-    """InvertedResV3 (mobilenet_v3_large.cnn:29), with s=1, expand=1, with_se=1, res=1."""
+    """InvertedResV3 (mobilenet_v3_large.cnn:31), with s=1, expand=1, with_se=1, res=1."""
     expanded_conv1 = expanded_conv_s1_expand1_with_se1(
         x,
         expanded=expanded,
@@ -147,7 +147,7 @@ def inverted_res_v3_s1_expand1_with_se1_res1(x, cin, expanded, k, squeezed, act,
 
 
 def inverted_res_v3_s1_expand1_with_se1_res0(x, *, name):
-    """InvertedResV3 (mobilenet_v3_large.cnn:33), with cin=80, expanded=480, filters=112, k=3, s=1, squeezed=120, expand=1, with_se=1, res=0."""
+    """InvertedResV3 (mobilenet_v3_large.cnn:35), with cin=80, expanded=480, filters=112, k=3, s=1, squeezed=120, expand=1, with_se=1, res=0."""
     x = expanded_conv_s1_expand1_with_se1(
         x,
         expanded=480,

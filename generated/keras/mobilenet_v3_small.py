@@ -24,7 +24,7 @@ def expanded_conv_k3_s2_act_relu_expand0_with_se1(x, *, name):
 
 
 def inverted_res_v3_k3_s2_act_relu_expand0_with_se1_res0(x, *, name):
-    """InvertedResV3 (mobilenet_v3_small.cnn:25), with cin=16, expanded=16, filters=16, k=3, s=2, squeezed=8, expand=0, with_se=1, res=0."""
+    """InvertedResV3 (mobilenet_v3_small.cnn:27), with cin=16, expanded=16, filters=16, k=3, s=2, squeezed=8, expand=0, with_se=1, res=0."""
     x = expanded_conv_k3_s2_act_relu_expand0_with_se1(x, name=f"{name}.expanded_conv1")
     return x
 
@@ -53,7 +53,7 @@ def expanded_conv_k3_s2_act_relu_expand1_with_se0(x, *, name):
 
 
 def inverted_res_v3_k3_s2_act_relu_expand1_with_se0_res0(x, *, name):
-    """InvertedResV3 (mobilenet_v3_small.cnn:26), with cin=16, expanded=72, filters=24, k=3, s=2, squeezed=0, expand=1, with_se=0, res=0."""
+    """InvertedResV3 (mobilenet_v3_small.cnn:28), with cin=16, expanded=72, filters=24, k=3, s=2, squeezed=0, expand=1, with_se=0, res=0."""
     x = expanded_conv_k3_s2_act_relu_expand1_with_se0(x, name=f"{name}.expanded_conv1")
     return x
 
@@ -72,7 +72,7 @@ def expanded_conv_k3_s1_act_relu_expand1_with_se0(x, *, name):
 
 
 def inverted_res_v3_k3_s1_act_relu_expand1_with_se0_res1(x, *, name):
-    """InvertedResV3 (mobilenet_v3_small.cnn:27), with cin=24, expanded=88, filters=24, k=3, s=1, squeezed=0, expand=1, with_se=0, res=1."""
+    """InvertedResV3 (mobilenet_v3_small.cnn:29), with cin=24, expanded=88, filters=24, k=3, s=1, squeezed=0, expand=1, with_se=0, res=1."""
     expanded_conv1 = expanded_conv_k3_s1_act_relu_expand1_with_se0(x, name=f"{name}.expanded_conv1")
     x = layers.Add(name=f"{name}.add1")([x, expanded_conv1])
     return x
@@ -94,7 +94,7 @@ def expanded_conv_k5_s2_act_hard_swish_expand1_with_se1(x, expanded, filters, sq
 
 
 def inverted_res_v3_k5_s2_act_hard_swish_expand1_with_se1_res0(x, expanded, filters, squeezed, *, name):
-    """InvertedResV3 (mobilenet_v3_small.cnn:28), with k=5, s=2, expand=1, with_se=1, res=0."""
+    """InvertedResV3 (mobilenet_v3_small.cnn:30), with k=5, s=2, expand=1, with_se=1, res=0."""
     x = expanded_conv_k5_s2_act_hard_swish_expand1_with_se1(
         x,
         expanded=expanded,
@@ -120,7 +120,7 @@ def expanded_conv_k5_s1_act_hard_swish_expand1_with_se1(x, expanded, filters, sq
 
 
 def inverted_res_v3_k5_s1_act_hard_swish_expand1_with_se1_res1(x, cin, expanded, squeezed, *, name):
-    """InvertedResV3 (mobilenet_v3_small.cnn:29), with k=5, s=1, expand=1, with_se=1, res=1."""
+    """InvertedResV3 (mobilenet_v3_small.cnn:31), with k=5, s=1, expand=1, with_se=1, res=1."""
     expanded_conv1 = expanded_conv_k5_s1_act_hard_swish_expand1_with_se1(
         x,
         expanded=expanded,
@@ -133,7 +133,7 @@ def inverted_res_v3_k5_s1_act_hard_swish_expand1_with_se1_res1(x, cin, expanded,
 
 
 def inverted_res_v3_k5_s1_act_hard_swish_expand1_with_se1_res0(x, *, name):
-    """InvertedResV3 (mobilenet_v3_small.cnn:30), with cin=40, expanded=120, filters=48, k=5, s=1, squeezed=32, expand=1, with_se=1, res=0."""
+    """InvertedResV3 (mobilenet_v3_small.cnn:32), with cin=40, expanded=120, filters=48, k=5, s=1, squeezed=32, expand=1, with_se=1, res=0."""
     x = expanded_conv_k5_s1_act_hard_swish_expand1_with_se1(
         x,
         expanded=120,

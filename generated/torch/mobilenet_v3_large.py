@@ -44,7 +44,7 @@ class ExpandedConvS1ActReluExpand0WithSe0(nn.Module):
 
 
 class InvertedResV3S1ActReluExpand0WithSe0Res1(nn.Module):
-    """InvertedResV3 (mobilenet_v3_large.cnn:25), with cin=16, expanded=16, filters=16, k=3, s=1, squeezed=0, expand=0, with_se=0, res=1."""
+    """InvertedResV3 (mobilenet_v3_large.cnn:27), with cin=16, expanded=16, filters=16, k=3, s=1, squeezed=0, expand=0, with_se=0, res=1."""
 
     def __init__(self):
         super().__init__()
@@ -85,7 +85,7 @@ class ExpandedConvS2ActReluExpand1WithSe0(nn.Module):
 
 
 class InvertedResV3S2ActReluExpand1WithSe0Res0(nn.Module):
-    """InvertedResV3 (mobilenet_v3_large.cnn:26), with cin=16, expanded=64, filters=24, k=3, s=2, squeezed=0, expand=1, with_se=0, res=0."""
+    """InvertedResV3 (mobilenet_v3_large.cnn:28), with cin=16, expanded=64, filters=24, k=3, s=2, squeezed=0, expand=1, with_se=0, res=0."""
 
     def __init__(self):
         super().__init__()
@@ -123,7 +123,7 @@ class ExpandedConvS1ActReluExpand1WithSe0(nn.Module):
 
 
 class InvertedResV3S1ActReluExpand1WithSe0Res1(nn.Module):
-    """InvertedResV3 (mobilenet_v3_large.cnn:27), with cin=24, expanded=72, filters=24, k=3, s=1, squeezed=0, expand=1, with_se=0, res=1."""
+    """InvertedResV3 (mobilenet_v3_large.cnn:29), with cin=24, expanded=72, filters=24, k=3, s=1, squeezed=0, expand=1, with_se=0, res=1."""
 
     def __init__(self):
         super().__init__()
@@ -166,7 +166,7 @@ class ExpandedConvS2ActReluExpand1WithSe1(nn.Module):
 
 
 class InvertedResV3S2ActReluExpand1WithSe1Res0(nn.Module):
-    """InvertedResV3 (mobilenet_v3_large.cnn:28), with cin=24, expanded=72, filters=40, k=5, s=2, squeezed=24, expand=1, with_se=1, res=0."""
+    """InvertedResV3 (mobilenet_v3_large.cnn:30), with cin=24, expanded=72, filters=40, k=5, s=2, squeezed=24, expand=1, with_se=1, res=0."""
 
     def __init__(self):
         super().__init__()
@@ -223,7 +223,7 @@ class ExpandedConvS1ActReluExpand1WithSe1(nn.Module):
 
 
 class InvertedResV3S1ActReluExpand1WithSe1Res1(nn.Module):
-    """InvertedResV3 (mobilenet_v3_large.cnn:29), with cin=40, expanded=120, filters=40, k=5, s=1, squeezed=32, expand=1, with_se=1, res=1."""
+    """InvertedResV3 (mobilenet_v3_large.cnn:31), with cin=40, expanded=120, filters=40, k=5, s=1, squeezed=32, expand=1, with_se=1, res=1."""
 
     def __init__(self):
         super().__init__()
@@ -264,7 +264,7 @@ class ExpandedConvS2ActHardSwishExpand1WithSe0(nn.Module):
 
 
 class InvertedResV3S2ActHardSwishExpand1WithSe0Res0(nn.Module):
-    """InvertedResV3 (mobilenet_v3_large.cnn:30), with cin=40, expanded=240, filters=80, k=3, s=2, squeezed=0, expand=1, with_se=0, res=0."""
+    """InvertedResV3 (mobilenet_v3_large.cnn:32), with cin=40, expanded=240, filters=80, k=3, s=2, squeezed=0, expand=1, with_se=0, res=0."""
 
     def __init__(self):
         super().__init__()
@@ -302,7 +302,7 @@ class ExpandedConvS1ActHardSwishExpand1WithSe0(nn.Module):
 
 
 class InvertedResV3S1ActHardSwishExpand1WithSe0Res1(nn.Module):
-    """InvertedResV3 (mobilenet_v3_large.cnn:31), with cin=80, filters=80, k=3, s=1, squeezed=0, expand=1, with_se=0, res=1."""
+    """InvertedResV3 (mobilenet_v3_large.cnn:33), with cin=80, filters=80, k=3, s=1, squeezed=0, expand=1, with_se=0, res=1."""
 
     def __init__(self, expanded):
         super().__init__()
@@ -343,7 +343,7 @@ class ExpandedConvS1ActHardSwishExpand1WithSe1(nn.Module):
 
 
 class InvertedResV3S1ActHardSwishExpand1WithSe1Res0(nn.Module):
-    """InvertedResV3 (mobilenet_v3_large.cnn:33), with cin=80, expanded=480, filters=112, k=3, s=1, squeezed=120, expand=1, with_se=1, res=0."""
+    """InvertedResV3 (mobilenet_v3_large.cnn:35), with cin=80, expanded=480, filters=112, k=3, s=1, squeezed=120, expand=1, with_se=1, res=0."""
 
     def __init__(self):
         super().__init__()
@@ -361,7 +361,7 @@ class InvertedResV3S1ActHardSwishExpand1WithSe1Res0(nn.Module):
 
 
 class InvertedResV3S1ActHardSwishExpand1WithSe1Res1(nn.Module):
-    """InvertedResV3 (mobilenet_v3_large.cnn:34), with s=1, expand=1, with_se=1, res=1."""
+    """InvertedResV3 (mobilenet_v3_large.cnn:36), with s=1, expand=1, with_se=1, res=1."""
 
     def __init__(self, cin, expanded, k, squeezed):
         super().__init__()
@@ -410,7 +410,7 @@ class ExpandedConvS2ActHardSwishExpand1WithSe1(nn.Module):
 
 
 class InvertedResV3S2ActHardSwishExpand1WithSe1Res0(nn.Module):
-    """InvertedResV3 (mobilenet_v3_large.cnn:35), with cin=112, expanded=672, filters=160, k=5, s=2, squeezed=168, expand=1, with_se=1, res=0."""
+    """InvertedResV3 (mobilenet_v3_large.cnn:37), with cin=112, expanded=672, filters=160, k=5, s=2, squeezed=168, expand=1, with_se=1, res=0."""
 
     def __init__(self):
         super().__init__()

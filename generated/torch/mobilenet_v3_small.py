@@ -48,7 +48,7 @@ class ExpandedConvK3S2ActReluExpand0WithSe1(nn.Module):
 
 
 class InvertedResV3K3S2ActReluExpand0WithSe1Res0(nn.Module):
-    """InvertedResV3 (mobilenet_v3_small.cnn:25), with cin=16, expanded=16, filters=16, k=3, s=2, squeezed=8, expand=0, with_se=1, res=0."""
+    """InvertedResV3 (mobilenet_v3_small.cnn:27), with cin=16, expanded=16, filters=16, k=3, s=2, squeezed=8, expand=0, with_se=1, res=0."""
 
     def __init__(self):
         super().__init__()
@@ -105,7 +105,7 @@ class ExpandedConvK3S2ActReluExpand1WithSe0(nn.Module):
 
 
 class InvertedResV3K3S2ActReluExpand1WithSe0Res0(nn.Module):
-    """InvertedResV3 (mobilenet_v3_small.cnn:26), with cin=16, expanded=72, filters=24, k=3, s=2, squeezed=0, expand=1, with_se=0, res=0."""
+    """InvertedResV3 (mobilenet_v3_small.cnn:28), with cin=16, expanded=72, filters=24, k=3, s=2, squeezed=0, expand=1, with_se=0, res=0."""
 
     def __init__(self):
         super().__init__()
@@ -143,7 +143,7 @@ class ExpandedConvK3S1ActReluExpand1WithSe0(nn.Module):
 
 
 class InvertedResV3K3S1ActReluExpand1WithSe0Res1(nn.Module):
-    """InvertedResV3 (mobilenet_v3_small.cnn:27), with cin=24, expanded=88, filters=24, k=3, s=1, squeezed=0, expand=1, with_se=0, res=1."""
+    """InvertedResV3 (mobilenet_v3_small.cnn:29), with cin=24, expanded=88, filters=24, k=3, s=1, squeezed=0, expand=1, with_se=0, res=1."""
 
     def __init__(self):
         super().__init__()
@@ -186,7 +186,7 @@ class ExpandedConvK5S2ActHardSwishExpand1WithSe1(nn.Module):
 
 
 class InvertedResV3K5S2ActHardSwishExpand1WithSe1Res0(nn.Module):
-    """InvertedResV3 (mobilenet_v3_small.cnn:28), with k=5, s=2, expand=1, with_se=1, res=0."""
+    """InvertedResV3 (mobilenet_v3_small.cnn:30), with k=5, s=2, expand=1, with_se=1, res=0."""
 
     def __init__(self, cin, expanded, filters, squeezed):
         super().__init__()
@@ -231,7 +231,7 @@ class ExpandedConvK5S1ActHardSwishExpand1WithSe1(nn.Module):
 
 
 class InvertedResV3K5S1ActHardSwishExpand1WithSe1Res1(nn.Module):
-    """InvertedResV3 (mobilenet_v3_small.cnn:29), with k=5, s=1, expand=1, with_se=1, res=1."""
+    """InvertedResV3 (mobilenet_v3_small.cnn:31), with k=5, s=1, expand=1, with_se=1, res=1."""
 
     def __init__(self, cin, expanded, squeezed):
         super().__init__()
@@ -249,7 +249,7 @@ class InvertedResV3K5S1ActHardSwishExpand1WithSe1Res1(nn.Module):
 
 
 class InvertedResV3K5S1ActHardSwishExpand1WithSe1Res0(nn.Module):
-    """InvertedResV3 (mobilenet_v3_small.cnn:30), with cin=40, expanded=120, filters=48, k=5, s=1, squeezed=32, expand=1, with_se=1, res=0."""
+    """InvertedResV3 (mobilenet_v3_small.cnn:32), with cin=40, expanded=120, filters=48, k=5, s=1, squeezed=32, expand=1, with_se=1, res=0."""
 
     def __init__(self):
         super().__init__()
