@@ -5,7 +5,8 @@ framework's model random values for every parameter and statistic (kernels,
 biases, batch-norm gamma, beta and moving statistics, PReLU slopes; seeded, the
 same values in both directions), copies them to the other by node name
 (backends/transfer.py), runs the same random inputs in inference mode and
-compares the outputs.
+compares the outputs (inputs N(0, 1) after the model's own input `Rescaling`,
+if it has one: `raw_inputs`).
 
 Tolerances: float64, max|diff| <= 1e-9 * max(1, max|ref|); float32,
 max|diff| <= 1e-4 * max|ref|. (Element-wise relative error is not usable:
@@ -181,20 +182,28 @@ def allowed(scale: float, dtype: str) -> float:
 def randomize(ir: Model, weights: dict, seed: int) -> dict:
     """Every parameter and statistic at a seeded random value (the values depend only
     on the seed and the keys, not on either framework's initialisation): kernels
-    (depthwise and pointwise ones too) Glorot-uniform (Keras's default), biases uniform in +-1/sqrt(fan-in) (PyTorch's
+    (depthwise and pointwise ones too) Glorot-uniform (Keras's default; a depthwise
+    kernel with the fans of its one input channel per output), biases uniform in +-1/sqrt(fan-in) (PyTorch's
     default), batch-norm gamma, beta, moving mean and (positive) moving variance and
     PReLU slopes away from their trivial initial values. A role without a rule is an
     error: nothing may keep a framework's initial value unnoticed."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
+    kinds = {n.name: n.kind for n in ir.nodes}
     out = {}
     for key, v in weights.items():
         node, role = key.rsplit("/", 1)
         shape = np.shape(v)
         if role in ("kernel", "depthwise_kernel", "pointwise_kernel"):
             receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
-            limit = np.sqrt(6.0 / (receptive * (shape[-2] + shape[-1])))
+            # a depthwise kernel (kh, kw, C, multiplier) reads one input channel per
+            # output: its fans are kh*kw and kh*kw*multiplier, not those of a dense
+            # C-channel kernel (which would shrink every value by about C / 2 and,
+            # over a deep stack, leave an output that no input reaches)
+            depthwise = role == "depthwise_kernel" or kinds.get(node) == "depthwise"
+            fan_in = 1 if depthwise else shape[-2]
+            limit = np.sqrt(6.0 / (receptive * (fan_in + shape[-1])))
             value = rng.uniform(-limit, limit, shape)
         elif role == "bias":  # a separable convolution's bias follows its pointwise kernel
             kernel = np.shape(
@@ -220,6 +229,22 @@ def randomize(ir: Model, weights: dict, seed: int) -> dict:
             raise ValueError(f"no rule to randomise `{key}`")
         out[key] = value.astype(np.asarray(v).dtype)
     return out
+
+
+def raw_inputs(ir: Model, z):
+    """The random inputs `z` (about N(0, 1)) as the model's input expects them: where
+    every reader of the input is the same `Rescaling` (keras.applications' pixel
+    preprocessing, x * scale + offset), the values it maps to `z`, so that the
+    rescaled inputs differ as much as `z` does (N(0, 1) pixels rescaled by 1/127.5
+    would vary by about 0.008, which a deep random network does not carry to its
+    output); otherwise `z` itself."""
+    inputs = {n.name for n in ir.nodes if n.kind == "input"}
+    readers = [n for n in ir.nodes if inputs & set(n.inputs)]
+    if readers and all(n.kind == "rescaling" and n.scale for n in readers):
+        first = readers[0]
+        if all((n.scale, n.offset) == (first.scale, first.offset) for n in readers):
+            return (z - first.offset) / first.scale
+    return z
 
 
 def _problems(ref, other, allowed_diff: float, whole_output: bool) -> tuple[str | None, str | None]:
@@ -327,7 +352,8 @@ def check(
         transfer.torch_to_keras(ir, tmodel, kmodel)
     else:
         raise ValueError(f"unknown direction {direction!r}")
-    x = np.random.default_rng(seed + 1).normal(size=(batch, *ir.input_shape)).astype(dtype)
+    x = raw_inputs(ir, np.random.default_rng(seed + 1).normal(size=(batch, *ir.input_shape)))
+    x = x.astype(dtype)
     xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy() if x.ndim == 4 else x)
     seen: dict[str, np.ndarray] = {}
     handles = []

@@ -538,12 +538,15 @@ def _variant_suffixes(block: str, variants: list[list[Instance]], defs: dict) ->
 
 
 def _nameable(v: Any) -> bool:
-    """A block argument that can stand in a name: a whole number >= 0 or a word."""
+    """A block argument that can stand in a name: a whole number >= 0 or a word
+    (words joined by single underscores, such as `hard_swish`)."""
     if isinstance(v, bool):
         return False
     if isinstance(v, int):
         return v >= 0
-    return isinstance(v, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", v) is not None
+    return (
+        isinstance(v, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*", v) is not None
+    )
 
 
 def _formulas(block, members: list[Instance]) -> list[tuple[str, list[str], list[Any]]]:

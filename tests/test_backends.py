@@ -394,7 +394,9 @@ def test_torch_model_matches_the_ir(spec):
         assert seen[node.name] == want, node.name
     block_paths = {b.path for b in ir.blocks}
     module_names = {n for n in modules if n}
-    missing = {n.name for n in ir.nodes if n.kind not in ("input", "concat", "add")} - module_names
+    # merges are expressions in forward (`torch.cat`, `+`, `*`), not modules
+    merges = ("concat", "add", "mul")
+    missing = {n.name for n in ir.nodes if n.kind not in ("input", *merges)} - module_names
     assert not missing, missing
     assert block_paths <= module_names
 

@@ -158,6 +158,19 @@ def test_variants_no_argument_tells_apart_are_numbered():
     assert re.findall(r"^def (\w+)", source, re.MULTILINE)[:2] == ["q_c3", "q_c2"]
 
 
+def test_a_word_with_underscores_names_a_variant():
+    # PyTorch has one module class per activation, so `act` splits the block into
+    # variants; `hard_swish` names its variant as `relu` does, not a number
+    text = (
+        "model odd\nblock Q(c, act) { C(c*3*3, s1, same) A(act) }\n"
+        "input 8*8*1\nQ(2, relu) Q(3, hard_swish) Q(4, relu)\nGAP\n"
+    )
+    source = get("torch").generate(compile_str(text, name="odd.cnn"))
+    assert re.findall(r"^class (\w+)", source, re.MULTILINE)[:2] == ["QActRelu", "QActHardSwish"]
+    source = get("keras").generate(compile_str(text, name="odd.cnn"))
+    assert re.findall(r"^def (\w+)", source, re.MULTILINE)[:1] == ["q"]  # `act` is its argument
+
+
 def test_a_value_nothing_names_becomes_a_parameter_named_after_its_slot():
     text = (
         "model odd\nblock Q(c) { if c > 2 { C(c*1*1) } else { C(c*3*3) } }\n"

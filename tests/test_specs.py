@@ -77,6 +77,8 @@ FIGURES = {
     "xception.cnn": (22_910_480, 22_855_952, 54_528, (1000,), "keras"),
     "resnext50_32x4d.cnn": (25_097_128, 25_028_904, 68_224, (1000,), "torch"),
     "shufflenet_v2_x1_0.cnn": (2_294_784, 2_278_604, 16_180, (1000,), "torch"),
+    "mobilenet_v3_small.cnn": (2_554_968, 2_542_856, 12_112, (1000,), "keras"),
+    "mobilenet_v3_large.cnn": (5_507_432, 5_483_032, 24_400, (1000,), "keras"),
 }
 
 ALL_SPECS = sorted(p.name for p in SPECS.glob("*.cnn") if p.name != "stdlib.cnn")
@@ -130,6 +132,7 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 KIND_OF = {
     "Conv2D": "conv",
     "SeparableConv2D": "separable",
+    "DepthwiseConv2D": "depthwise",
     "Dense": "dense",
     "MaxPooling2D": "pool",
     "AveragePooling2D": "pool",
@@ -139,6 +142,8 @@ KIND_OF = {
     "Flatten": "flatten",
     "Concatenate": "concat",
     "Add": "add",
+    "Multiply": "mul",
+    "Rescaling": "rescaling",
     "Dropout": "dropout",
     "Activation": "activation",
     "ReLU": "activation",
