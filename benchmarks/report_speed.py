@@ -1,7 +1,7 @@
 """Wall time of a fresh `archc report specs/<net>.cnn` process against a fresh
 process that builds keras.applications.<Net>(weights=None) and prints its
 summary: the question "what does this net cost?" answered with and without a
-framework, for VGG16 and ResNet152.
+framework, for VGG16, ResNet152 and EfficientNet-B0.
 
 Measured side by side: each round runs every command once, in an order that
 rotates from round to round (so that neither side always goes first), and a
@@ -10,7 +10,7 @@ same-command control (the archc report run twice per round, as "archc" and
 is how far any other ratio can be trusted. Medians, min and max are printed,
 with the ratio of the medians and the spread of the per-round ratios.
 
-    python benchmarks/report_speed.py [--rounds 7] [--nets vgg16 resnet152]
+    python benchmarks/report_speed.py [--rounds 7] [--nets vgg16 resnet152 efficientnet_b0]
 
 Goal (issue "archc core"): archc at least 15x faster than Keras on VGG16, and
 under 0.3 s.
@@ -27,7 +27,8 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-NETS = {"vgg16": "VGG16", "resnet152": "ResNet152"}  # spec -> keras.applications class
+# spec -> keras.applications class
+NETS = {"vgg16": "VGG16", "resnet152": "ResNet152", "efficientnet_b0": "EfficientNetB0"}
 KERAS = (
     "import os; os.environ['TF_CPP_MIN_LOG_LEVEL']='3'\n"
     "import keras\n"
