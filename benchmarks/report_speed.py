@@ -67,7 +67,7 @@ def measure(commands: dict[str, list[str]], rounds: int) -> dict[str, list[float
 def ratio_line(label: str, num: list[float], den: list[float]) -> str:
     per_round = sorted(a / b for a, b in zip(num, den))
     return (
-        f"  {label:<32} {statistics.median(num) / statistics.median(den):6.2f}x "
+        f"  {label:<38} {statistics.median(num) / statistics.median(den):6.2f}x "
         f"(per round: min {per_round[0]:.2f}, median {statistics.median(per_round):.2f}, "
         f"max {per_round[-1]:.2f})"
     )
@@ -99,7 +99,7 @@ def main() -> None:
                 "archc again": f"archc report {net} (again)",
             }.get(name, name)
             print(
-                f"  {label:<32} median {statistics.median(t):.3f} s  "
+                f"  {label:<38} median {statistics.median(t):.3f} s  "
                 f"(min {min(t):.3f}, max {max(t):.3f})"
             )
         print(ratio_line("keras / archc", times["keras"], times["archc"]))
