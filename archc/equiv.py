@@ -182,28 +182,28 @@ def allowed(scale: float, dtype: str) -> float:
 def randomize(ir: Model, weights: dict, seed: int) -> dict:
     """Every parameter and statistic at a seeded random value (the values depend only
     on the seed and the keys, not on either framework's initialisation): kernels
-    (depthwise and pointwise ones too) Glorot-uniform (Keras's default; a depthwise
-    kernel with the fans of its one input channel per output), biases uniform in +-1/sqrt(fan-in) (PyTorch's
-    default), batch-norm gamma, beta, moving mean and (positive) moving variance and
+    (depthwise and pointwise ones too) He-uniform, +-sqrt(6 / fan-in), biases
+    uniform in +-1/sqrt(fan-in) (PyTorch's default), batch-norm gamma, beta, moving mean and (positive) moving variance and
     PReLU slopes away from their trivial initial values. A role without a rule is an
     error: nothing may keep a framework's initial value unnoticed."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    kinds = {n.name: n.kind for n in ir.nodes}
+    depthwise = {n.name for n in ir.nodes if n.kind == "depthwise"}
     out = {}
     for key, v in weights.items():
         node, role = key.rsplit("/", 1)
         shape = np.shape(v)
         if role in ("kernel", "depthwise_kernel", "pointwise_kernel"):
             receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
-            # a depthwise kernel (kh, kw, C, multiplier) reads one input channel per
-            # output: its fans are kh*kw and kh*kw*multiplier, not those of a dense
-            # C-channel kernel (which would shrink every value by about C / 2 and,
-            # over a deep stack, leave an output that no input reaches)
-            depthwise = role == "depthwise_kernel" or kinds.get(node) == "depthwise"
-            fan_in = 1 if depthwise else shape[-2]
-            limit = np.sqrt(6.0 / (receptive * (fan_in + shape[-1])))
+            # He-uniform, scaled by the fan-in alone, so that the inputs still
+            # reach the output of a deep net at inference, where batch norm's
+            # random statistics do not renormalise: with Glorot's fan-in + fan-out
+            # every widening layer shrinks the signal, and EfficientNet-B0's output
+            # came out the same for every input to 1e-18. A depthwise kernel
+            # (kh, kw, C, multiplier) convolves each channel alone: fan-in kh * kw.
+            alone = role == "depthwise_kernel" or node in depthwise
+            limit = np.sqrt(6.0 / (receptive * (1 if alone else shape[-2])))
             value = rng.uniform(-limit, limit, shape)
         elif role == "bias":  # a separable convolution's bias follows its pointwise kernel
             kernel = np.shape(

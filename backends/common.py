@@ -616,6 +616,32 @@ class _Candidate:
     values: list[Any]
 
 
+def _elementwise(vs: list[Any], cands: list[_Candidate]) -> _Candidate | None:
+    """A tuple that varies, explained element by element (nested tuples too): each
+    element a literal where every instance agrees, else a parameter or formula of
+    the block. `ZeroPad(k // 2 - 1, k // 2, k // 2 - 1, k // 2)` is written
+    `((kernel_size // 2 - 1, kernel_size // 2), (...))`, `Reshape(1, 1, ch)` is
+    `(1, 1, ch)`; None where an element is none of these."""
+    if not all(isinstance(v, tuple) and len(v) == len(vs[0]) for v in vs):
+        return None
+    parts: list[Any] = []
+    reads: dict[str, list[Any]] = {}
+    for i in range(len(vs[0])):
+        column = [v[i] for v in vs]
+        if _same(column):
+            parts.append(column[0])
+            continue
+        if isinstance(column[0], tuple):  # keep the nesting: (1, 1) is not `p`
+            found = _elementwise(column, cands)
+        else:
+            found = next((c for c in cands if all(map(_matches, column, c.values))), None)
+        if found is None:
+            return None
+        parts.append(found.value)
+        reads.update(found.reads)
+    return _Candidate(tuple(parts), reads, vs)
+
+
 def _make_unit(
     block: str, name: str, class_name: str, members: list[Instance], defs, in_channels_param: bool
 ) -> Unit:
@@ -670,6 +696,8 @@ def _make_unit(
             else named + formulas + pairs + channels
         ) + fallback
         chosen = next((c for c in order if all(map(_matches, vs, c.values))), None)
+        if chosen is None:
+            chosen = _elementwise(vs, named + formulas)
         if chosen is None:
             new = _slot_param_name(slot, members[0])
             while new in params or new in block_params or new in ("x", "name"):

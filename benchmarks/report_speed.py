@@ -1,7 +1,7 @@
 """Wall time of a fresh `archc report specs/<net>.cnn` process against a fresh
 process that builds keras.applications.<Net>(weights=None) and prints its
 summary: the question "what does this net cost?" answered with and without a
-framework, for VGG16 and ResNet152.
+framework, for VGG16, ResNet152 and EfficientNet-B0.
 
 Measured side by side: each round runs every command once, in an order that
 rotates from round to round (so that neither side always goes first), and a
@@ -10,7 +10,7 @@ same-command control (the archc report run twice per round, as "archc" and
 is how far any other ratio can be trusted. Medians, min and max are printed,
 with the ratio of the medians and the spread of the per-round ratios.
 
-    python benchmarks/report_speed.py [--rounds 7] [--nets vgg16 resnet152]
+    python benchmarks/report_speed.py [--rounds 7] [--nets vgg16 resnet152 efficientnet_b0]
 
 Goal (issue "archc core"): archc at least 15x faster than Keras on VGG16, and
 under 0.3 s.
@@ -27,7 +27,8 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-NETS = {"vgg16": "VGG16", "resnet152": "ResNet152"}  # spec -> keras.applications class
+# spec -> keras.applications class
+NETS = {"vgg16": "VGG16", "resnet152": "ResNet152", "efficientnet_b0": "EfficientNetB0"}
 KERAS = (
     "import os; os.environ['TF_CPP_MIN_LOG_LEVEL']='3'\n"
     "import keras\n"
@@ -66,7 +67,7 @@ def measure(commands: dict[str, list[str]], rounds: int) -> dict[str, list[float
 def ratio_line(label: str, num: list[float], den: list[float]) -> str:
     per_round = sorted(a / b for a, b in zip(num, den))
     return (
-        f"  {label:<32} {statistics.median(num) / statistics.median(den):6.2f}x "
+        f"  {label:<38} {statistics.median(num) / statistics.median(den):6.2f}x "
         f"(per round: min {per_round[0]:.2f}, median {statistics.median(per_round):.2f}, "
         f"max {per_round[-1]:.2f})"
     )
@@ -98,7 +99,7 @@ def main() -> None:
                 "archc again": f"archc report {net} (again)",
             }.get(name, name)
             print(
-                f"  {label:<32} median {statistics.median(t):.3f} s  "
+                f"  {label:<38} median {statistics.median(t):.3f} s  "
                 f"(min {min(t):.3f}, max {max(t):.3f})"
             )
         print(ratio_line("keras / archc", times["keras"], times["archc"]))

@@ -181,6 +181,43 @@ def test_a_value_nothing_names_becomes_a_parameter_named_after_its_slot():
     assert 'x = q(x, c=2, c1_arg1=3, name="q2")' in source
 
 
+def test_a_varying_tuple_is_written_element_by_element():
+    # EfficientNet's correct_pad and SE reshape: each element of the tuple is a
+    # literal where the instances agree, else the block's own arithmetic
+    text = (
+        "model pads\nblock Down(k, c) {\n"
+        "    ZeroPad(k // 2 - 1, k // 2, k // 2 - 1, k // 2) DW(k*k, s2, valid)\n"
+        "    mul { identity | GAP Reshape(1, 1, c) C(c*1*1, sigmoid) }\n}\n"
+        "input 32*32*4\nDown(3, 4) Down(5, 4) C(8*1*1) Down(3, 8)\nGAP\n"
+    )
+    ir = compile_str(text, name="pads.cnn")
+    keras_source = get("keras").generate(ir)
+    assert "def down(x, k, c, *, name):" in keras_source
+    assert "((k // 2 - 1, k // 2), (k // 2 - 1, k // 2))" in keras_source
+    assert "layers.Reshape((1, 1, c), " in keras_source
+    torch_source = get("torch").generate(ir)
+    assert "nn.ZeroPad2d((k // 2 - 1, k // 2, k // 2 - 1, k // 2))" in torch_source
+    assert "nn.Unflatten(1, (c, 1, 1))" in torch_source
+    for source in (keras_source, torch_source):
+        assert not re.search(r"_arg\d", source)
+    for direction in ("keras2torch", "torch2keras"):
+        result = equiv.check(ir, dtype="float64", direction=direction)
+        assert result.ok, equiv.report(ir, result)
+
+
+def test_a_tuple_with_an_element_nothing_names_stays_a_parameter():
+    text = (
+        "model pads\nblock Down(c) { if c > 4 { ZeroPad(1, 2, 1, 2) } else { ZeroPad(0, 1, 0, 1) }"
+        " }\ninput 8*8*1\nDown(5) Down(6) C(4*1*1) Down(4) Down(3)\nGAP\n"
+    )
+    source = get("keras").generate(compile_str(text, name="pads.cnn"))
+    # the padding follows no parameter (`c > 4` is not arithmetic the generated
+    # code may copy): the whole value is one argument named after its slot
+    assert "def down(x, zp1_arg0, *, name):" in source
+    assert 'x = down(x, zp1_arg0=((1, 2), (1, 2)), name="down1")' in source
+    assert 'x = down(x, zp1_arg0=((0, 1), (0, 1)), name="down3")' in source
+
+
 # ---- the committed modules -------------------------------------------------------
 
 FILES = sorted(GENERATED.glob("*/*.py"))

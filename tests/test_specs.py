@@ -79,6 +79,8 @@ FIGURES = {
     "shufflenet_v2_x1_0.cnn": (2_294_784, 2_278_604, 16_180, (1000,), "torch"),
     "mobilenet_v3_small.cnn": (2_554_968, 2_542_856, 12_112, (1000,), "keras"),
     "mobilenet_v3_large.cnn": (5_507_432, 5_483_032, 24_400, (1000,), "keras"),
+    "efficientnet_b0.cnn": (5_330_571, 5_288_548, 42_023, (1000,), "keras"),
+    "convnext_tiny.cnn": (28_589_128, 28_589_128, 0, (1000,), "keras"),
 }
 
 ALL_SPECS = sorted(p.name for p in SPECS.glob("*.cnn") if p.name != "stdlib.cnn")
@@ -149,7 +151,41 @@ KIND_OF = {
     "ReLU": "activation",
     "Conv2DTranspose": "transposed",
     "Cropping2D": "crop",
+    "Normalization": "normalization",
+    "Reshape": "reshape",
+    "LayerNormalization": "layernorm",
+    "LayerScale": "layerscale",  # keras.applications ConvNeXt's own layer class
 }
+
+
+def _keras_kind(layer) -> str:
+    """The archc kind of a Keras layer, where its class alone does not say it."""
+    name = type(layer).__name__
+    # EfficientNet's drop connect: a Dropout of whole samples is archc's drop path
+    if name == "Dropout" and getattr(layer, "noise_shape", None) is not None:
+        return "droppath"
+    # ConvNeXt's pointwise convolutions are Dense layers on a 4-D tensor: Keras's
+    # Dense acts on the last axis (the channels), so it is a 1x1 convolution with
+    # the same parameters, which the spec writes `C(n*1*1)`
+    if name == "Dense" and len(layer.output.shape) == 4:
+        return "conv"
+    return KIND_OF[name]
+
+
+def _keras_layers(model):
+    """Every layer of a functional model, nested Sequential models (ConvNeXt's stem
+    and downsampling layers) flattened into their layers, and the operations that
+    are not layers: ConvNeXt's `inputs + x` makes an `Add` operation, archc's add."""
+    out = []
+    for layer in model.layers:
+        if type(layer).__name__ == "Sequential":
+            out.extend(_keras_layers(layer))
+        else:
+            out.append(layer)
+    if hasattr(model, "operations"):
+        layers = set(map(id, model.layers))
+        out.extend(op for op in model.operations if id(op) not in layers)
+    return out
 
 
 @pytest.mark.keras
@@ -174,13 +210,15 @@ def test_keras_reference(spec):
     # Dense where the spec writes `A(...)`) and zero padding (ZeroPadding2D layers
     # where the spec writes explicit padding `p1`); neither changes any count.
     theirs = collections.Counter()
-    for layer in ref.layers:
+    for layer in _keras_layers(ref):
         name = type(layer).__name__
         if name == "InputLayer":
             continue
         assert name in KIND_OF, f"unmapped Keras layer {name}"
-        if KIND_OF[name] not in SKIP:
-            theirs[(KIND_OF[name], tuple(layer.output.shape[1:]), layer.count_params())] += 1
+        kind = _keras_kind(layer)
+        if kind not in SKIP:
+            params = layer.count_params() if hasattr(layer, "count_params") else 0
+            theirs[(kind, tuple(layer.output.shape[1:]), params)] += 1
     ours = collections.Counter(
         (n.kind, n.out_shape, n.params)
         for n in model.nodes
