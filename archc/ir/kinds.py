@@ -454,20 +454,7 @@ class Conv2D(Node):
         return (kernel, Weight("bias", "bias", (self.filters,))) if self.use_bias else (kernel,)
 
     def describe(self) -> str:
-        parts = [
-            f"{self.filters}*{self.kernel[0]}*{self.kernel[1]}",
-            _stride_text(self.stride),
-            _pad_text(self.padding),
-        ]
-        if self.dilation != (1, 1):
-            parts.append(f"dilation {_hw(self.dilation)}")
-        if self.groups != 1:
-            parts.append(f"groups {self.groups}")
-        if not self.use_bias:
-            parts.append("nobias")
-        if self.activation:
-            parts.append(self.activation)
-        return ", ".join(parts)
+        return _window_text(self, f"{self.filters}*", dilation=self.dilation, groups=self.groups)
 
 
 class DepthwiseConv2D(Node):
@@ -522,20 +509,7 @@ class DepthwiseConv2D(Node):
         return (kernel, Weight("bias", "bias", (c * k,))) if self.use_bias else (kernel,)
 
     def describe(self) -> str:
-        parts = [
-            f"{self.kernel[0]}*{self.kernel[1]}",
-            _stride_text(self.stride),
-            _pad_text(self.padding),
-        ]
-        if self.multiplier != 1:
-            parts.append(f"multiplier {self.multiplier}")
-        if self.dilation != (1, 1):
-            parts.append(f"dilation {_hw(self.dilation)}")
-        if not self.use_bias:
-            parts.append("nobias")
-        if self.activation:
-            parts.append(self.activation)
-        return ", ".join(parts)
+        return _window_text(self, "", multiplier=self.multiplier, dilation=self.dilation)
 
 
 class SeparableConv2D(Node):
@@ -601,20 +575,9 @@ class SeparableConv2D(Node):
         return (*ws, Weight("bias", "pointwise.bias", (self.filters,))) if self.use_bias else ws
 
     def describe(self) -> str:
-        parts = [
-            f"{self.filters}*{self.kernel[0]}*{self.kernel[1]}",
-            _stride_text(self.stride),
-            _pad_text(self.padding),
-        ]
-        if self.multiplier != 1:
-            parts.append(f"multiplier {self.multiplier}")
-        if self.dilation != (1, 1):
-            parts.append(f"dilation {_hw(self.dilation)}")
-        if not self.use_bias:
-            parts.append("nobias")
-        if self.activation:
-            parts.append(self.activation)
-        return ", ".join(parts)
+        return _window_text(
+            self, f"{self.filters}*", multiplier=self.multiplier, dilation=self.dilation
+        )
 
 
 class TransposePlan(NamedTuple):
@@ -736,22 +699,31 @@ class Conv2DTranspose(Node):
         return (kernel, Weight("bias", "bias", (self.filters,))) if self.use_bias else (kernel,)
 
     def describe(self) -> str:
-        parts = [
-            f"{self.filters}*{self.kernel[0]}*{self.kernel[1]}",
-            _stride_text(self.stride),
-            _pad_text(self.padding),
-        ]
-        if self.output_padding is not None:
-            parts.append(f"output padding {_hw(self.output_padding)}")
-        if not self.use_bias:
-            parts.append("nobias")
-        if self.activation:
-            parts.append(self.activation)
-        return ", ".join(parts)
+        return _window_text(self, f"{self.filters}*", output_padding=self.output_padding)
 
 
 def _hw(p: Pair) -> str:
     return str(p[0]) if p[0] == p[1] else f"({p[0]},{p[1]})"
+
+
+_DEFAULT_OPTION = {"multiplier": 1, "dilation": (1, 1), "groups": 1, "output_padding": None}
+
+
+def _window_text(node: Node, head: str, **options: Any) -> str:
+    """How the report writes a convolution kind: `64*3*3, s2, same`, then each
+    option not at its default (`multiplier 2`, `dilation 2`, `groups 32`,
+    `output padding 1`), `nobias` and the fused activation."""
+    parts = [f"{head}{node.kernel[0]}*{node.kernel[1]}", _stride_text(node.stride)]
+    parts.append(_pad_text(node.padding))
+    for name, value in options.items():
+        if value != _DEFAULT_OPTION[name]:
+            shown = _hw(value) if isinstance(value, tuple) else value
+            parts.append(f"{name.replace('_', ' ')} {shown}")
+    if not node.use_bias:
+        parts.append("nobias")
+    if node.activation:
+        parts.append(node.activation)
+    return ", ".join(parts)
 
 
 def _stride_text(s: Pair) -> str:
