@@ -184,17 +184,27 @@ def randomize(ir: Model, weights: dict, seed: int) -> dict:
     (depthwise and pointwise ones too) Glorot-uniform (Keras's default), biases uniform in +-1/sqrt(fan-in) (PyTorch's
     default), batch-norm gamma, beta, moving mean and (positive) moving variance and
     PReLU slopes away from their trivial initial values. A role without a rule is an
-    error: nothing may keep a framework's initial value unnoticed."""
+    error: nothing may keep a framework's initial value unnoticed.
+
+    A depthwise kernel (kh, kw, C, multiplier) convolves each channel on its own, so
+    its fans are those of one channel's convolution, kh*kw in and kh*kw*multiplier
+    out (as PyTorch counts a grouped convolution's), not Keras's kh*kw*C in: with
+    Keras's, each depthwise layer would scale the signal's variance by about 2/C,
+    and after a dozen of them (MobileNet) every input gives the same output, which
+    no comparison can tell from a build that ignores its input."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
+    depthwise = {n.name for n in ir.nodes if n.kind == "depthwise"}
     out = {}
     for key, v in weights.items():
         node, role = key.rsplit("/", 1)
         shape = np.shape(v)
         if role in ("kernel", "depthwise_kernel", "pointwise_kernel"):
             receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
-            limit = np.sqrt(6.0 / (receptive * (shape[-2] + shape[-1])))
+            per_channel = role == "depthwise_kernel" or node in depthwise
+            fan_in = receptive * (1 if per_channel else shape[-2])
+            limit = np.sqrt(6.0 / (fan_in + receptive * shape[-1]))
             value = rng.uniform(-limit, limit, shape)
         elif role == "bias":  # a separable convolution's bias follows its pointwise kernel
             kernel = np.shape(
