@@ -73,6 +73,9 @@ FIGURES = {
     "inception_v3.cnn": (23_851_784, 23_817_352, 34_432, (1000,), "keras"),
     "squeezenet1_0.cnn": (1_248_424, 1_248_424, 0, (1000,), "torch"),
     "squeezenet1_1.cnn": (1_235_496, 1_235_496, 0, (1000,), "torch"),
+    "mobilenet.cnn": (4_253_864, 4_231_976, 21_888, (1000,), "keras"),
+    "mobilenet_v2.cnn": (3_538_984, 3_504_872, 34_112, (1000,), "keras"),
+    "mobilenet_v2_torchvision.cnn": (3_538_984, 3_504_872, 34_112, (1000,), "torch"),
 }
 
 ALL_SPECS = sorted(p.name for p in SPECS.glob("*.cnn") if p.name != "stdlib.cnn")
@@ -125,6 +128,7 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 KIND_OF = {
     "Conv2D": "conv",
+    "DepthwiseConv2D": "depthwise",
     "Dense": "dense",
     "MaxPooling2D": "pool",
     "AveragePooling2D": "pool",
@@ -132,6 +136,7 @@ KIND_OF = {
     "BatchNormalization": "batchnorm",
     "ZeroPadding2D": "zeropad",
     "Flatten": "flatten",
+    "Reshape": "reshape",
     "Concatenate": "concat",
     "Add": "add",
     "Dropout": "dropout",

@@ -622,6 +622,8 @@ REFERENCES = {
     "resnet152.cnn": lambda: A.ResNet152(weights=None),
     "densenet121.cnn": lambda: A.DenseNet121(weights=None),
     "inception_v3.cnn": lambda: A.InceptionV3(weights=None),
+    "mobilenet.cnn": lambda: A.MobileNet(weights=None),
+    "mobilenet_v2.cnn": lambda: A.MobileNetV2(weights=None),
     "textbook_mnist_cnn.cnn": lambda: textbook_net((28, 28, 1), (8, 5), "valid", (16, 5), 10),
     "textbook_color.cnn": lambda: textbook_net((28, 28, 3), (2, 1), "valid", (3, 3), 6),
     "textbook_shape.cnn": lambda: textbook_net((28, 28, 1), (8, 3), "same", (16, 3), 5),
