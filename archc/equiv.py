@@ -185,7 +185,14 @@ def randomize(ir: Model, weights: dict, seed: int) -> dict:
     (depthwise and pointwise ones too) He-uniform, +-sqrt(6 / fan-in), biases
     uniform in +-1/sqrt(fan-in) (PyTorch's default), batch-norm gamma, beta, moving mean and (positive) moving variance and
     PReLU slopes away from their trivial initial values. A role without a rule is an
-    error: nothing may keep a framework's initial value unnoticed."""
+    error: nothing may keep a framework's initial value unnoticed.
+
+    A depthwise kernel (kh, kw, C, multiplier) convolves each channel on its own, so
+    its fans are those of one channel's convolution, kh*kw in and kh*kw*multiplier
+    out (as PyTorch counts a grouped convolution's), not Keras's kh*kw*C in: with
+    Keras's, each depthwise layer would scale the signal's variance by about 2/C,
+    and after a dozen of them (MobileNet) every input gives the same output, which
+    no comparison can tell from a build that ignores its input."""
     import numpy as np
 
     rng = np.random.default_rng(seed)

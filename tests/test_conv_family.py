@@ -270,6 +270,43 @@ def test_depthwise_equivalence(body, shape):
     _equivalent_both_ways(_model(body, shape))
 
 
+def test_equiv_randomizes_a_depthwise_kernel_per_channel():
+    """equiv draws kernels He-uniform, +-sqrt(6 / fan-in); a depthwise kernel's
+    fan-in is one channel's convolution (kh*kw), whatever the channel count, and a
+    separable convolution's depthwise kernel's too."""
+    from archc import equiv
+
+    for channels in (8, 512):
+        model = _model(
+            "DW(3*3, s1, same, multiplier: 2) as t SC(4*3*3, s1, same) as s C(4*3*3) as c",
+            (6, 6, channels),
+        )
+        zeros = {
+            f"{n.name}/{w.role}": np.zeros(w.shape)
+            for n in model.nodes
+            for w in n.weights(n.in_shapes)
+        }
+        values = equiv.randomize(model, zeros, seed=0)
+        for key, fan_in in (
+            ("t/kernel", 9),
+            ("s/depthwise_kernel", 9),
+            ("s/pointwise_kernel", 2 * channels),
+            ("c/kernel", 9 * 4),
+        ):
+            limit = np.sqrt(6.0 / fan_in)
+            v = values[key]
+            assert np.abs(v).max() <= limit and np.abs(v).max() > 0.8 * limit, key
+
+
+@needs_both
+def test_a_deep_depthwise_stack_keeps_the_output_input_dependent():
+    """Twelve depthwise layers on 256 channels (a MobileNet's depth): with Keras's
+    fans (kh*kw*C in) each scaled the variance by about 2/C, and the check failed
+    for an output that was the same for every input."""
+    body = "{ DW(3*3, s1, same, nobias) B A(relu6) C(256*1*1, s1, same, nobias) B A(relu6) } x12"
+    _equivalent_both_ways(_model(body + " GAP Dense(4)", (4, 4, 256)))
+
+
 # ---- separable convolution -------------------------------------------------------------------
 
 

@@ -81,6 +81,9 @@ FIGURES = {
     "mobilenet_v3_large.cnn": (5_507_432, 5_483_032, 24_400, (1000,), "keras"),
     "efficientnet_b0.cnn": (5_330_571, 5_288_548, 42_023, (1000,), "keras"),
     "convnext_tiny.cnn": (28_589_128, 28_589_128, 0, (1000,), "keras"),
+    "mobilenet.cnn": (4_253_864, 4_231_976, 21_888, (1000,), "keras"),
+    "mobilenet_v2.cnn": (3_538_984, 3_504_872, 34_112, (1000,), "keras"),
+    "mobilenet_v2_torchvision.cnn": (3_538_984, 3_504_872, 34_112, (1000,), "torch"),
 }
 
 ALL_SPECS = sorted(p.name for p in SPECS.glob("*.cnn") if p.name != "stdlib.cnn")
@@ -142,6 +145,7 @@ KIND_OF = {
     "BatchNormalization": "batchnorm",
     "ZeroPadding2D": "zeropad",
     "Flatten": "flatten",
+    "Reshape": "reshape",
     "Concatenate": "concat",
     "Add": "add",
     "Multiply": "mul",
@@ -152,7 +156,6 @@ KIND_OF = {
     "Conv2DTranspose": "transposed",
     "Cropping2D": "crop",
     "Normalization": "normalization",
-    "Reshape": "reshape",
     "LayerNormalization": "layernorm",
     "LayerScale": "layerscale",  # keras.applications ConvNeXt's own layer class
 }

@@ -628,6 +628,8 @@ REFERENCES = {
     "mobilenet_v3_large.cnn": lambda: A.MobileNetV3Large(input_shape=(224, 224, 3), weights=None),
     "efficientnet_b0.cnn": lambda: A.EfficientNetB0(weights=None),
     "convnext_tiny.cnn": lambda: A.ConvNeXtTiny(weights=None),
+    "mobilenet.cnn": lambda: A.MobileNet(weights=None),
+    "mobilenet_v2.cnn": lambda: A.MobileNetV2(weights=None),
     "textbook_mnist_cnn.cnn": lambda: textbook_net((28, 28, 1), (8, 5), "valid", (16, 5), 10),
     "textbook_color.cnn": lambda: textbook_net((28, 28, 3), (2, 1), "valid", (3, 3), 6),
     "textbook_shape.cnn": lambda: textbook_net((28, 28, 1), (8, 3), "same", (16, 3), 5),
