@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -81,6 +82,7 @@ class Graph:
     initializers: list = field(default_factory=list)
     node_names: set[str] = field(default_factory=set)
     values: set[str] = field(default_factory=set)
+    nbytes: int = 0  # the tensors' data
     # IR node -> the value the PyTorch build's module of that node outputs (its
     # output before a fused activation): what `archc equiv --nodes` compares
     module_outputs: dict[str, str] = field(default_factory=dict)
@@ -106,6 +108,7 @@ class Graph:
         from onnx import numpy_helper
 
         self.initializers.append(numpy_helper.from_array(array, self._value(name)))
+        self.nbytes += array.nbytes
         return name
 
     def const(self, n: Node, part: str, values, dtype: str | None = None) -> str:
@@ -185,8 +188,8 @@ def _activation(g: Graph, n: Node, fn: str, alpha: float | None, x: str, out: st
             )
             s = g.op("Div", [x, root2], f"{name}/scaled", f"{name}/scaled")
             e = g.op("Erf", [s], f"{name}/erf", f"{name}/erf")
-            p = g.op("Add", [e, one], f"{name}/plus1", f"{name}/plus1")
-            h = g.op("Mul", [x, half], f"{name}/half", f"{name}/half")
+            p = g.op("Add", [e, one], f"{name}/erf_plus_1", f"{name}/erf_plus_1")
+            h = g.op("Mul", [x, half], f"{name}/half_x", f"{name}/half_x")
             g.op("Mul", [h, p], out, name)
     elif fn == "silu":  # x * sigmoid(x)
         s = g.op("Sigmoid", [x], f"{name}/sigmoid", f"{name}/sigmoid")
@@ -349,7 +352,7 @@ def read_weights(ir: Model, path: str) -> dict:
         path = os.path.join(path, BEST_WEIGHTS)
     try:
         weights = load_weights(path)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise BackendError(
             f"cannot read the weights {path}: {e} (expected archc's weights .npz, which "
             f"`archc train` exports as weights-best.npz / weights-last.npz; a checkpoint "
@@ -519,9 +522,10 @@ class OnnxGenerator:
                 "Keras's channels-last order",
             },
         )
-        if proto.ByteSize() > MAX_BYTES:
+        if g.nbytes > MAX_BYTES:
             raise BackendError(
-                f"`{model.name}` is {proto.ByteSize():,} bytes as ONNX, above protobuf's 2 GiB"
+                f"`{model.name}`'s tensors take {g.nbytes:,} bytes, above what one ONNX "
+                "file (a protobuf) holds: 2 GiB"
             )
         return self._checked(model, proto, exposed), g.module_outputs
 
