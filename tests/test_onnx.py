@@ -86,7 +86,7 @@ KIND_SPECS = {
     "conv_padding": """model conv_padding
 input 27*25*3
 C(4*3*3, s2, same) C(5*4*4, s2, same, relu) C(6*3*3, s1, same, sigmoid)
-C(6*2*3, s(2,1), valid, nobias, tanh) C(4*3*3, p(1,0), elu) C(4*3*3, dilation: 2, same, selu)
+C(6*2*3, s(2,1), valid, nobias, linear) C(4*3*3, p(1,0), elu) C(4*3*3, dilation: 2, same, selu)
 C(4*1*1, s1, same, relu6) C(3*2*2, dilation: [2, 1], valid, softplus)
 """,
     "pooling": """model pooling
@@ -113,7 +113,7 @@ GAP
     "vectors": """model vectors
 input 5*6*2
 C(3*3*3, s2, same) Flatten B D(0.5) Dense(8, relu) concat { Dense(4) | Dense(3, tanh) }
-B A(leaky_relu) Dense(6, nobias) add { A(elu) | A(prelu) } Flatten Dense(2)
+B A(leaky_relu) Dense(6, nobias, tanh) add { A(elu) | A(prelu) } Flatten Dense(2)
 """,
 }
 COVERED = {n.kind for text in KIND_SPECS.values() for n in compile_str(text).nodes}

@@ -209,7 +209,7 @@ def _activation(g: Graph, n: Node, fn: str, alpha: float | None, x: str, out: st
 def _fused(g: Graph, n: Node, op_type: str, inputs: list[str], **attrs) -> None:
     """The node's main operator, named as the node, then its fused activation."""
     act = getattr(n, "activation", None)
-    if not act:
+    if not act or act == "linear":  # `linear`: no activation (as the PyTorch build)
         g.op(op_type, inputs, n.name, n.name, **attrs)
         g.module_outputs[n.name] = n.name
         return
