@@ -208,6 +208,16 @@ def cmd_equiv(args) -> int:
     from backends.transfer import TransferError
 
     if args.against == "onnx":
+        given = [f"--{k}" for k in ("dtype", "direction") if getattr(args, k) is not None]
+        if given:
+            print(
+                f"archc equiv: {' and '.join(given)} {'does' if len(given) == 1 else 'do'} "
+                "not apply with --against onnx: "
+                "the builds are float64 and get the same weights; onnxruntime runs in "
+                "float64 where its kernels allow, else float32",
+                file=sys.stderr,
+            )
+            return 2
         try:
             results = equiv.check_onnx(model, batch=args.batch, seed=args.seed, nodes=args.nodes)
         except (BackendError, TransferError) as e:
@@ -218,10 +228,10 @@ def cmd_equiv(args) -> int:
     try:
         result = equiv.check(
             model,
-            dtype=args.dtype,
+            dtype=args.dtype or "float64",
             batch=args.batch,
             seed=args.seed,
-            direction=args.direction,
+            direction=args.direction or "keras2torch",
             nodes=args.nodes,
         )
     except (BackendError, TransferError) as e:
@@ -671,7 +681,6 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--dtype",
         choices=("float64", "float32"),
-        default="float64",
         help="precision of both builds (default float64, tolerance 1e-9; float32: 1e-4)",
     )
     e.add_argument(
@@ -690,7 +699,6 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--direction",
         choices=("keras2torch", "torch2keras"),
-        default="keras2torch",
         help="which build gets the random weights; "
         "the other gets them by node name (default keras2torch)",
     )
@@ -707,7 +715,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="torch: the Keras build against the PyTorch build (default); onnx: the ONNX "
         "model in onnxruntime against the PyTorch and Keras builds (float64 builds, the same "
         "random weights; onnxruntime in float64 where its CPU provider can, else float32 at "
-        "1e-5 of the output scale; --dtype and --direction do not apply)",
+        "1e-5 of the output scale)",
     )
     e.add_argument(
         "-v",

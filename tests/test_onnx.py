@@ -423,6 +423,10 @@ def test_equiv_against_onnx_on_the_command_line(capsys):
     assert "shape_textbook: onnxruntime against PyTorch, float32" in out
     assert "shape_textbook: onnxruntime against Keras, float32" in out
     assert out.count("shape_textbook: ok") == 2 and "no node diverges" in out
+    assert (
+        main(["equiv", str(SPECS / "mnist_fc.cnn"), "--against", "onnx", "--dtype", "float32"]) == 2
+    )
+    assert "--dtype does not apply with --against onnx" in capsys.readouterr().err
 
 
 # ---- trained weights: the same top-1 as `archc evaluate` ------------------------------
