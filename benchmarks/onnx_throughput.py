@@ -47,6 +47,9 @@ def main() -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = args.threads
         options.inter_op_num_threads = 1
+        # onnxruntime's idle threads spin by default, taking the cores from whatever
+        # runs next (the PyTorch model, in this benchmark): off, for a fair comparison
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return ort.InferenceSession(proto, options, providers=["CPUExecutionProvider"])
 
     cls = load_generated("torch", "resnet18").Resnet18
