@@ -32,9 +32,11 @@ def _rf(node) -> str:
     return f"{size} /{jump}"
 
 
-def _kind(node) -> str:
+def _kind(node, model: Model | None = None) -> str:
     args = node.describe()
-    return f"{node.kind}({args})" if args else node.kind
+    kind = f"{node.kind}({args})" if args else node.kind
+    skip = model._skips.get(node.name) if model is not None else None
+    return f"{kind} ← @{skip}" if skip else kind  # it reads a tensor through `@name`
 
 
 def rows(model: Model) -> list[dict]:
@@ -85,12 +87,24 @@ def _arg(v) -> str:
     return str(v)
 
 
+def macs_rules(model: Model) -> dict[str, str]:
+    """How the MACs of each kind in the model are counted (kinds that count none
+    are left out), in the order the kinds first appear."""
+    rules: dict[str, str] = {}
+    for n in model.nodes:
+        if type(n).macs_rule:
+            rules.setdefault(n.kind, type(n).macs_rule)
+    return rules
+
+
 def totals(model: Model) -> dict:
     return {
         "params": model.params,
         "trainable": model.trainable,
         "nontrainable": model.nontrainable,
         "macs": model.macs,
+        "flops": 2 * model.macs,  # a multiply-accumulate is two floating-point operations
+        "macs_rules": macs_rules(model),
         "weights_bytes_float32": model.params * 4,
         "activations_bytes_float32_batch1": model.activation_elements * 4,
         "input": list(model.input_shape),
@@ -110,7 +124,7 @@ def text(model: Model) -> str:
             table.append(
                 (
                     f"{indent}{local}",
-                    _kind(n),
+                    _kind(n, model),
                     describe(n.out_shape),
                     f"{n.params:,}",
                     _si(n.macs) if n.macs else "-",
@@ -146,7 +160,14 @@ def text(model: Model) -> str:
         f"Total params:         {t['params']:,} ({_bytes(t['weights_bytes_float32'])} float32)",
         f"Trainable params:     {t['trainable']:,}",
         f"Non-trainable params: {t['nontrainable']:,}",
-        f"Total MACs:           {t['macs']:,} ({_si(t['macs'])})",
+        (
+            f"Total MACs:           {t['macs']:,} ({_si(t['macs'])}); "
+            f"FLOPs = 2 x MACs: {t['flops']:,} ({_si(t['flops'])})"
+        ),
+        *(
+            f"{'MACs counted as:' if i == 0 else '':<22}{kind}: {rule}"
+            for i, (kind, rule) in enumerate(t["macs_rules"].items())
+        ),
         f"Activations (batch 1, float32): {_bytes(t['activations_bytes_float32_batch1'])}",
         f"Input {describe(model.input_shape)} -> output {describe(model.output_shape)}",
     ]
@@ -168,7 +189,7 @@ def markdown(model: Model) -> str:
             n = r["node"]
             local = n.name.rsplit(".", 1)[-1]
             lines.append(
-                f"| {pad}{local} | {_kind(n).replace('|', '/')} | "
+                f"| {pad}{local} | {_kind(n, model).replace('|', '/')} | "
                 f"{describe(n.out_shape)} | {n.params:,} | {n.macs:,} | {_rf(n)} |"
             )
     t = totals(model)
@@ -176,8 +197,10 @@ def markdown(model: Model) -> str:
         "",
         (
             f"Total params: {t['params']:,} (trainable {t['trainable']:,}, "
-            f"non-trainable {t['nontrainable']:,}); MACs: {t['macs']:,}."
+            f"non-trainable {t['nontrainable']:,}); MACs: {t['macs']:,} "
+            f"(FLOPs = 2 x MACs: {t['flops']:,})."
         ),
+        *(f"MACs of `{kind}` are counted as {rule}." for kind, rule in t["macs_rules"].items()),
     ]
     return "\n".join(lines)
 

@@ -388,6 +388,12 @@ def _slots(inst: Instance) -> tuple[tuple, dict[Slot, Any]]:
 
 
 def _matches(value: Any, arg: Any) -> bool:
+    if isinstance(arg, tuple):  # a pair of parameters, `(kh, kw)`: 3 is (3, 3)
+        if any(isinstance(a, bool) or not isinstance(a, int) for a in arg):
+            return False
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value == arg[0] == arg[1]
+        return isinstance(value, tuple) and value == arg
     if isinstance(arg, bool) or not isinstance(arg, (int, float, str)):
         return False
     if value == arg and type(value) is type(arg):
@@ -612,8 +618,9 @@ def _make_unit(
 ) -> Unit:
     """The unit's parameters and the value of every slot of its body: a literal
     where all instances agree, else a block parameter the value always equals, the
-    block's own arithmetic on its parameters (`4 * filters`), the input's channels
-    (torch), or last a parameter named after the slot."""
+    block's own arithmetic on its parameters (`4 * filters`), a pair of those
+    (`(kh, kw)`), the input's channels (torch), or last a parameter named after
+    the slot."""
     slot_values = [_slots(m)[1] for m in members]
     block_params = [p.name for p in defs[block].params] if block in defs else []
     arg_values = {p: [m.info.args.get(p) for m in members] for p in block_params}
@@ -626,6 +633,12 @@ def _make_unit(
     formulas = [
         _Candidate(Formula(text), {p: arg_values[p] for p in reads}, vals)
         for text, reads, vals in _formulas(defs.get(block), members)
+    ]
+    # a kernel or stride given per axis by two of them: `C(f*kh*kw)` -> (kh, kw)
+    pairs = [
+        _Candidate((a.value, b.value), {**a.reads, **b.reads}, list(zip(a.values, b.values)))
+        for a in named + formulas
+        for b in named + formulas
     ]
 
     def input_channels(slot: Slot) -> bool:
@@ -649,7 +662,9 @@ def _make_unit(
         # it varies: what it always equals; the input's channels first where the
         # slot is that count, last elsewhere
         order = (
-            channels + named + formulas if input_channels(slot) else named + formulas + channels
+            channels + named + formulas + pairs
+            if input_channels(slot)
+            else named + formulas + pairs + channels
         ) + fallback
         chosen = next((c for c in order if all(map(_matches, vs, c.values))), None)
         if chosen is None:

@@ -12,6 +12,7 @@ from typing import Any
 from archc.ir import Model
 from archc.train.recipe import (
     KERAS_DEFAULTS,
+    KERAS_KERNELS,
     TORCH_DEFAULTS,
     Call,
     Recipe,
@@ -68,6 +69,11 @@ def keras_compile(model: Model) -> str:
         "    Returns the callbacks to pass to model.fit.",
         '    """',
     ]
+    # a separable convolution's kernels have names of their own
+    if any(n.kind == "separable" for n in model.nodes):
+        is_kernel, not_kernel = f"in {lit(KERAS_KERNELS)}", f"not in {lit(KERAS_KERNELS)}"
+    else:
+        is_kernel, not_kernel = '== "kernel"', '!= "kernel"'
     c = keras_kernel_l2(r)
     if c:
         wd = r.weight_decay
@@ -75,7 +81,7 @@ def keras_compile(model: Model) -> str:
             f"    # weight decay {wd!r}: the L2 penalty {c!r} * sum(w ** 2) on every " + "conv and",
             f"    # dense kernel without an `l2` of its own (its gradient: {wd!r} * w)",
             "    for v in model.trainable_variables:",
-            '        if v.name == "kernel" and v.regularizer is None:',
+            f"        if v.name {is_kernel} and v.regularizer is None:",
             f"            v.regularizer = keras.regularizers.L2({c!r})",
         ]
     optimizer = call(
@@ -85,7 +91,7 @@ def keras_compile(model: Model) -> str:
         lines += [
             f"    optimizer = {optimizer}",
             "    # decoupled weight decay on the conv and dense kernels only",
-            '    others = [v for v in model.trainable_variables if v.name != "kernel"]',
+            f"    others = [v for v in model.trainable_variables if v.name {not_kernel}]",
             "    optimizer.exclude_from_weight_decay(var_list=others)",
         ]
         optimizer = "optimizer"

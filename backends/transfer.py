@@ -3,9 +3,10 @@ IR node name (never by position), through one neutral form: a dict from
 "<node>/<role>" to a NumPy array in Keras's layout.
 
 Each layer kind declares its tensors (`weights()` in archc/ir/kinds.py): the role,
-the PyTorch attribute, the permutation from the neutral layout to PyTorch's, and
-whether the neutral form stores it flattened (PReLU's alpha). Nothing here knows a
-kind. A missing, extra or mis-shaped tensor is an error naming the node.
+the PyTorch attribute (a dotted path for a submodule's tensor), the permutation
+from the neutral layout to PyTorch's and the reshape after it (a depthwise kernel),
+and whether the neutral form stores it flattened (PReLU's alpha). Nothing here
+knows a kind. A missing, extra or mis-shaped tensor is an error naming the node.
 
 `save_weights` / `load_weights` store that dict as a NumPy .npz archive read
 with allow_pickle=False: archc never unpickles a weight file.
@@ -34,8 +35,17 @@ def _weighted(ir: Model) -> list[tuple[object, tuple[Weight, ...]]]:
     return out
 
 
+def _tensor(module, path: str):
+    """The tensor at attribute path `path` (`weight`, `pointwise.weight`)."""
+    for part in path.split("."):
+        module = getattr(module, part)
+    return module
+
+
 def _to_keras_layout(w: Weight, a):
     """PyTorch's tensor -> the neutral form."""
+    if w.torch_shape is not None:  # unfold to the permuted neutral shape first
+        a = a.reshape(tuple(w.shape[i] for i in w.to_torch))
     if w.to_torch is not None:
         inverse = sorted(range(len(w.to_torch)), key=w.to_torch.__getitem__)
         a = a.transpose(inverse)
@@ -46,7 +56,9 @@ def _to_torch_layout(w: Weight, a):
     """The neutral form -> PyTorch's tensor."""
     if w.flat:
         return a.reshape(-1)
-    return a.transpose(w.to_torch) if w.to_torch is not None else a
+    if w.to_torch is not None:
+        a = a.transpose(w.to_torch)
+    return a.reshape(w.torch_shape) if w.torch_shape is not None else a
 
 
 def keras_weights(ir: Model, model) -> dict:
@@ -77,7 +89,7 @@ def torch_weights(ir: Model, model) -> dict:
             raise TransferError(f"`{node.name}` is missing from the PyTorch model")
         m = modules[node.name]
         for w in ws:
-            t = getattr(m, w.torch)
+            t = _tensor(m, w.torch)
             out[f"{node.name}/{w.role}"] = _to_keras_layout(w, t.detach().cpu().numpy().copy())
     return out
 
@@ -117,6 +129,11 @@ def set_keras_weights(ir: Model, model, weights: dict) -> None:
                 )
             new.append(v.astype(cur.dtype))
         layer.set_weights(new)
+        # a layer that derives constants from its weights (Normalization's
+        # broadcast mean and variance) recomputes them, as Keras's loading does
+        finalize = getattr(layer, "finalize_state", None)
+        if finalize is not None:
+            finalize()
 
 
 def set_torch_weights(ir: Model, model, weights: dict) -> None:
@@ -128,7 +145,7 @@ def set_torch_weights(ir: Model, model, weights: dict) -> None:
     for node, ws in _weighted(ir):
         m = modules[node.name]
         for w in ws:
-            target = getattr(m, w.torch)
+            target = _tensor(m, w.torch)
             v = _to_torch_layout(w, np.asarray(weights[f"{node.name}/{w.role}"]))
             if tuple(target.shape) != v.shape:
                 raise TransferError(
@@ -136,7 +153,9 @@ def set_torch_weights(ir: Model, model, weights: dict) -> None:
                     f"the weights give {v.shape}"
                 )
             with torch.no_grad():
-                target.copy_(torch.from_numpy(np.ascontiguousarray(v)).to(target.dtype))
+                # ascontiguousarray makes a 0-d array (a count) 1-d: reshape it back
+                contiguous = np.ascontiguousarray(v).reshape(v.shape)
+                target.copy_(torch.from_numpy(contiguous).to(target.dtype))
 
 
 def keras_to_torch(ir: Model, keras_model, torch_model) -> int:

@@ -51,7 +51,9 @@ def reduced(spec: str):
     text = path.read_text(encoding="utf-8")
     m = re.search(r"^(input|输入:)\s*(\d+)\*(\d+)\*(\d+)", text, flags=re.MULTILINE)
     if m and int(m.group(2)) > 64:
-        for size in (64, 96, 128, 160):
+        # the usual sizes first; then any size from 32 up (the original U-Net, with
+        # valid convolutions and fixed crops, builds only at 16k + 188)
+        for size in (64, 96, 128, 160, *range(32, 257)):
             small = text[: m.start()] + f"{m.group(1)} {size}*{size}*{m.group(4)}" + text[m.end() :]
             try:
                 return compile_spec(str(path), small)
@@ -534,8 +536,11 @@ ACTIVATION_CASES = [
     "elu, 0.3",
     "selu",
     "gelu",
+    "gelu_tanh",
     "silu",
     "softplus",
+    "hard_swish",
+    "mish",
     "softmax",
     "leaky_relu",
     "leaky_relu, 0.1",

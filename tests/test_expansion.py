@@ -150,8 +150,8 @@ CONSTRUCTED = [
         "input 8*8*4\nT() T(1) T(r=0) x3 { T(1) } x4"
     ),
     (
-        "block Up(c) { if c > 8 { C(c*1*1) } }\n"
-        "block Net(c) { Up(c) Up(2*c) add { Up(c) | Up(16) C(4*1*1) } }\n"
+        "block Grow(c) { if c > 8 { C(c*1*1) } }\n"
+        "block Net(c) { Grow(c) Grow(2*c) add { Grow(c) | Grow(16) C(4*1*1) } }\n"
         "input 8*8*4\nNet(4) Net(8) x2"
     ),
     "block Blk(c=1) { C(4*1*1) }\ninput 8*8*4\nBlk(1) Blk(1.0) Blk(c=1)",

@@ -98,12 +98,13 @@ EXPLICIT = {
     "STRING": st.sampled_from(['"stdlib.cnn"', '"nope.cnn"', '"../specs/stdlib.cnn"']),
     "DIMS_X": st.sampled_from(["32x32x3", "8x8x1", "1x1x1", "4x4"]),
     "INPUT_KW": st.sampled_from(["input ", "Input ", "输入"]),
-    "MERGE": st.sampled_from(["concat ", "add "]),
+    "MERGE": st.sampled_from(["concat ", "add ", "mul "]),
     "FOOTNOTE": st.just("LRN*"),
     "REPEAT_N": st.sampled_from(["x1", "x2", "x3", "x100"]),
     "REPEAT_OPEN": st.just("x("),
     "STRIDE_N": st.sampled_from(["s1", "s2", "s0"]),
     "PAD_N": st.sampled_from(["p0", "p1", "p3"]),
+    "AT_NAME": st.sampled_from(["@input", "@a", "@c1", "@stage_1", "@nope"]),
     "CMP": st.sampled_from(["==", "<", ">="]),
     "ADDOP": st.sampled_from(["+", "-"]),
     "MULOP": st.sampled_from(["*", "//", "/", "%", "\\*"]),
@@ -114,7 +115,17 @@ EXPLICIT = {
 # drawn with spaces around them so that `model` and `relu` stay two tokens.
 for keyword in ("MODEL", "INCLUDE", "BLOCK", "TRAIN", "IF", "ELSE", "AS"):
     EXPLICIT[keyword] = st.just(f" {keyword.lower()} ")
-for key in ("NAME", "INT", "FLOAT", "DIMS_X", "INPUT_KW", "REPEAT_N", "STRIDE_N", "PAD_N"):
+for key in (
+    "NAME",
+    "INT",
+    "FLOAT",
+    "DIMS_X",
+    "INPUT_KW",
+    "REPEAT_N",
+    "STRIDE_N",
+    "PAD_N",
+    "AT_NAME",
+):
     EXPLICIT[key] = EXPLICIT[key].map(lambda w: f" {w} ")
 GRAMMAR_PROGRAMS = from_lark(
     Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", lexer="contextual"),

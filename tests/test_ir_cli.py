@@ -83,7 +83,12 @@ def test_report_text_vgg16():
     assert "Total params:         138,357,544 (527.79 MiB float32)" in out
     assert "Trainable params:     138,357,544" in out
     assert "Non-trainable params: 0" in out
-    assert "Total MACs:           15,470,264,320 (15.47 G)" in out
+    assert (
+        "Total MACs:           15,470,264,320 (15.47 G); FLOPs = 2 x MACs: 30,940,528,640 (30.94 G)"
+        in out
+    )
+    assert "MACs counted as:      conv: H_out * W_out * C_out * kh * kw * C_in / groups\n" in out
+    assert "                      dense: inputs * units\n" in out
     assert "vgg_block1  VGGBlock(ch=64, n=2)" in out
     assert "Input 224 x 224 x 3 -> output 1000" in out
 
@@ -102,6 +107,8 @@ def test_report_json_and_markdown():
     data = json.loads(r.stdout)
     assert data["totals"]["params"] == 198_506
     assert data["totals"]["macs"] == sum(n["macs"] for n in data["nodes"])
+    assert data["totals"]["flops"] == 2 * data["totals"]["macs"]
+    assert list(data["totals"]["macs_rules"]) == ["conv", "dense"]
     assert [n["name"] for n in data["nodes"]][:4] == ["input", "c1", "b1", "a1"]
     assert data["nodes"][4]["receptive_field"] == {"size": [6, 6], "jump": [2, 2]}
     r = _archc("report", "--markdown", str(SPECS / "course_baseline.cnn"))

@@ -186,7 +186,7 @@ def _module_names(source: str) -> set[str]:
 # a spec that needs every helper of both backends and a training section
 EVERYTHING = """model everything
 input 9*9*3
-C(4*3*3, s2, p1) LRN P(max, 3, 2, p1) P(avg, 2, 2, same) GAP Dense(2)
+C(4*3*3, s2, p1) LRN Shuffle(2) P(max, 3, 2, p1) P(avg, 2, 2, same) GAP Dense(2)
 train {
     optimizer: sgd(momentum=0.9)
     lr: 0.1

@@ -110,11 +110,11 @@ def test_check_reports_all_with_status_1(tmp_path):
     "text, message, hint",
     [
         # a different function close in letters is never proposed
-        ("A(hard_swish)", "does not support the hard swish activation", None),
-        ("A(hardswish)", "does not support the hard swish activation", None),
+        ("A(hard_tanh)", "does not support the hard tanh activation", None),
+        ("A(hardtanh)", "does not support the hard tanh activation", None),
         ("A(celu)", "does not support the CELU activation", None),
-        ("C(4*3*3, s1, hard_swish)", "does not support the hard swish activation", None),
-        ("Cropping2D(1)", "unknown layer or block `Cropping2D`", "archc has no `Cropping2D`"),
+        ("C(4*3*3, s1, hard_tanh)", "does not support the hard tanh activation", None),
+        ("Cropping1D(1)", "unknown layer or block `Cropping1D`", "archc has no `Cropping1D`"),
         ("Conv1D(4)", "unknown layer or block `Conv1D`", "1-D and 3-D convolutions"),
         ("GELU", "unknown layer or block `GELU`", "written `A(gelu)`"),
         ("multiply(2)", "unknown layer or block `multiply`", "`concat { a | b }`"),

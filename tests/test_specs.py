@@ -69,9 +69,18 @@ FIGURES = {
     "resnet50_torchvision.cnn": (25_610_152, 25_557_032, 53_120, (1000,), "torch"),
     "googlenet.cnn": (6_998_552, 6_998_552, 0, (1000,), "keras"),
     "zfnet.cnn": (62_357_608, 62_357_608, 0, (1000,), "keras"),
+    # modern networks (issue 14), against keras.applications or torchvision
+    "inception_v3.cnn": (23_851_784, 23_817_352, 34_432, (1000,), "keras"),
+    "squeezenet1_0.cnn": (1_248_424, 1_248_424, 0, (1000,), "torch"),
+    "squeezenet1_1.cnn": (1_235_496, 1_235_496, 0, (1000,), "torch"),
+    "unet.cnn": (31_030_658, 31_030_658, 0, (388, 388, 2), "keras"),
+    "xception.cnn": (22_910_480, 22_855_952, 54_528, (1000,), "keras"),
+    "resnext50_32x4d.cnn": (25_097_128, 25_028_904, 68_224, (1000,), "torch"),
+    "shufflenet_v2_x1_0.cnn": (2_294_784, 2_278_604, 16_180, (1000,), "torch"),
 }
 
 ALL_SPECS = sorted(p.name for p in SPECS.glob("*.cnn") if p.name != "stdlib.cnn")
+TORCH_SPECS = sorted(s for s, figure in FIGURES.items() if figure[4] == "torch")
 
 
 def test_every_spec_has_a_figure():
@@ -120,6 +129,7 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 KIND_OF = {
     "Conv2D": "conv",
+    "SeparableConv2D": "separable",
     "Dense": "dense",
     "MaxPooling2D": "pool",
     "AveragePooling2D": "pool",
@@ -132,12 +142,14 @@ KIND_OF = {
     "Dropout": "dropout",
     "Activation": "activation",
     "ReLU": "activation",
+    "Conv2DTranspose": "transposed",
+    "Cropping2D": "crop",
 }
 
 
 @pytest.mark.keras
 @pytest.mark.skipif(not HAS_KERAS, reason="keras is not installed")
-@pytest.mark.parametrize("spec", [s for s in ALL_SPECS if "torchvision" not in s])
+@pytest.mark.parametrize("spec", [s for s in ALL_SPECS if s not in TORCH_SPECS])
 def test_keras_reference(spec):
     """Rebuild the Keras reference and compare counts, output shape, and, for
     functional references, every layer: each Keras layer has a node of the
@@ -173,12 +185,49 @@ def test_keras_reference(spec):
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
-@pytest.mark.parametrize("spec", sorted(s for s in ALL_SPECS if "torchvision" in s))
+@pytest.mark.parametrize("spec", TORCH_SPECS)
 def test_torchvision_reference(spec):
     """torchvision counts parameters (archc's trainable) and keeps BN running
-    statistics as buffers (archc's non-trainable)."""
+    statistics as buffers (archc's non-trainable); the output shape is the
+    transcription's on the spec's input."""
+    import torch
+
     from tests.references import torch_refs
 
-    params, stats = torch_refs.counts(torch_refs.REFERENCES[spec]())
+    ref = torch_refs.REFERENCES[spec]().eval()
+    params, stats = torch_refs.counts(ref)
     model = compile_spec(str(SPECS / spec))
     assert (model.trainable, model.nontrainable) == (params, stats)
+    # every layer with tensors: (kind, output shape, parameters + running statistics)
+    theirs = collections.Counter()
+
+    def record(module, inputs, output):
+        shape = tuple(output.shape[1:])
+        if len(shape) == 3:  # C x H x W -> H x W x C
+            shape = (*shape[1:], shape[0])
+        own = sum(p.numel() for p in module.parameters(recurse=False))
+        own += sum(b.numel() for n, b in module.named_buffers(recurse=False) if "running" in n)
+        theirs[(torch_refs.kind_of(module), shape, own)] += 1
+
+    handles = [
+        m.register_forward_hook(record) for m in ref.modules() if torch_refs.kind_of(m) is not None
+    ]
+    h, w, c = model.input_shape
+    with torch.no_grad():
+        assert tuple(ref(torch.zeros(1, c, h, w)).shape[1:]) == model.output_shape
+    for handle in handles:
+        handle.remove()
+    kinds = {k for k, _, _ in theirs}
+    ours = collections.Counter(
+        (n.kind, n.out_shape, n.params) for n in model.nodes if n.kind in kinds
+    )
+    assert ours == theirs
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+def test_torch_transcriptions_reproduce_torchvisions_published_counts():
+    from tests.references import torch_refs
+
+    assert set(torch_refs.PUBLISHED) == set(torch_refs.REFERENCES)
+    for spec, published in torch_refs.PUBLISHED.items():
+        assert torch_refs.counts(torch_refs.REFERENCES[spec]())[0] == published, spec

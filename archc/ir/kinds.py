@@ -32,7 +32,14 @@ from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator
 
-from archc.ir.shapes import Shape, ShapeError, describe, effective_kernel, window_output
+from archc.ir.shapes import (
+    Shape,
+    ShapeError,
+    ceil_window_output,
+    describe,
+    effective_kernel,
+    window_output,
+)
 
 Pair = tuple[int, int]
 
@@ -53,8 +60,12 @@ FUSABLE = (
     "gelu",
     "silu",
     "softplus",
+    "hard_swish",
+    "mish",
 )
-ACTIVATIONS = FUSABLE + ("leaky_relu", "prelu")
+# gelu_tanh (GELU's tanh approximation) has no activation string in Keras: it is
+# a layer of its own, never fused.
+ACTIVATIONS = FUSABLE + ("leaky_relu", "prelu", "gelu_tanh")
 # Keras's defaults for the activations that take a parameter.
 DEFAULT_ALPHA = {"leaky_relu": 0.3, "elu": 1.0}
 INITIALIZERS = (
@@ -93,8 +104,12 @@ FREE = Cost(0, 0, 0)
 
 class Weight(NamedTuple):
     """One tensor of a layer. `shape` is in the neutral layout (Keras's);
-    `to_torch` permutes it to PyTorch's (None: the same layout); `flat`: the
-    neutral form stores it flattened (PReLU's alpha is (1, 1, C) in Keras)."""
+    `to_torch` permutes it to PyTorch's (None: the same layout); `torch_shape`
+    reshapes the permuted tensor where PyTorch folds two axes into one (a
+    depthwise kernel (kh, kw, C, K) is (C*K, 1, kh, kw) there; None: no reshape);
+    `flat`: the neutral form stores it flattened (PReLU's alpha is (1, 1, C) in
+    Keras). `torch` is the attribute path on the node's module (`pointwise.weight`
+    for a tensor of a submodule)."""
 
     role: str
     torch: str
@@ -102,6 +117,7 @@ class Weight(NamedTuple):
     trainable: bool = True
     to_torch: tuple[int, ...] | None = None
     flat: bool = False
+    torch_shape: tuple[int, ...] | None = None
 
     @property
     def size(self) -> int:
@@ -191,6 +207,9 @@ class Node(BaseModel):
 
     prefix: ClassVar[str] = "n"  # generated node names: c1, c2, ...
     title: ClassVar[str] = "layer"  # how messages name it
+    # How `count` counts the multiply-accumulates, as the report and docs state it;
+    # "" for the kinds that count none (tests/test_kinds.py checks the two agree).
+    macs_rule: ClassVar[str] = ""
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kw: Any) -> None:
@@ -219,7 +238,8 @@ class Node(BaseModel):
     @abstractmethod
     def receptive_field(self, ins: RFs) -> RF | None:
         """The output's receptive field from the inputs'; None once it covers the
-        whole input (Flatten, global pooling, Dense)."""
+        whole input (Flatten, global pooling, Dense). Inference fills `in_shapes`
+        and `out_shape` before it calls this (a resize reads its ratio from them)."""
 
     @abstractmethod
     def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
@@ -289,12 +309,105 @@ class Input(NoWeights, Node):
 
 
 # ---------------------------------------------------------------------------
+# Preprocessing (the input layers keras.applications models carry)
+# ---------------------------------------------------------------------------
+
+
+class Rescaling(Pointwise, Node):
+    """x * scale + offset (Keras `Rescaling`): no parameters."""
+
+    kind: Literal["rescaling"] = "rescaling"
+    scale: float
+    offset: float = 0.0
+
+    prefix: ClassVar[str] = "rescale"
+    title: ClassVar[str] = "`Rescaling`"
+
+    def describe(self) -> str:
+        return f"* {self.scale:g}" + (f" + {self.offset:g}" if self.offset else "")
+
+
+class Normalization(Node):
+    """Keras `Normalization(axis=-1)`: (x - mean) / max(sqrt(variance), 1e-7) per
+    channel (1e-7 is Keras's backend epsilon, the rule of its `call`). Given
+    `mean` and `variance`, they are constants and Keras counts no parameters;
+    without them they are non-trainable weights, with Keras's scalar `count`
+    (2C + 1, as Keras counts them), loaded like batch norm's statistics."""
+
+    kind: Literal["normalization"] = "normalization"
+    mean: tuple[float, ...] | None = None
+    variance: tuple[float, ...] | None = None
+
+    prefix: ClassVar[str] = "norm"
+    title: ClassVar[str] = "`Normalization`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        c = ins[0][-1]
+        for name in ("mean", "variance"):
+            given = getattr(self, name)
+            if given is not None and len(given) not in (1, c):
+                raise ShapeError(
+                    f"`Normalization` has {len(given)} {name} values for {c} channels",
+                    hint="give one value per channel, or one for all",
+                )
+        return ins[0]
+
+    def count(self, ins: list[Shape], out: Shape) -> Cost:
+        return FREE if self.mean is not None else Cost(0, 2 * ins[0][-1] + 1, 0)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return ins[0]  # per-channel affine: each cell on its own
+
+    def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
+        if self.mean is not None:
+            return ()
+        c = (ins[0][-1],)
+        return (
+            Weight("mean", "mean", c, trainable=False),
+            Weight("variance", "variance", c, trainable=False),
+            Weight("count", "count", (), trainable=False),
+        )
+
+    def describe(self) -> str:
+        if self.mean is None:
+            return "statistics as weights"
+        return "mean {}, variance {}".format(
+            ", ".join(f"{v:g}" for v in self.mean), ", ".join(f"{v:g}" for v in self.variance)
+        )
+
+
+# ---------------------------------------------------------------------------
 # Convolution
 # ---------------------------------------------------------------------------
 
 
+def _window(node: Node, h: int, w: int) -> tuple[int, int]:
+    """Output height and width of a sliding-window kind with `kernel`, `stride`,
+    `padding` (`same`, `valid`, or explicit symmetric zeros) and `dilation`."""
+    if isinstance(node.padding, str):
+        ph = pw = node.padding
+    else:
+        ph, pw = (node.padding[0],) * 2, (node.padding[1],) * 2
+    return (
+        window_output(h, node.kernel[0], node.stride[0], ph, node.dilation[0]),
+        window_output(w, node.kernel[1], node.stride[1], pw, node.dilation[1]),
+    )
+
+
+def _dilated(node: Node) -> Pair:
+    return (
+        effective_kernel(node.kernel[0], node.dilation[0]),
+        effective_kernel(node.kernel[1], node.dilation[1]),
+    )
+
+
 class Conv2D(Node):
-    """2-D convolution. Output size per axis: see `archc.ir.shapes.window_output`."""
+    """2-D convolution. Output size per axis: see `archc.ir.shapes.window_output`.
+
+    `groups` splits the input and output channels into that many groups, each
+    convolved on its own (ResNeXt, AlexNet's two towers): the kernel is
+    (kh, kw, C_in/groups, C_out) and parameters and MACs are divided by groups
+    (MACs: H_out * W_out * C_out * kh * kw * C_in / groups)."""
 
     kind: Literal["conv"] = "conv"
     filters: int
@@ -302,6 +415,7 @@ class Conv2D(Node):
     stride: Pair = (1, 1)
     padding: Literal["same", "valid"] | Pair = "valid"
     dilation: Pair = (1, 1)
+    groups: int = 1
     use_bias: bool = True
     activation: str | None = None
     init: str | None = None
@@ -309,40 +423,33 @@ class Conv2D(Node):
     l2: float | None = None
 
     prefix: ClassVar[str] = "c"
+    macs_rule: ClassVar[str] = "H_out * W_out * C_out * kh * kw * C_in / groups"
     title: ClassVar[str] = "convolution `C`"
 
-    def _pads(self) -> tuple[str | Pair, str | Pair]:
-        if isinstance(self.padding, str):
-            return self.padding, self.padding
-        ph, pw = self.padding
-        return (ph, ph), (pw, pw)
-
     def infer(self, ins: list[Shape]) -> Shape:
-        h, w, _ = _spatial(self, ins)
-        ph, pw = self._pads()
-        return (
-            window_output(h, self.kernel[0], self.stride[0], ph, self.dilation[0]),
-            window_output(w, self.kernel[1], self.stride[1], pw, self.dilation[1]),
-            self.filters,
-        )
+        h, w, c = _spatial(self, ins)
+        if c % self.groups or self.filters % self.groups:
+            raise ShapeError(
+                f"{self.groups} groups must divide both the input channels ({c}) "
+                f"and the filters ({self.filters})",
+                hint="choose `groups:` to divide both channel counts",
+            )
+        return (*_window(self, h, w), self.filters)
 
     def count(self, ins: list[Shape], out: Shape) -> Cost:
-        cin = ins[0][2]
+        cin = ins[0][2] // self.groups
         kh, kw = self.kernel
         weights = kh * kw * cin * self.filters
         bias = self.filters if self.use_bias else 0
         return Cost(weights + bias, 0, out[0] * out[1] * self.filters * kh * kw * cin)
 
     def receptive_field(self, ins: RFs) -> RF | None:
-        kernel = (
-            effective_kernel(self.kernel[0], self.dilation[0]),
-            effective_kernel(self.kernel[1], self.dilation[1]),
-        )
-        return rf_window(ins, kernel, self.stride)
+        return rf_window(ins, _dilated(self), self.stride)
 
     def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
+        cin = ins[0][2] // self.groups
         kernel = Weight(
-            "kernel", "weight", (*self.kernel, ins[0][2], self.filters), to_torch=(3, 2, 0, 1)
+            "kernel", "weight", (*self.kernel, cin, self.filters), to_torch=(3, 2, 0, 1)
         )
         return (kernel, Weight("bias", "bias", (self.filters,))) if self.use_bias else (kernel,)
 
@@ -354,6 +461,288 @@ class Conv2D(Node):
         ]
         if self.dilation != (1, 1):
             parts.append(f"dilation {_hw(self.dilation)}")
+        if self.groups != 1:
+            parts.append(f"groups {self.groups}")
+        if not self.use_bias:
+            parts.append("nobias")
+        if self.activation:
+            parts.append(self.activation)
+        return ", ".join(parts)
+
+
+class DepthwiseConv2D(Node):
+    """Depthwise 2-D convolution (Keras `DepthwiseConv2D`; PyTorch `nn.Conv2d` with
+    groups = C_in and C_in * multiplier outputs): each input channel is convolved
+    with its own `multiplier` kernels; output channel c * multiplier + k comes from
+    input channel c. Kernel (kh, kw, C, multiplier) in Keras, (C * multiplier, 1,
+    kh, kw) in PyTorch (a permutation and a reshape). Output size per axis as
+    `Conv2D`. MACs: H_out * W_out * C * multiplier * kh * kw (a convolution with
+    groups = C)."""
+
+    kind: Literal["depthwise"] = "depthwise"
+    kernel: Pair
+    stride: Pair = (1, 1)
+    padding: Literal["same", "valid"] | Pair = "valid"
+    multiplier: int = 1
+    dilation: Pair = (1, 1)
+    use_bias: bool = True
+    activation: str | None = None
+    init: str | None = None
+    bias_init: float | str | None = None
+    l2: float | None = None
+
+    prefix: ClassVar[str] = "dw"
+    macs_rule: ClassVar[str] = (
+        "H_out * W_out * C_in * multiplier * kh * kw (one kernel per output channel)"
+    )
+    title: ClassVar[str] = "depthwise convolution `DW`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        h, w, c = _spatial(self, ins)
+        return (*_window(self, h, w), c * self.multiplier)
+
+    def count(self, ins: list[Shape], out: Shape) -> Cost:
+        kh, kw = self.kernel
+        cout = out[2]
+        bias = cout if self.use_bias else 0
+        return Cost(kh * kw * cout + bias, 0, out[0] * out[1] * cout * kh * kw)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return rf_window(ins, _dilated(self), self.stride)
+
+    def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
+        c, k = ins[0][2], self.multiplier
+        kernel = Weight(
+            "kernel",
+            "weight",
+            (*self.kernel, c, k),
+            to_torch=(2, 3, 0, 1),
+            torch_shape=(c * k, 1, *self.kernel),
+        )
+        return (kernel, Weight("bias", "bias", (c * k,))) if self.use_bias else (kernel,)
+
+    def describe(self) -> str:
+        parts = [
+            f"{self.kernel[0]}*{self.kernel[1]}",
+            _stride_text(self.stride),
+            _pad_text(self.padding),
+        ]
+        if self.multiplier != 1:
+            parts.append(f"multiplier {self.multiplier}")
+        if self.dilation != (1, 1):
+            parts.append(f"dilation {_hw(self.dilation)}")
+        if not self.use_bias:
+            parts.append("nobias")
+        if self.activation:
+            parts.append(self.activation)
+        return ", ".join(parts)
+
+
+class SeparableConv2D(Node):
+    """Depthwise separable 2-D convolution (Keras `SeparableConv2D`): a depthwise
+    convolution (`multiplier` kernels per input channel, no bias) then a 1x1
+    pointwise convolution to `filters` channels with the one bias, nothing in
+    between. Tensors in Keras's order: depthwise_kernel (kh, kw, C, multiplier),
+    pointwise_kernel (1, 1, C * multiplier, filters), bias. MACs: the depthwise
+    part's H_out * W_out * C * multiplier * kh * kw plus the pointwise part's
+    H_out * W_out * C * multiplier * filters. No `l2` of its own: PyTorch's
+    per-layer weight decay names one weight per layer (the spec-wide weight decay
+    covers both kernels in both builds)."""
+
+    kind: Literal["separable"] = "separable"
+    filters: int
+    kernel: Pair
+    stride: Pair = (1, 1)
+    padding: Literal["same", "valid"] | Pair = "valid"
+    multiplier: int = 1
+    dilation: Pair = (1, 1)
+    use_bias: bool = True
+    activation: str | None = None
+    init: str | None = None
+    bias_init: float | str | None = None
+
+    prefix: ClassVar[str] = "sc"
+    macs_rule: ClassVar[str] = (
+        "depthwise H_out * W_out * C_in * multiplier * kh * kw + pointwise H_out * W_out * C_in * multiplier * C_out"
+    )
+    title: ClassVar[str] = "separable convolution `SC`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        h, w, _ = _spatial(self, ins)
+        return (*_window(self, h, w), self.filters)
+
+    def count(self, ins: list[Shape], out: Shape) -> Cost:
+        kh, kw = self.kernel
+        mid = ins[0][2] * self.multiplier
+        params = kh * kw * mid + mid * self.filters + (self.filters if self.use_bias else 0)
+        cells = out[0] * out[1]
+        return Cost(params, 0, cells * mid * kh * kw + cells * mid * self.filters)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return rf_window(ins, _dilated(self), self.stride)
+
+    def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
+        c, k = ins[0][2], self.multiplier
+        ws = (
+            Weight(
+                "depthwise_kernel",
+                "depthwise.weight",
+                (*self.kernel, c, k),
+                to_torch=(2, 3, 0, 1),
+                torch_shape=(c * k, 1, *self.kernel),
+            ),
+            Weight(
+                "pointwise_kernel",
+                "pointwise.weight",
+                (1, 1, c * k, self.filters),
+                to_torch=(3, 2, 0, 1),
+            ),
+        )
+        return (*ws, Weight("bias", "pointwise.bias", (self.filters,))) if self.use_bias else ws
+
+    def describe(self) -> str:
+        parts = [
+            f"{self.filters}*{self.kernel[0]}*{self.kernel[1]}",
+            _stride_text(self.stride),
+            _pad_text(self.padding),
+        ]
+        if self.multiplier != 1:
+            parts.append(f"multiplier {self.multiplier}")
+        if self.dilation != (1, 1):
+            parts.append(f"dilation {_hw(self.dilation)}")
+        if not self.use_bias:
+            parts.append("nobias")
+        if self.activation:
+            parts.append(self.activation)
+        return ", ".join(parts)
+
+
+class TransposePlan(NamedTuple):
+    """One axis of a transposed convolution, as TensorFlow computes it: the full
+    result has (n - 1) * s + k cells (zeros beyond it where the output is longer);
+    the output is `size` cells of it from `crop` on. PyTorch writes the same as
+    padding=`crop` plus `output_padding` (when 0 <= it < stride), or, when the
+    full result loses more at the end than at the start, padding=`crop` then
+    `trim` cells cut from the end."""
+
+    size: int
+    crop: int
+    output_padding: int
+    trim: int
+
+
+def transpose_axis(n: int, k: int, s: int, padding: str | int, output_padding: int | None):
+    """Keras's (TensorFlow backend's) transposed convolution along one axis.
+
+    Output length (keras.src.backend.common.backend_utils):
+    - `valid`: (n - 1) * s + k + op, op defaulting to max(s - k, 0);
+    - `same`: n * s without output_padding, else (n - 1) * s + k % 2 + op;
+    - explicit symmetric zeros p (PyTorch's): (n - 1) * s + k - 2p + op (op default 0).
+    The output is the gradient of a convolution of that output length with that
+    padding: `same` crops max((n - 1) * s + k - L, 0) // 2 cells at the start (the
+    odd one goes to the end, as TensorFlow pads), `valid` none, explicit p cells.
+    Raises ShapeError where Keras or PyTorch refuse the combination."""
+    if output_padding is not None and output_padding >= s:
+        raise ShapeError(
+            f"output padding {output_padding} must be less than the stride {s}",
+            hint="Keras and PyTorch both refuse output_padding >= stride",
+        )
+    full = (n - 1) * s + k
+    if padding == "valid":
+        size = full + (max(k, s) - k if output_padding is None else output_padding)
+        crop = 0
+    elif padding == "same":
+        size = n * s if output_padding is None else (n - 1) * s + k % 2 + output_padding
+        if -(-size // s) != n:
+            raise ShapeError(
+                f"`same` padding with output padding {output_padding} gives {size} cells, "
+                f"which a stride-{s} convolution does not map back to {n}",
+                hint="with an even kernel, `same` needs an output padding of at least 1",
+            )
+        crop = max(full - size, 0) // 2
+    else:
+        size = full - 2 * padding + (output_padding or 0)
+        crop = padding
+    if size <= 0:
+        raise ShapeError(
+            f"a transposed convolution of {n} cells padded by {padding} leaves no output",
+            hint="use less padding",
+        )
+    extra = size - (full - 2 * crop)  # PyTorch's output_padding, if it is one
+    if 0 <= extra < s:
+        return TransposePlan(size, crop, extra, 0)
+    return TransposePlan(size, crop, 0, -extra)
+
+
+class Conv2DTranspose(Node):
+    """Transposed 2-D convolution (Keras `Conv2DTranspose`, PyTorch
+    `nn.ConvTranspose2d`), with Keras's (TensorFlow backend's) output size and
+    alignment: see `transpose_axis`. `output_padding` is Keras's argument (None:
+    Keras's default size); with explicit padding it is PyTorch's (default 0).
+    Kernel (kh, kw, C_out, C_in) in Keras, (C_in, C_out, kh, kw) in PyTorch.
+    MACs are counted per input pixel: H_in * W_in * kh * kw * C_in * C_out.
+    Receptive field: neighbouring output cells are jump / stride apart on the
+    input; one output cell depends on at most ceil(k / stride) input cells per
+    axis."""
+
+    kind: Literal["transposed"] = "transposed"
+    filters: int
+    kernel: Pair
+    stride: Pair = (1, 1)
+    padding: Literal["same", "valid"] | Pair = "valid"
+    output_padding: Pair | None = None
+    use_bias: bool = True
+    activation: str | None = None
+    init: str | None = None
+    bias_init: float | str | None = None
+    l2: float | None = None
+
+    prefix: ClassVar[str] = "ct"
+    macs_rule: ClassVar[str] = "H_in * W_in * kh * kw * C_in * C_out (per input pixel)"
+    title: ClassVar[str] = "transposed convolution `CT`"
+
+    def plan(self, ins: list[Shape]) -> tuple[TransposePlan, TransposePlan]:
+        h, w, _ = _spatial(self, ins)
+        pads = (self.padding,) * 2 if isinstance(self.padding, str) else self.padding
+        ops = (None, None) if self.output_padding is None else self.output_padding
+        return (
+            transpose_axis(h, self.kernel[0], self.stride[0], pads[0], ops[0]),
+            transpose_axis(w, self.kernel[1], self.stride[1], pads[1], ops[1]),
+        )
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        ph, pw = self.plan(ins)
+        return (ph.size, pw.size, self.filters)
+
+    def count(self, ins: list[Shape], out: Shape) -> Cost:
+        h, w, cin = ins[0]
+        kh, kw = self.kernel
+        weights = kh * kw * cin * self.filters
+        bias = self.filters if self.use_bias else 0
+        return Cost(weights + bias, 0, h * w * kh * kw * cin * self.filters)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        (r,) = ins
+        span = [-(-k // s) - 1 for k, s in zip(self.kernel, self.stride)]
+        return RF.of(
+            (r.size[0] + span[0] * r.jump[0], r.size[1] + span[1] * r.jump[1]),
+            (r.jump[0] / self.stride[0], r.jump[1] / self.stride[1]),
+        )
+
+    def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
+        kernel = Weight(
+            "kernel", "weight", (*self.kernel, self.filters, ins[0][2]), to_torch=(3, 2, 0, 1)
+        )
+        return (kernel, Weight("bias", "bias", (self.filters,))) if self.use_bias else (kernel,)
+
+    def describe(self) -> str:
+        parts = [
+            f"{self.filters}*{self.kernel[0]}*{self.kernel[1]}",
+            _stride_text(self.stride),
+            _pad_text(self.padding),
+        ]
+        if self.output_padding is not None:
+            parts.append(f"output padding {_hw(self.output_padding)}")
         if not self.use_bias:
             parts.append("nobias")
         if self.activation:
@@ -381,11 +770,13 @@ def _pad_text(p: str | Pair) -> str:
 class BatchNorm(Node):
     """Batch normalisation over the last axis. Keras conventions: epsilon 1e-3,
     moving-average momentum 0.99. Parameters: gamma and beta trainable, moving
-    mean and variance non-trainable (2C + 2C, as Keras counts them)."""
+    mean and variance non-trainable (2C + 2C, as Keras counts them). `scale=False`
+    is Keras's BatchNormalization(scale=False) (Inception v3): no gamma, so C + 2C."""
 
     kind: Literal["batchnorm"] = "batchnorm"
     epsilon: float = 1e-3
     momentum: float = 0.99
+    scale: bool = True
 
     prefix: ClassVar[str] = "b"
     title: ClassVar[str] = "batch norm `B`"
@@ -395,27 +786,120 @@ class BatchNorm(Node):
 
     def count(self, ins: list[Shape], out: Shape) -> Cost:
         c = ins[0][-1]
-        return Cost(2 * c, 2 * c, 0)
+        return Cost((2 if self.scale else 1) * c, 2 * c, 0)
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return ins[0]  # per-channel affine at inference: each cell on its own
 
     def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
         c = (ins[0][-1],)
+        gamma = (Weight("gamma", "weight", c),) if self.scale else ()
         return (
-            Weight("gamma", "weight", c),
+            *gamma,
             Weight("beta", "bias", c),
             Weight("moving_mean", "running_mean", c, trainable=False),
             Weight("moving_variance", "running_var", c, trainable=False),
         )
 
     def describe(self) -> str:
-        parts = []
+        parts = [] if self.scale else ["no scale"]
         if self.epsilon != 1e-3:
             parts.append(f"eps {self.epsilon:g}")
         if self.momentum != 0.99:
             parts.append(f"momentum {self.momentum:g}")
         return ", ".join(parts)
+
+
+class LayerNorm(Node):
+    """Layer normalisation over the channels of each cell (Keras
+    `LayerNormalization(axis=-1)`; ConvNeXt's). Keras's default epsilon 1e-3
+    (PyTorch's is 1e-5; ConvNeXt passes 1e-6). gamma and beta trainable (2C)."""
+
+    kind: Literal["layernorm"] = "layernorm"
+    epsilon: float = 1e-3
+
+    prefix: ClassVar[str] = "ln"
+    title: ClassVar[str] = "layer norm `LN`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        return ins[0]
+
+    def count(self, ins: list[Shape], out: Shape) -> Cost:
+        return Cost(2 * ins[0][-1], 0, 0)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return ins[0]  # statistics over one cell's channels: each cell on its own
+
+    def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
+        c = (ins[0][-1],)
+        return (Weight("gamma", "weight", c), Weight("beta", "bias", c))
+
+    def describe(self) -> str:
+        return f"eps {self.epsilon:g}" if self.epsilon != 1e-3 else ""
+
+
+class GroupNorm(Node):
+    """Group normalisation: the channels in `groups` groups of consecutive
+    channels, each normalised over height, width and its channels (Keras
+    `GroupNormalization(groups, epsilon)`, PyTorch `nn.GroupNorm(groups, C, eps)`).
+    Keras's default epsilon 1e-3 (PyTorch's 1e-5). gamma and beta trainable (2C)."""
+
+    kind: Literal["groupnorm"] = "groupnorm"
+    groups: int
+    epsilon: float = 1e-3
+
+    prefix: ClassVar[str] = "gn"
+    title: ClassVar[str] = "group norm `GN`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        x = _spatial(self, ins)
+        if x[2] % self.groups:
+            raise ShapeError(
+                f"group norm splits {x[2]} channels into {self.groups} groups: "
+                f"{self.groups} does not divide {x[2]}",
+                hint="the number of groups must divide the channels",
+            )
+        return x
+
+    def count(self, ins: list[Shape], out: Shape) -> Cost:
+        return Cost(2 * ins[0][-1], 0, 0)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return None  # the statistics read the whole map: every cell sees all of it
+
+    def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
+        c = (ins[0][-1],)
+        return (Weight("gamma", "weight", c), Weight("beta", "bias", c))
+
+    def describe(self) -> str:
+        return f"{self.groups} groups" + (f", eps {self.epsilon:g}" if self.epsilon != 1e-3 else "")
+
+
+class LayerScale(Node):
+    """A learnable scale per channel, x * gamma (ConvNeXt's layer scale;
+    keras.applications ConvNeXt's `LayerScale`): gamma (C,) trainable, starting at
+    `init` (ConvNeXt: 1e-6)."""
+
+    kind: Literal["layerscale"] = "layerscale"
+    init: float
+
+    prefix: ClassVar[str] = "scale"
+    title: ClassVar[str] = "layer scale `Scale`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        return ins[0]
+
+    def count(self, ins: list[Shape], out: Shape) -> Cost:
+        return Cost(ins[0][-1], 0, 0)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return ins[0]
+
+    def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
+        return (Weight("gamma", "gamma", (ins[0][-1],)),)
+
+    def describe(self) -> str:
+        return f"init {self.init:g}"
 
 
 class LRN(NoWeights, Node):
@@ -487,13 +971,21 @@ class Activation(Node):
 class Pool(NoWeights, Node):
     """Max or average pooling. Stride defaults to the kernel (Keras). `same`
     max pooling ignores padded cells; `same` average pooling divides by the
-    number of real cells; explicit padding is PyTorch's (-inf for max)."""
+    number of real cells; explicit padding is PyTorch's (-inf for max).
+
+    `ceil` is PyTorch's `ceil_mode` (valid or explicit padding only): the output
+    length is rounded up, so a last window may overhang the bottom/right edge,
+    unless it would start past the input and its left padding (PyTorch's rule;
+    `archc.ir.shapes.ceil_window_output`). Max pooling ignores the overhang;
+    average pooling divides the overhanging window by the cells it covers inside
+    the padded input (PyTorch counts explicit padding, not the overhang)."""
 
     kind: Literal["pool"] = "pool"
     op: Literal["max", "avg"]
     kernel: Pair
     stride: Pair
     padding: Literal["same", "valid"] | Pair = "valid"
+    ceil: bool = False
 
     prefix: ClassVar[str] = "p"
     title: ClassVar[str] = "pooling `P`"
@@ -509,6 +1001,18 @@ class Pool(NoWeights, Node):
                     hint="PyTorch refuses larger padding for pooling",
                 )
             ph, pw = (self.padding[0],) * 2, (self.padding[1],) * 2
+        if self.ceil:
+            if ph == "same":
+                raise ShapeError(
+                    "`ceil` pooling needs valid or explicit padding",
+                    hint="`same` pooling already rounds up: ceil(n / stride)",
+                )
+            ph, pw = ((0, 0), (0, 0)) if ph == "valid" else (ph, pw)
+            return (
+                ceil_window_output(h, self.kernel[0], self.stride[0], ph),
+                ceil_window_output(w, self.kernel[1], self.stride[1], pw),
+                c,
+            )
         return (
             window_output(h, self.kernel[0], self.stride[0], ph),
             window_output(w, self.kernel[1], self.stride[1], pw),
@@ -521,25 +1025,104 @@ class Pool(NoWeights, Node):
     def describe(self) -> str:
         return (
             f"{self.op}, {self.kernel[0]}*{self.kernel[1]}, {_stride_text(self.stride)}, "
-            f"{_pad_text(self.padding)}"
+            f"{_pad_text(self.padding)}" + (", ceil" if self.ceil else "")
         )
 
 
 class GlobalPool(NoWeights, Node):
+    """Global pooling to a vector of C, or with `keepdims` to a 1 x 1 x C map
+    (Keras `keepdims=True`; what squeeze-and-excitation multiplies back)."""
+
     kind: Literal["globalpool"] = "globalpool"
     op: Literal["max", "avg"]
+    keepdims: bool = False
 
     prefix: ClassVar[str] = "p"
     title: ClassVar[str] = "global pooling"
 
     def infer(self, ins: list[Shape]) -> Shape:
-        return (_spatial(self, ins)[2],)
+        c = _spatial(self, ins)[2]
+        return (1, 1, c) if self.keepdims else (c,)
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return None  # every cell: the whole input
 
     def describe(self) -> str:
-        return f"global {self.op}"
+        return f"global {self.op}" + (", keepdims" if self.keepdims else "")
+
+
+# ---------------------------------------------------------------------------
+# Resampling
+# ---------------------------------------------------------------------------
+
+Interpolation = Literal["nearest", "bilinear"]
+
+
+def _rf_resample(r: RF, ratio: tuple[Fraction, Fraction], interpolation: str) -> RF:
+    """An output cell at `ratio` = out/in cells per input cell. Nearest copies one
+    input cell; bilinear (half-pixel centres, no antialiasing, up or down) mixes
+    the 2 neighbouring input cells per axis, so it sees one more cell (one more
+    jump) on each axis that is resampled. Neighbours are jump / ratio apart."""
+    size = []
+    for i in range(2):
+        grow = interpolation == "bilinear" and ratio[i] != 1
+        size.append(r.size[i] + r.jump[i] if grow else r.size[i])
+    return RF.of(size, (r.jump[0] / ratio[0], r.jump[1] / ratio[1]))
+
+
+class Upsample(NoWeights, Node):
+    """Upsampling by an integer factor per axis (Keras `UpSampling2D`). Nearest
+    repeats each cell; bilinear interpolates with half-pixel centres (PyTorch's
+    align_corners=False), as Keras does. No parameters, no MACs (archc counts
+    those of convolutions and dense layers only)."""
+
+    kind: Literal["upsample"] = "upsample"
+    factor: Pair
+    interpolation: Interpolation = "nearest"
+
+    prefix: ClassVar[str] = "up"
+    title: ClassVar[str] = "upsampling `U`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        h, w, c = _spatial(self, ins)
+        return (h * self.factor[0], w * self.factor[1], c)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return _rf_resample(
+            ins[0], (Fraction(self.factor[0]), Fraction(self.factor[1])), self.interpolation
+        )
+
+    def describe(self) -> str:
+        return f"x{_hw(self.factor)}, {self.interpolation}"
+
+
+class Resize(NoWeights, Node):
+    """Resizing to a fixed height and width (Keras `Resizing`, antialias and
+    crop_to_aspect_ratio off; PyTorch `F.interpolate(size=...)`), by any ratio,
+    up or down. Nearest takes the input cell under each output cell's centre
+    (half-pixel centres: PyTorch's `nearest-exact`); bilinear interpolates the
+    two nearest cells per axis with half-pixel centres (align_corners=False),
+    without antialiasing when it shrinks."""
+
+    kind: Literal["resize"] = "resize"
+    size: Pair
+    interpolation: Interpolation = "bilinear"
+
+    prefix: ClassVar[str] = "rs"
+    title: ClassVar[str] = "resizing `Resize`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        _, _, c = _spatial(self, ins)
+        return (self.size[0], self.size[1], c)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        """The ratio out/in per axis from the node's shapes (infer fills them first):
+        neighbouring outputs are jump * in / out apart."""
+        (h, w, _), (oh, ow, _) = self.in_shapes[0], self.out_shape
+        return _rf_resample(ins[0], (Fraction(oh, h), Fraction(ow, w)), self.interpolation)
+
+    def describe(self) -> str:
+        return f"{self.size[0]}*{self.size[1]}, {self.interpolation}"
 
 
 # ---------------------------------------------------------------------------
@@ -560,6 +1143,23 @@ class Dropout(Pointwise, Node):
         return f"{self.rate:g}"
 
 
+class DropPath(Pointwise, Node):
+    """Stochastic depth (drop path): the identity at inference. In training each
+    sample's whole tensor is zeroed with probability `rate` and the kept ones are
+    scaled by 1/(1 - rate), in both builds (Keras `Dropout(rate, noise_shape=(None,
+    1, 1, 1))` as keras.applications EfficientNet writes it; torchvision's
+    `StochasticDepth(rate, "row")`)."""
+
+    kind: Literal["droppath"] = "droppath"
+    rate: float
+
+    prefix: ClassVar[str] = "dp"
+    title: ClassVar[str] = "drop path `DP`"
+
+    def describe(self) -> str:
+        return f"{self.rate:g}"
+
+
 class Flatten(NoWeights, Node):
     """Flattens H x W x C in channels-last (Keras) order."""
 
@@ -575,6 +1175,36 @@ class Flatten(NoWeights, Node):
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return None  # a vector: no spatial field after it
+
+
+class Reshape(NoWeights, Node):
+    """Keras `Reshape`: the same values in channels-last order, in the target
+    shape (H x W x C or a vector)."""
+
+    kind: Literal["reshape"] = "reshape"
+    shape: tuple[int, ...]
+
+    prefix: ClassVar[str] = "reshape"
+    title: ClassVar[str] = "`Reshape`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        size = target = 1
+        for d in ins[0]:
+            size *= d
+        for d in self.shape:
+            target *= d
+        if size != target:
+            raise ShapeError(
+                f"`Reshape` to {describe(self.shape)} needs {target} values, "
+                f"but its input {describe(ins[0])} has {size}",
+            )
+        return self.shape
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return None  # cells move: no field is kept
+
+    def describe(self) -> str:
+        return describe(self.shape)
 
 
 class ZeroPad(NoWeights, Node):
@@ -598,6 +1228,34 @@ class ZeroPad(NoWeights, Node):
         return "top {}, bottom {}, left {}, right {}".format(*self.pad)
 
 
+class Crop(NoWeights, Node):
+    """Cropping (top, bottom, left, right) cells off the edges (Keras `Cropping2D`;
+    U-Net's skips into valid convolutions)."""
+
+    kind: Literal["crop"] = "crop"
+    crop: tuple[int, int, int, int]
+
+    prefix: ClassVar[str] = "crop"
+    title: ClassVar[str] = "cropping `Crop`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        h, w, c = _spatial(self, ins)
+        t, b, left, right = self.crop
+        if t + b >= h or left + right >= w:
+            raise ShapeError(
+                f"cropping {t}+{b} rows and {left}+{right} columns leaves nothing of "
+                f"{describe(ins[0])}",
+                hint="crop less, or crop before an earlier downsampling step",
+            )
+        return (h - t - b, w - left - right, c)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return ins[0]  # drops cells; each remaining cell is its input cell
+
+    def describe(self) -> str:
+        return "top {}, bottom {}, left {}, right {}".format(*self.crop)
+
+
 # ---------------------------------------------------------------------------
 # Dense
 # ---------------------------------------------------------------------------
@@ -613,6 +1271,7 @@ class Dense(Node):
     l2: float | None = None
 
     prefix: ClassVar[str] = "f"
+    macs_rule: ClassVar[str] = "inputs * units"
     title: ClassVar[str] = "`Dense`"
 
     def infer(self, ins: list[Shape]) -> Shape:
@@ -675,6 +1334,61 @@ class Concat(NoWeights, Node):
         return rf_merge(ins)
 
 
+def _channel_groups(node: Node, ins: list[Shape], groups: int, what: str) -> Shape:
+    x = _spatial(node, ins)
+    if x[2] % groups:
+        raise ShapeError(
+            f"{node.title} needs the channels ({x[2]}) to be a multiple of {what} ({groups})",
+            hint="give the layer before it a multiple of that many channels",
+        )
+    return x
+
+
+class ChannelShuffle(NoWeights, Node):
+    """ShuffleNet's channel shuffle: the channels, seen as `groups` groups of C/g,
+    are interleaved (channel i*(C/g) + j goes to j*g + i), as torchvision's
+    channel_shuffle does in channels-first and its channels-last form (reshape to
+    g x C/g, swap, reshape back) in Keras's helper layer `ChannelShuffle`."""
+
+    kind: Literal["shuffle"] = "shuffle"
+    groups: int
+
+    prefix: ClassVar[str] = "shuffle"
+    title: ClassVar[str] = "channel shuffle `Shuffle`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        return _channel_groups(self, ins, self.groups, "the groups")
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return ins[0]  # moves channels, not cells
+
+    def describe(self) -> str:
+        return f"{self.groups} groups"
+
+
+class ChannelSplit(NoWeights, Node):
+    """Part `take` (from 0) of the channels cut into `parts` equal parts, in order
+    (ShuffleNet v2's split: torch `x.chunk(parts, dim=1)[take]`). A branch that
+    starts with `Split(2, 1)` reads the second half."""
+
+    kind: Literal["split"] = "split"
+    parts: int
+    take: int
+
+    prefix: ClassVar[str] = "split"
+    title: ClassVar[str] = "channel split `Split`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        h, w, c = _channel_groups(self, ins, self.parts, "the parts")
+        return (h, w, c // self.parts)
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return ins[0]  # selects channels, not cells
+
+    def describe(self) -> str:
+        return f"part {self.take} of {self.parts}"
+
+
 class Add(NoWeights, Node):
     """Element-wise sum (residual connection); every input must have one shape."""
 
@@ -693,6 +1407,38 @@ class Add(NoWeights, Node):
                 hint=hint,
             )
         return ins[0]
+
+    def receptive_field(self, ins: RFs) -> RF | None:
+        return rf_merge(ins)
+
+
+class Mul(NoWeights, Node):
+    """Element-wise product (squeeze-and-excitation's gate). Every branch has one
+    shape, or a 1 x 1 x C branch scales an H x W x C one channel by channel (Keras
+    `Multiply` and PyTorch `*` broadcast it alike). A vector of C against a feature
+    map is refused: write `GAP(keepdims)` or `Reshape(1, 1, C)` as Keras's own nets
+    do."""
+
+    kind: Literal["mul"] = "mul"
+    prefix: ClassVar[str] = "mul"
+    title: ClassVar[str] = "`mul`"
+
+    def infer(self, ins: list[Shape]) -> Shape:
+        full = {s for s in ins if not (len(s) == 3 and s[:2] == (1, 1))}
+        if len(set(ins)) == 1:
+            return ins[0]
+        if len(full) == 1 and all(len(s) == 3 for s in ins):
+            (out,) = full
+            if all(s[2] == out[2] for s in ins):
+                return out
+        hint = "a gate is 1 x 1 x C: write `GAP(keepdims)` or `Reshape(1, 1, C)`"
+        if {len(s) for s in ins} == {3} and len({s[2] for s in ins}) > 1:
+            hint = "the channels differ: the gate needs as many channels as the map"
+        raise ShapeError(
+            "mul needs every branch to have one shape, or 1 x 1 x C against H x W x C, "
+            "but they are " + " and ".join(describe(s) for s in ins),
+            hint=hint,
+        )
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return rf_merge(ins)

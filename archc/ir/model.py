@@ -9,7 +9,7 @@ with the block's name and arguments, so a generator can emit one class per block
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PlainValidator, SerializeAsAny
+from pydantic import BaseModel, ConfigDict, PlainValidator, PrivateAttr, SerializeAsAny
 
 from archc.ir.kinds import KINDS, Loc, Node
 from archc.ir.training import TrainingConfig
@@ -69,6 +69,21 @@ class Model(BaseModel):
     blocks: tuple[BlockInstance, ...] = ()
     block_defs: tuple[BlockDefinition, ...] = ()
     training: TrainingConfig | None = None
+    # How each merge's branches were written, for the diagnostics of inference
+    # only (not a field: not in the JSON form): merge node -> per branch, the
+    # tensor it starts from and, where it starts at a reference `@name`, a
+    # sentence saying where the reference and the name are written.
+    _branches: dict[str, tuple[tuple[str, str | None], ...]] = PrivateAttr(default_factory=dict)
+    # The nodes that read a tensor through a reference `@name` -> that name, as
+    # the report shows them (`conv(...) ← @enc1`); also not in the JSON form.
+    _skips: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def __eq__(self, other: object) -> bool:
+        """The same graph: the private notes above (which the JSON form leaves out)
+        are not compared, so a model loaded back from JSON equals the compiled one."""
+        if not isinstance(other, Model):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
 
     def node(self, name: str):
         for n in self.nodes:

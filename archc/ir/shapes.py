@@ -54,6 +54,33 @@ def window_output(n: int, k: int, s: int, padding: str | tuple[int, int], dilati
     return out
 
 
+def ceil_window_output(n: int, k: int, s: int, padding: tuple[int, int]) -> int:
+    """Output length of PyTorch's `ceil_mode` pooling along one axis, (before, after)
+    padding: floor((n + before + after - k + s - 1) / s) + 1 (the quotient rounded
+    down, also below zero), less one when the last window would start past the
+    input and its left padding ((out - 1) * s >= n + before), PyTorch's rule. A
+    window may be longer than the padded input (n = 1, k = 2: one output).
+    Raises ShapeError when no window is left."""
+    before, after = padding
+    out = (n + before + after - k + s - 1) // s + 1
+    if (out - 1) * s >= n + before:
+        out -= 1
+    if out <= 0:
+        raise ShapeError(
+            f"no window of {k} starts inside an input of {n}"
+            + (f" padded by {before}+{after}" if before or after else ""),
+            hint="use a smaller kernel, or remove a downsampling step earlier",
+        )
+    return out
+
+
+def ceil_overhang(n: int, k: int, s: int, padding: tuple[int, int]) -> int:
+    """How many cells the last `ceil_mode` window reaches past the padded input
+    (0 when it does not): (out - 1) * s + k - (n + before + after)."""
+    out = ceil_window_output(n, k, s, padding)
+    return max((out - 1) * s + k - (n + padding[0] + padding[1]), 0)
+
+
 def same_padding(n: int, k: int, s: int, dilation: int = 1) -> tuple[int, int]:
     """The (before, after) zeros Keras/TensorFlow `same` adds: the odd one goes after.
 

@@ -24,14 +24,29 @@ from archc.ir.kinds import (
     LRN,
     Activation,
     BatchNorm,
+    ChannelShuffle,
+    ChannelSplit,
     Conv2D,
+    Conv2DTranspose,
+    Crop,
     Dense,
+    DepthwiseConv2D,
     Dropout,
+    DropPath,
     Flatten,
     GlobalPool,
+    GroupNorm,
+    LayerNorm,
+    LayerScale,
     Node,
+    Normalization,
     Pair,
     Pool,
+    Rescaling,
+    Reshape,
+    Resize,
+    SeparableConv2D,
+    Upsample,
     ZeroPad,
 )
 from archc.language.values import ArgReader, Sym, Tagged, show
@@ -80,15 +95,13 @@ ACTIVATION_ALIASES = {
     "none": "linear",
     "hardsigmoid": "hard_sigmoid",
     "relu_6": "relu6",
+    "hard_silu": "hard_swish",
+    "hardswish": "hard_swish",
 }
 # Activations of Keras or PyTorch that archc does not have. They are named as what
 # they are, never "corrected" into a supported function close in letters
 # (`hard_swish` is not `hard_sigmoid`, `celu` not `elu`).
 UNSUPPORTED_ACTIVATIONS = {
-    "hard_swish": "hard swish",
-    "hardswish": "hard swish",
-    "hard_silu": "hard swish",
-    "mish": "mish",
     "celu": "CELU",
     "glu": "GLU",
     "softsign": "softsign",
@@ -114,37 +127,22 @@ UNSUPPORTED_ACTIVATIONS = {
 # they are rather than "corrected" into a different layer (`Cropping2D` is not
 # `Conv2D`, `Conv1D` not `Conv2D`).
 UNSUPPORTED_LAYERS = {
-    **dict.fromkeys(("cropping1d", "cropping2d", "cropping3d"), "cropping is not supported"),
+    **dict.fromkeys(("cropping1d", "cropping3d"), "the only cropping is `Crop` (2-D)"),
     **dict.fromkeys(("conv1d", "conv3d"), "1-D and 3-D convolutions are not supported"),
     **dict.fromkeys(
-        ("conv2dtranspose", "convtranspose2d", "deconv", "deconv2d"),
-        "transposed convolutions are not supported",
+        ("upsampling1d", "upsampling3d"),
+        "the only upsampling is `U` (2-D) and `Resize`",
     ),
     **dict.fromkeys(
-        ("depthwiseconv2d", "separableconv2d"),
-        "depthwise and separable convolutions are not supported",
+        ("instancenorm2d", "instancenormalization", "unitnormalization"),
+        "the normalisations are `B`, `LN`, `GN` and `LRN`",
     ),
     **dict.fromkeys(
-        ("upsampling2d", "upsample", "upsamplingnearest2d", "upsamplingbilinear2d", "resizing"),
-        "upsampling is not supported",
-    ),
-    **dict.fromkeys(
-        (
-            "layernormalization",
-            "layernorm",
-            "groupnormalization",
-            "groupnorm",
-            "instancenorm2d",
-            "unitnormalization",
-        ),
-        "the only normalisations are `B` and `LRN`",
-    ),
-    **dict.fromkeys(
-        ("reshape", "permute", "repeatvector", "unflatten"), "the only reshaping is `Flatten`"
+        ("permute", "repeatvector", "unflatten"), "the reshapings are `Flatten` and `Reshape`"
     ),
     **dict.fromkeys(
         ("multiply", "subtract", "average", "maximum", "minimum", "dot"),
-        "the merges are `concat { a | b }` and `add { a | b }`",
+        "the merges are `concat { a | b }`, `add { a | b }` and `mul { a | b }`",
     ),
     **dict.fromkeys(
         (
@@ -311,41 +309,88 @@ def _yes_no(r: ArgReader, v: Any, span) -> bool:
 # ---------------------------------------------------------------------------
 
 
-@binds(
-    Conv2D,
-    "C",
-    "Conv",
-    "Conv2D",
-    options=(
-        "kernel",
-        "filters",
-        "stride",
-        "padding",
-        "dilation",
-        "bias",
-        "activation",
-        "init",
-        "bias_init",
-        "l2",
-    ),
+@binds(Rescaling, "Rescaling", options=("scale", "offset"))
+def bind_rescaling(r: ArgReader, spelled: str) -> Made:
+    a = r.next_pos() or r.take("scale")
+    if a is None:
+        raise r.fail("`Rescaling` needs its scale: `Rescaling(1/255)`", code="E303")
+    f: dict = {"scale": r.number(a.value, "the scale")}
+    if (a := r.next_pos() or r.take("offset")) is not None:
+        f["offset"] = r.number(a.value, "the offset")
+    r.finish()
+    return [(Rescaling, f)]
+
+
+@binds(Normalization, "Normalization", options=("mean", "variance"))
+def bind_normalization(r: ArgReader, spelled: str) -> Made:
+    f: dict = {}
+    for key in ("mean", "variance"):
+        if (a := r.take(key)) is not None:
+            v = r.value(a.value)
+            v = v if isinstance(v, tuple) else (v,)
+            if not v or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+                raise r.fail(
+                    f"the {key} is a number or a list of numbers, one per channel",
+                    a.span,
+                    code="E307",
+                    received=show(r.value(a.value)),
+                )
+            if key == "variance" and any(x < 0 for x in v):
+                raise r.fail("a variance cannot be negative", a.span, code="E307")
+            f[key] = tuple(float(x) for x in v)
+    if ("mean" in f) != ("variance" in f):
+        raise r.fail(
+            "`Normalization` takes both `mean:` and `variance:`, or neither "
+            "(then they are weights, loaded like batch norm's statistics)",
+            code="E303",
+        )
+    r.finish()
+    return [(Normalization, f)]
+
+
+CONV_OPTIONS = (
+    "kernel",
+    "filters",
+    "stride",
+    "padding",
+    "dilation",
+    "bias",
+    "activation",
+    "init",
+    "bias_init",
+    "l2",
 )
-def bind_conv(r: ArgReader, spelled: str) -> Made:
+
+
+class ConvForm(NamedTuple):
+    """How messages write a convolution kind's call."""
+
+    form: str  # `C(filters*kh*kw, ...)`
+    example: str  # `C(6*5*5, s1, same)`
+    first: str  # `the filters and kernel come first: ...`
+
+
+def _conv_fields(r: ArgReader, kind: type[Node], how: ConvForm, filters: bool = True) -> dict:
+    """The arguments every convolution takes: `filters*kh*kw` (or `kh*kw` without
+    filters), a stride `s2`, padding `same`/`valid`/`p1`, `nobias`, a fused
+    activation, and their labelled forms, dilation and the weight options."""
     f: dict = {}
     first = r.next_pos()
     kernel = r.take("kernel")
-    filters = r.take("filters")
+    nfilters = r.take("filters") if filters else None
     if kernel is not None and first is not None:
         r.pos.insert(0, first)  # the first positional is then an option
         first = None
     kexpr = kernel.value if kernel is not None else first.value if first is not None else None
     if kexpr is None:
         raise r.fail(
-            f"{Conv2D.title} needs its kernel: `C(filters*kh*kw, ...)`",
+            f"{kind.title} needs its kernel: `{how.form}`",
             code="E303",
-            hint="for example `C(6*5*5, s1, same)`",
+            hint=f"for example `{how.example}`",
         )
-    if filters is not None:
-        f["filters"] = r.positive_int(filters.value, "the number of filters")
+    if nfilters is not None or not filters:
+        if nfilters is not None:
+            f["filters"] = r.positive_int(nfilters.value, "the number of filters")
         k = r.dims(kexpr, (1, 2), "kernel size kh*kw")
         f["kernel"] = (k[0], k[-1])
     else:
@@ -374,7 +419,7 @@ def bind_conv(r: ArgReader, spelled: str) -> Made:
             choices = ("same", "valid", "nobias") + FUSABLE
             guess = did_you_mean(v.name, choices)
             raise r.fail(
-                f"{Conv2D.title} has no option `{v.name}`",
+                f"{kind.title} has no option `{v.name}`",
                 a.span,
                 code="E307",
                 expected="a stride `s2`, padding `same`/`valid`/`p1`, `nobias`, "
@@ -383,11 +428,11 @@ def bind_conv(r: ArgReader, spelled: str) -> Made:
             )
         else:
             raise r.fail(
-                f"{Conv2D.title} does not understand `{show(v)}` here",
+                f"{kind.title} does not understand `{show(v)}` here",
                 a.span,
                 code="E301",
                 expected="a stride `s2`, padding `same`/`valid`/`p1`, `nobias`, or an activation",
-                hint="the filters and kernel come first: `C(64*3*3, s1, same)`",
+                hint=how.first,
             )
         r.pos.remove(a)
     _labelled_stride_and_padding(r, f)
@@ -406,11 +451,133 @@ def bind_conv(r: ArgReader, spelled: str) -> Made:
             "dilation_rate > 1 (PyTorch accepts it), and the spec must build "
             "in both",
         )
+    return f
+
+
+CONV_FORMS = {
+    "C": ConvForm(
+        "C(filters*kh*kw, ...)",
+        "C(6*5*5, s1, same)",
+        "the filters and kernel come first: `C(64*3*3, s1, same)`",
+    ),
+    "DW": ConvForm(
+        "DW(kh*kw, ...)", "DW(3*3, s1, same)", "the kernel comes first: `DW(3*3, s1, same)`"
+    ),
+    "SC": ConvForm(
+        "SC(filters*kh*kw, ...)",
+        "SC(64*3*3, s1, same)",
+        "the filters and kernel come first: `SC(64*3*3, s1, same)`",
+    ),
+    "CT": ConvForm(
+        "CT(filters*kh*kw, ...)",
+        "CT(64*3*3, s2, same)",
+        "the filters and kernel come first: `CT(64*3*3, s2, same)`",
+    ),
+}
+
+
+def _multiplier(r: ArgReader, f: dict) -> None:
+    if (a := r.take("multiplier")) is not None:
+        f["multiplier"] = r.positive_int(a.value, "the depth multiplier")
+
+
+def _equal_strides(r: ArgReader, kind: type[Node], f: dict) -> None:
+    stride = f.get("stride", (1, 1))
+    if stride[0] != stride[1]:
+        raise r.fail(
+            f"{kind.title} needs the same stride along height and width, not {stride}",
+            hint="TensorFlow's depthwise convolution (Keras's DepthwiseConv2D and "
+            "SeparableConv2D) supports equal strides only, and the spec must build in both",
+        )
+
+
+@binds(Conv2D, "C", "Conv", "Conv2D", options=(*CONV_OPTIONS, "groups"))
+def bind_conv(r: ArgReader, spelled: str) -> Made:
+    f = _conv_fields(r, Conv2D, CONV_FORMS["C"])
+    if (a := r.take("groups")) is not None:
+        f["groups"] = r.positive_int(a.value, "the number of groups")
     r.finish()
     return [(Conv2D, f)]
 
 
-@binds(BatchNorm, "B", "BN", "BatchNorm", "BatchNormalization", options=("epsilon", "momentum"))
+@binds(
+    DepthwiseConv2D,
+    "DW",
+    "DWConv",
+    "DepthwiseConv2D",
+    options=tuple(o for o in CONV_OPTIONS if o != "filters") + ("multiplier",),
+)
+def bind_depthwise(r: ArgReader, spelled: str) -> Made:
+    f = _conv_fields(r, DepthwiseConv2D, CONV_FORMS["DW"], filters=False)
+    _multiplier(r, f)
+    _equal_strides(r, DepthwiseConv2D, f)
+    r.finish()
+    return [(DepthwiseConv2D, f)]
+
+
+@binds(
+    SeparableConv2D,
+    "SC",
+    "SepConv",
+    "SeparableConv2D",
+    options=(*(o for o in CONV_OPTIONS if o != "l2"), "multiplier"),
+)
+def bind_separable(r: ArgReader, spelled: str) -> Made:
+    f = _conv_fields(r, SeparableConv2D, CONV_FORMS["SC"])
+    _multiplier(r, f)
+    _equal_strides(r, SeparableConv2D, f)
+    r.finish()
+    return [(SeparableConv2D, f)]
+
+
+@binds(
+    Conv2DTranspose,
+    "CT",
+    "ConvT",
+    "Conv2DTranspose",
+    "ConvTranspose2d",
+    "deconv",
+    options=(*CONV_OPTIONS, "output_padding"),
+)
+def bind_transposed(r: ArgReader, spelled: str) -> Made:
+    if (a := r.take("dilation")) is not None:
+        raise r.fail(
+            f"a {Conv2DTranspose.title} cannot be dilated",
+            a.span,
+            code="E307",
+            hint="Keras's Conv2DTranspose (TensorFlow on the CPU) does not run dilation "
+            "rates above 1, and the spec must build in both",
+        )
+    f = _conv_fields(r, Conv2DTranspose, CONV_FORMS["CT"])
+    if (a := r.take("output_padding")) is not None:
+        v = r.value(a.value)
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+            f["output_padding"] = (v, v)
+        elif (
+            isinstance(v, tuple)
+            and len(v) in (1, 2)
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)
+        ):
+            f["output_padding"] = (v[0], v[-1])
+        else:
+            raise r.fail(
+                "output padding must be a non-negative integer or two of them",
+                a.span,
+                code="E307",
+                received=show(v),
+            )
+    r.finish()
+    return [(Conv2DTranspose, f)]
+
+
+@binds(
+    BatchNorm,
+    "B",
+    "BN",
+    "BatchNorm",
+    "BatchNormalization",
+    options=("epsilon", "momentum", "scale"),
+)
 def bind_batchnorm(r: ArgReader, spelled: str) -> Made:
     present = True
     a = r.next_pos()
@@ -418,15 +585,48 @@ def bind_batchnorm(r: ArgReader, spelled: str) -> Made:
         present = _yes_no(r, r.value(a.value), a.span)
     # `B (Yes, LRN*)`: the slides' footnote that the course used BN where the
     # paper used LRN. It is informative; the layer is a batch norm.
-    f: dict = {}
-    if (e := r.take("epsilon")) is not None:
-        f["epsilon"] = r.number(e.value, "epsilon", lo=0.0)
-        if f["epsilon"] <= 0:
-            raise r.fail("epsilon must be positive", e.span)
+    f = _epsilon(r)
     if (m := r.take("momentum")) is not None:
         f["momentum"] = r.number(m.value, "momentum", lo=0.0, hi=1.0)
+    if (sc := r.take("scale")) is not None:  # `scale: no`: Keras's scale=False
+        f["scale"] = _yes_no(r, r.value(sc.value), sc.span)
     r.finish()
     return [(BatchNorm, f)] if present else []
+
+
+def _epsilon(r: ArgReader) -> dict:
+    """`epsilon: 1e-6` (positive), as the normalisations take it."""
+    if (e := r.take("epsilon")) is None:
+        return {}
+    eps = r.number(e.value, "epsilon", lo=0.0)
+    if eps <= 0:
+        raise r.fail("epsilon must be positive", e.span)
+    return {"epsilon": eps}
+
+
+@binds(LayerNorm, "LN", "LayerNorm", "LayerNormalization", options=("epsilon",))
+def bind_layernorm(r: ArgReader, spelled: str) -> Made:
+    f = _epsilon(r)
+    r.finish()
+    return [(LayerNorm, f)]
+
+
+@binds(GroupNorm, "GN", "GroupNorm", "GroupNormalization", options=("groups", "epsilon"))
+def bind_groupnorm(r: ArgReader, spelled: str) -> Made:
+    a = r.next_pos() or r.take("groups")
+    if a is None:
+        raise r.fail("`GN` needs the number of groups: `GN(32)`", code="E303")
+    f = {"groups": r.positive_int(a.value, "the number of groups"), **_epsilon(r)}
+    r.finish()
+    return [(GroupNorm, f)]
+
+
+@binds(LayerScale, "Scale", "LayerScale", options=("init",))
+def bind_layerscale(r: ArgReader, spelled: str) -> Made:
+    a = r.next_pos() or r.take("init")
+    init = 1e-6 if a is None else r.number(a.value, "the initial scale")
+    r.finish()
+    return [(LayerScale, {"init": init})]
 
 
 @binds(LRN, "LRN", options=("depth", "alpha", "beta", "bias_k", "kernel"))
@@ -508,7 +708,7 @@ def bind_activation(r: ArgReader, spelled: str) -> Made:
     "AvgPool",
     "MaxPool2D",
     "AvgPool2D",
-    options=("kernel", "stride", "padding"),
+    options=("kernel", "stride", "padding", "ceil"),
 )
 def bind_pool(r: ArgReader, spelled: str) -> Made:
     op = {"MaxPool": "max", "MaxPool2D": "max", "AvgPool": "avg", "AvgPool2D": "avg"}.get(spelled)
@@ -553,6 +753,8 @@ def bind_pool(r: ArgReader, spelled: str) -> Made:
             or (isinstance(v, int) and not isinstance(v, bool) and "stride" not in f)
         ):
             _once(r, f, "stride", _pair(r, v, "stride", a.span), a.span)
+        elif isinstance(v, Sym) and v.name in ("ceil", "ceil_mode"):
+            _once(r, f, "ceil", True, a.span)
         elif isinstance(v, (Sym, Tagged)):
             _once(r, f, "padding", _padding_value(r, v, a.span), a.span)
         else:
@@ -564,15 +766,97 @@ def bind_pool(r: ArgReader, spelled: str) -> Made:
             )
         r.pos.remove(a)
     _labelled_stride_and_padding(r, f)
+    if (a := r.take("ceil")) is not None:
+        _once(r, f, "ceil", _yes_no(r, r.value(a.value), a.span), a.span)
+    if f.get("ceil") and f.get("padding") == "same":
+        raise r.fail(
+            "`ceil` pooling needs valid or explicit padding, not `same`",
+            code="E307",
+            hint="`same` pooling already rounds up: ceil(n / stride); `ceil` is "
+            "PyTorch's ceil_mode, for valid (`P(max, 3, 2, ceil)`) or explicit padding",
+        )
     f.setdefault("stride", f["kernel"])
     r.finish()
     return [(Pool, f)]
 
 
-@binds(GlobalPool, "GAP", "GMP", "GlobalAvgPool", "GlobalMaxPool")
+@binds(GlobalPool, "GAP", "GMP", "GlobalAvgPool", "GlobalMaxPool", options=("keepdims",))
 def bind_global_pool(r: ArgReader, spelled: str) -> Made:
+    f: dict = {"op": "max" if spelled in ("GMP", "GlobalMaxPool") else "avg"}
+    if (a := r.next_pos()) is not None:
+        v = r.value(a.value)
+        if not (isinstance(v, Sym) and v.name == "keepdims"):
+            raise r.fail(
+                f"{GlobalPool.title} takes only `keepdims`",
+                a.span,
+                code="E307",
+                received=show(v),
+                hint="`GAP(keepdims)` keeps a 1 x 1 x C map",
+            )
+        f["keepdims"] = True
+    if (a := r.take("keepdims")) is not None:
+        _once(r, f, "keepdims", _yes_no(r, r.value(a.value), a.span), a.span)
     r.finish()
-    return [(GlobalPool, {"op": "max" if spelled in ("GMP", "GlobalMaxPool") else "avg"})]
+    return [(GlobalPool, f)]
+
+
+INTERPOLATIONS = ("nearest", "bilinear")
+
+
+def _interpolation(r: ArgReader, f: dict, positional: list) -> None:
+    """`bilinear` as a positional argument or `interpolation: bilinear`, once."""
+    for a in positional:
+        _once(r, f, "interpolation", r.symbol(a.value, "interpolation", INTERPOLATIONS), a.span)
+    if (a := r.take("interpolation")) is not None:
+        _once(r, f, "interpolation", r.symbol(a.value, "interpolation", INTERPOLATIONS), a.span)
+
+
+@binds(Upsample, "U", "Up", "UpSampling2D", options=("kernel", "interpolation"))
+def bind_upsample(r: ArgReader, spelled: str) -> Made:
+    f: dict = {}
+    rest = []
+    while (a := r.next_pos()) is not None:
+        v = r.value(a.value)
+        if isinstance(v, int) and "factor" in f:
+            raise r.fail(
+                "the upsampling factor is given twice",
+                a.span,
+                code="E306",
+                hint="per-axis factors are written as a list: `U([2, 3])`",
+            )
+        if isinstance(v, Sym) or "factor" in f:
+            rest.append(a)
+        else:
+            f["factor"] = _pair(r, v, "the upsampling factor", a.span)
+    if (a := r.take("kernel")) is not None:  # `size:`, Keras's name for the factors
+        _once(r, f, "factor", _pair(r, r.value(a.value), "the upsampling factor", a.span), a.span)
+    _interpolation(r, f, rest)
+    f.setdefault("factor", (2, 2))  # Keras's default
+    r.finish()
+    return [(Upsample, f)]
+
+
+@binds(Resize, "Resize", "Resizing", options=("height", "width", "interpolation"))
+def bind_resize(r: ArgReader, spelled: str) -> Made:
+    sizes, rest = [], []
+    while (a := r.next_pos()) is not None:
+        if isinstance(r.value(a.value), Sym):
+            rest.append(a)
+        else:
+            sizes.append(r.positive_int(a.value, "the output height and width"))
+    for key in ("height", "width"):
+        if (a := r.take(key)) is not None:
+            sizes.append(r.positive_int(a.value, f"the output {key}"))
+    if len(sizes) != 2:
+        raise r.fail(
+            f"`{spelled}` needs the output height and width: `Resize(64, 64)`",
+            code="E303",
+            received=f"{len(sizes)} size(s)",
+        )
+    f: dict = {"size": tuple(sizes)}
+    _interpolation(r, f, rest)
+    r.finish()
+    return [(Resize, f)]
 
 
 @binds(Dropout, "D", "Dropout", options=("rate",))
@@ -587,10 +871,37 @@ def bind_dropout(r: ArgReader, spelled: str) -> Made:
     return [(Dropout, {"rate": r.number(a.value, "the dropout rate", 0.0, 1.0, hi_open=True)})]
 
 
+@binds(DropPath, "DP", "DropPath", "StochasticDepth", options=("rate",))
+def bind_droppath(r: ArgReader, spelled: str) -> Made:
+    a = r.next_pos() or r.take("rate")
+    if a is None:
+        raise r.fail("`DP` needs the drop rate: `DP(0.2)`", code="E303")
+    v = r.value(a.value)
+    r.finish()
+    if isinstance(v, Sym) and v.name in NO:
+        return []
+    return [(DropPath, {"rate": r.number(a.value, "the drop rate", 0.0, 1.0, hi_open=True)})]
+
+
 @binds(Flatten, "Flatten")
 def bind_flatten(r: ArgReader, spelled: str) -> Made:
     r.finish()
     return [(Flatten, {})]
+
+
+@binds(Reshape, "Reshape")
+def bind_reshape(r: ArgReader, spelled: str) -> Made:
+    dims = []
+    while (a := r.next_pos()) is not None:
+        dims.append(r.positive_int(a.value, "a target dimension"))
+    r.finish()
+    if len(dims) not in (1, 3):
+        raise r.fail(
+            "`Reshape` takes the target shape: H, W, C (`Reshape(1, 1, 64)`) or a length",
+            code="E303",
+            received=f"{len(dims)} values",
+        )
+    return [(Reshape, {"shape": tuple(dims)})]
 
 
 @binds(ZeroPad, "ZeroPad", "ZP", "ZeroPadding2D")
@@ -613,6 +924,28 @@ def bind_zeropad(r: ArgReader, spelled: str) -> Made:
             received=f"{len(vals)} values",
         )
     return [(ZeroPad, {"pad": pad})]
+
+
+@binds(Crop, "Crop", "Cropping2D")
+def bind_crop(r: ArgReader, spelled: str) -> Made:
+    vals = []
+    while (a := r.next_pos()) is not None:
+        vals.append(r.positive_int(a.value, "cropping", allow_zero=True))
+    r.finish()
+    if len(vals) == 1:
+        crop = (vals[0],) * 4
+    elif len(vals) == 2:
+        crop = (vals[0], vals[0], vals[1], vals[1])
+    elif len(vals) == 4:
+        crop = tuple(vals)
+    else:
+        raise r.fail(
+            f"`{spelled}` takes 1 (all sides), 2 (height, width) or 4 "
+            "(top, bottom, left, right) integers",
+            code="E303",
+            received=f"{len(vals)} values",
+        )
+    return [(Crop, {"crop": crop})]
 
 
 @binds(
@@ -651,3 +984,41 @@ def bind_dense(r: ArgReader, spelled: str) -> Made:
             )
     r.finish()
     return out
+
+
+# Channel shuffle and split (ShuffleNet), next to the merges they work with
+
+
+@binds(ChannelShuffle, "Shuffle", "ChannelShuffle", options=("groups",))
+def bind_shuffle(r: ArgReader, spelled: str) -> Made:
+    a = r.next_pos() or r.take("groups")
+    if a is None:
+        raise r.fail(f"`{spelled}` needs the number of groups: `Shuffle(2)`", code="E303")
+    groups = r.positive_int(a.value, "the number of groups")
+    r.finish()
+    return [(ChannelShuffle, {"groups": groups})]
+
+
+@binds(ChannelSplit, "Split", "ChannelSplit", options=("parts", "take"))
+def bind_split(r: ArgReader, spelled: str) -> Made:
+    parts = r.next_pos() or r.take("parts")
+    take = r.next_pos() or r.take("take")
+    if parts is None or take is None:
+        raise r.fail(
+            f"`{spelled}` needs the number of parts and the part to take (from 0): "
+            "`Split(2, 0)` is the first half of the channels",
+            code="E303",
+        )
+    f = {
+        "parts": r.positive_int(parts.value, "the number of parts"),
+        "take": r.positive_int(take.value, "the part to take", allow_zero=True),
+    }
+    if f["take"] >= f["parts"]:
+        raise r.fail(
+            f"there is no part {f['take']} of {f['parts']} (parts are counted from 0)",
+            take.span,
+            received=str(f["take"]),
+            expected=f"0 to {f['parts'] - 1}",
+        )
+    r.finish()
+    return [(ChannelSplit, f)]

@@ -45,6 +45,7 @@ TERMINAL_WORDS = {
     "STRIDE_N": "a stride such as `s2`",
     "PAD_N": "a padding such as `p1`",
     "FOOTNOTE": "a footnote such as `LRN*`",
+    "AT_NAME": "a reference such as `@enc1`",
     "LPAR": "`(`",
     "RPAR": "`)`",
     "LBRACE": "`{`",
@@ -213,6 +214,10 @@ class _ToSyntax(Transformer):
         name = items[0]
         args = items[1] if len(items) > 1 else ()
         return S.Call(str(name), args, self._cover(items), self._tspan(name))
+
+    def tensor_ref(self, items):
+        tok = items[0]
+        return S.TensorRef(str(tok)[1:], self._tspan(tok))
 
     def group(self, items):
         return S.Group(items[0], self._cover(items))
@@ -539,12 +544,13 @@ def _syntax_error(e: UnexpectedInput, text: str, path: str, diags: Diagnostics) 
     return diags.fatal("E103", f"unexpected `{value}`", span, expected=expected or None, hint=hint)
 
 
-MERGE_WORDS = ("concat", "add")  # archc/passes/expand.py: MERGES
+MERGE_WORDS = ("concat", "add", "mul")  # archc/passes/expand.py: MERGES
 
 
 def _merge_hint(text: str, pos: int | None) -> str:
     """`multiply { a | b }`: `|` separates branches only in a merge; name the merges."""
-    merges = " and ".join(f"`{m} {{ a | b }}`" for m in MERGE_WORDS)
+    words = [f"`{m} {{ a | b }}`" for m in MERGE_WORDS]
+    merges = ", ".join(words[:-1]) + " and " + words[-1]
     hint = f"`|` separates the branches of a merge; the merges are {merges}"
     if pos is None:
         return hint

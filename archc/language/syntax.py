@@ -125,7 +125,7 @@ class Group(NamedTuple):
 
 
 class Branch(NamedTuple):
-    merge: str  # "concat" | "add"
+    merge: str  # "concat" | "add" | "mul"
     branches: tuple[Seq, ...]
     span: Span
 
@@ -137,8 +137,15 @@ class Cond(NamedTuple):
     span: Span
 
 
+class TensorRef(NamedTuple):
+    """`@enc1`: the chain continues from the earlier tensor named `enc1`."""
+
+    name: str
+    span: Span
+
+
 class Element(NamedTuple):
-    unit: Call | Group | Branch | Cond
+    unit: Call | Group | Branch | Cond | TensorRef
     repeat: Expr | None
     alias: str | None
     alias_span: Span | None

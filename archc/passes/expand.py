@@ -28,13 +28,14 @@ from typing import Any
 
 from archc.diagnostics import Diagnostics, SpecError, did_you_mean
 from archc.ir import BlockDefinition, BlockInstance, BlockParam, Model
-from archc.ir.kinds import Add, Concat, Input, Loc, Node
+from archc.ir.kinds import Add, Concat, Input, Loc, Mul, Node
 from archc.language import syntax as S
 from archc.language.bind import SPELLINGS, layer_list, unknown_layer_hint
 from archc.language.parser import parse, read_source
 from archc.language.train_section import build_training
 from archc.language.values import ArgReader, Evaluator, FuncVal, Sym, Tagged, show
 from archc.limits import LIMITS
+from archc.passes.infer import node_span
 
 # Words of the language itself, and names a generated module needs for itself.
 RESERVED = {
@@ -265,6 +266,18 @@ class _Plan:
     instances: int
     depth: int
     steps: list[tuple[S.Element, int, Any]]
+    moves: bool = False  # a reference `@name` in it moves the chain without a node
+
+
+@dataclass
+class _Named:
+    """A tensor named with `as`: the node that makes it (for a block instance or a
+    group, its output), where the name is written, and the merge branches it was
+    made in, outermost first: (merge number, branch index)."""
+
+    node: str
+    span: S.Span
+    where: tuple[tuple[int, int], ...]
 
 
 class Expander:
@@ -277,6 +290,21 @@ class Expander:
         self.declared: dict[str, S.Span] = {}  # path of each `as` name -> where
         self.scopes: dict[str, _Scope] = defaultdict(_Scope)
         self._plans: dict[tuple, _Plan] = {}
+        # references `@name` (docs/language.md, "Skips to earlier tensors")
+        self.names: dict[str, dict[str, _Named]] = defaultdict(dict)  # scope -> its names
+        self.bodies: dict[str, S.Seq | list[S.Element]] = {}  # scope -> the syntax it expands
+        self.groups: set[str] = set()  # the scopes that are named groups, not block instances
+        self.where: tuple[tuple[int, int], ...] = ()  # the merge branches being expanded
+        self.merges = 0
+        self.left: dict[str, S.TensorRef] = {}  # a tensor a reference moved away from
+        # the reference each open branch (or block instance) last followed, and
+        # per merge node the start of each branch (Model._branches)
+        self.followed: list[tuple[S.TensorRef, _Named] | None] = []
+        self.branches: dict[str, tuple[tuple[str, str | None], ...]] = {}
+        # the tensor the last reference went to, until a node reads it; and the
+        # nodes that read a tensor through a reference (Model._skips, the report)
+        self.jump: tuple[str, str] | None = None
+        self.skips: dict[str, str] = {}
 
     # -- block arguments
     def bind_block(self, call: S.Call, ev: Evaluator) -> dict[str, Any]:
@@ -378,11 +406,13 @@ class Expander:
         if plan is not None:
             return plan
         nodes = instances = depth = 0
+        moves = False
         steps: list[tuple[S.Element, int, Any]] = []
         for e in elements:
             try:
                 n, k, d, data = self._count_unit(e, ev, stack)
                 reps = self._repeat(e, ev)
+                move = self._moves(e, data, ev)
             except SpecError:
                 # the element's error is reported: it makes nothing, and the rest of
                 # the file is still checked, which does not depend on it (expansion
@@ -394,6 +424,11 @@ class Expander:
             self._check_size(n, k, e.span, "this")
             if n or k:
                 steps.append((e, reps, data))
+            elif move or (e.alias is not None and reps == 1):
+                # makes no node, but moves the chain or names the tensor passing
+                # through: visited once (repeating what makes nothing changes nothing)
+                steps.append((e, 1, data))
+            moves = moves or move
             nodes, instances, depth = nodes + n, instances + k, max(depth, d)
             if nodes > LIMITS.max_nodes or instances > LIMITS.max_nodes:
                 # stop here rather than bind the rest of a huge sequence
@@ -405,8 +440,20 @@ class Expander:
                     "this sequence",
                     partial=e is not elements[-1],
                 )
-        plan = self._plans[memo] = _Plan(nodes, instances, depth, steps)
+        plan = self._plans[memo] = _Plan(nodes, instances, depth, steps, moves)
         return plan
+
+    def _moves(self, e: S.Element, data: Any, ev: _Env) -> bool:
+        """Whether an element contains a reference `@name` (so that it matters
+        even where it makes no node)."""
+        u = e.unit
+        if isinstance(u, S.TensorRef):
+            return True
+        if isinstance(u, S.Group):
+            return self._plans[(id(u.body.elements), ev.key)].moves
+        if isinstance(u, S.Cond) and data is not None:
+            return self._plans[(id(data.elements), ev.key)].moves
+        return False  # a block's body and a merge's branches end inside it
 
     def _check_size(
         self, nodes: int, instances: int, span: S.Span | None, what: str, partial: bool = False
@@ -472,6 +519,17 @@ class Expander:
                 return 0, 0, 0, None
             plan = self.count_seq(chosen, ev, stack)
             return plan.nodes, plan.instances, plan.depth, chosen
+        if isinstance(u, S.TensorRef):
+            if e.repeat is not None or e.alias is not None:
+                extra = "repeated" if e.repeat is not None else "named"
+                raise self.diags.fatal(
+                    "E215",
+                    f"a reference `@{u.name}` cannot be {extra}",
+                    e.repeat.span if e.repeat is not None else e.alias_span,
+                    hint=f"`@{u.name}` only continues from `{u.name}`; "
+                    "repeat or name the layers that follow it",
+                )
+            return 0, 0, 0, None
         raise AssertionError(u)
 
     # -- walk 2: expansion
@@ -514,8 +572,128 @@ class Expander:
                 alias = e.alias
                 if alias is not None and reps > 1:
                     alias = f"{alias}_{i + 1}"
+                made = len(self.nodes)
                 x = self._expand_unit(e, data, ev, scope, x, alias)
+                if alias is not None:
+                    u, tensor = e.unit, x
+                    layer = isinstance(u, S.Call) and u.name not in self.blocks
+                    if layer and made < len(self.nodes):
+                        tensor = self.nodes[made].name  # the layer that carries the name
+                    elif layer or isinstance(u, S.Cond):
+                        # no node carries the name: it names the tensor the element gives
+                        self.claim(scope, alias, e.alias_span or e.span)
+                    self.names[scope].setdefault(
+                        alias, _Named(tensor, e.alias_span or e.span, self.where)
+                    )
         return x
+
+    # -- references `@name`
+    def follow(self, ref: S.TensorRef, scope: str, x: str) -> str:
+        """The tensor `@name` continues from (or `x`, with an error reported)."""
+        named = self.names[scope].get(ref.name)
+        if named is None:
+            self._not_found(ref, scope)
+            return x
+        if self._sibling(named):
+            self.diags.error(
+                "E213",
+                f"`{ref.name}` is made in another branch of a merge that is not closed yet",
+                ref.span,
+                notes=(f"`{ref.name}` is defined at {named.span}",),
+                hint="a branch starts from the tensor before its merge; the names made in "
+                "other branches can be used after the merge",
+            )
+            return x
+        self.left.setdefault(x, ref)
+        self.jump = (named.node, ref.name)
+        if self.followed:
+            self.followed[-1] = (ref, named)
+        return named.node
+
+    def _sibling(self, named: _Named) -> bool:
+        """Whether `named` was made in another branch of a merge still being expanded."""
+        for (m1, b1), (m2, b2) in zip(named.where, self.where):
+            if (m1, b1) != (m2, b2):
+                return m1 == m2
+        return False
+
+    def _visible(self, scope: str) -> list[str]:
+        return [n for n, named in self.names[scope].items() if not self._sibling(named)]
+
+    def _not_found(self, ref: S.TensorRef, scope: str) -> None:
+        name, where = ref.name, "this block" if scope else "the spec"
+        if scope in self.groups:
+            where = f"the group `{scope.rsplit('.', 1)[-1]}`"
+        numbered = [
+            n for n in self._visible(scope) if re.fullmatch(re.escape(name) + r"_[0-9]+", n)
+        ]
+        if numbered:  # `X x2 as stage`: `stage_1`, `stage_2`
+            self.diags.error(
+                "E213",
+                f"`{name}` names a repeated element: each repetition has its own name",
+                ref.span,
+                expected=", ".join(f"`@{n}`" for n in numbered),
+                hint=f"the last repetition's output is `@{numbered[-1]}`",
+            )
+            return
+        written = _written(self.bodies.get(scope, []), name)
+        if written is not None:
+            span, in_if = written
+            if (span.line, span.col) > (ref.span.line, ref.span.col):
+                message = f"`{name}` is used before it is defined"
+                hint = f"a reference goes back to a tensor made before it; move `@{name}` after `as {name}`"
+            elif in_if:
+                message = f"`{name}` is defined in an `if` that is not taken here"
+                hint = "refer to it only where its `if` is taken, or name a tensor outside the `if`"
+            elif self.diags.items:
+                return  # the element it names was refused: its error is reported
+            else:
+                message = f"`{name}` names no tensor here"
+                hint = "the element named so makes no layer"
+            self.diags.error(
+                "E213", message, ref.span, notes=(f"`{name}` is defined at {span}",), hint=hint
+            )
+            return
+        outer = [p for p in self.names if p != scope and scope.startswith(p + "." if p else "")]
+        for p in sorted(outer, key=len, reverse=True):
+            if name in self.names[p]:
+                self.diags.error(
+                    "E213",
+                    f"`{name}` is defined outside {where}",
+                    ref.span,
+                    notes=(f"`{name}` is defined at {self.names[p][name].span}",),
+                    hint="a block and a named group see only their input and the names "
+                    "defined in them",
+                )
+                return
+        for p in self.names:
+            if p.startswith(scope + "." if scope else "") and name in self.names[p]:
+                inner = p[len(scope) + 1 :] if scope else p
+                self.diags.error(
+                    "E213",
+                    f"`{name}` is local to `{inner}`",
+                    ref.span,
+                    notes=(f"`{name}` is defined at {self.names[p][name].span}",),
+                    hint="the names inside a block instance or a named group are its own; "
+                    "refer to the instance or group by its name (its output)",
+                )
+                return
+        visible = self._visible(scope)
+        suggestion = did_you_mean(name, visible)
+        hint = f"did you mean `@{suggestion}`?" if suggestion else None
+        if hint is None and any(n.name in (name, f"{scope}.{name}") for n in self.nodes):
+            hint = f"`{name}` is a generated name; name the tensor with `as`, e.g. `... as skip1`"
+        self.diags.error(
+            "E212",
+            f"no tensor is named `{name}` in {where}",
+            ref.span,
+            expected=(
+                "a name defined before it: " + ", ".join(f"`{n}`" for n in visible)
+                if visible
+                else "a name given with `as` before it"
+            ),
+            hint=hint or "name a tensor with `as` before referring to it with `@`",
+        )
 
     def _expand_unit(
         self, e: S.Element, data: Any, ev: _Env, scope: str, x: str, alias: str | None
@@ -533,6 +711,9 @@ class Expander:
                 self.nodes.append(
                     kind_cls(name=name, inputs=(x,), scope=scope, loc=loc(u.span), **fields)
                 )
+                if self.jump is not None and self.jump[0] == x:
+                    self.skips[name] = self.jump[1]
+                self.jump = None
                 x = name
             return x
         if isinstance(u, S.Group):
@@ -542,18 +723,47 @@ class Expander:
             if path is None:
                 return self.expand_seq(u.body, ev, scope, x)
             self.instances.append(BlockInstance(path=path, block="", args={}, loc=loc(u.span)))
+            self.bodies[path] = u.body
+            self.groups.add(path)
             return self.expand_seq(u.body, ev, path, x)
         if isinstance(u, S.Branch):
-            outs = [self.expand_seq(b, ev, scope, x) for b in u.branches]
+            merge, outer, outs, refs = self.merges, self.where, [], []
+            self.merges += 1
+            starts = []
+            for i, b in enumerate(u.branches):
+                self.where = outer + ((merge, i),)
+                self.jump = None
+                self.followed.append(None)
+                outs.append(self.expand_seq(b, ev, scope, x))
+                followed = self.followed.pop()
+                if followed is None:
+                    starts.append((x, None))
+                else:
+                    ref, named = followed
+                    if outs[-1] == named.node:  # `@name` ends the branch
+                        refs.append(ref.name)
+                    said = (
+                        f"from `@{ref.name}` ({ref.span}): `{ref.name}` is defined at {named.span}"
+                    )
+                    starts.append((named.node, said))
+            self.where = outer
             cls = MERGES[u.merge]
             name = None
             if alias is not None:
                 name = self.claim(scope, alias, e.alias_span or u.span)
             name = name or self.fresh(scope, cls.prefix)
             self.nodes.append(cls(name=name, inputs=tuple(outs), scope=scope, loc=loc(u.span)))
+            self.branches[name] = tuple(starts)
+            self.jump = None
+            if refs:
+                self.skips[name] = ", ".join(refs)
             return name
         if isinstance(u, S.Cond):
+            if data is None:  # not taken, named: the name names the input
+                return x
             return self.expand_seq(data, ev, scope, x)  # the chosen sequence
+        if isinstance(u, S.TensorRef):
+            return self.follow(u, scope, x)
         raise AssertionError(u)
 
     def _expand_block(
@@ -571,7 +781,37 @@ class Expander:
                 loc=loc(u.span),
             )
         )
-        return self.expand_seq(self.blocks[u.name].body, inner, path, x)
+        self.bodies[path] = self.blocks[u.name].body
+        self.followed.append(None)  # its references stay inside it
+        out = self.expand_seq(self.blocks[u.name].body, inner, path, x)
+        self.followed.pop()
+        return out
+
+
+def _written(body: S.Seq | list[S.Element], name: str) -> tuple[S.Span, bool] | None:
+    """Where `as name` is written in a scope's own syntax (not in the named groups
+    and blocks it calls, which are scopes of their own), and whether in an `if`.
+    A repeated `X x2 as stage` writes `stage_1` and `stage_2`."""
+    stack = [(body.elements if isinstance(body, S.Seq) else body, False)]
+    while stack:
+        elements, in_if = stack.pop()
+        for e in elements:
+            if e.alias == name or (
+                e.alias is not None
+                and e.repeat is not None
+                and re.fullmatch(re.escape(e.alias) + r"_[0-9]+", name)
+            ):
+                return e.alias_span or e.span, in_if
+            u = e.unit
+            if isinstance(u, S.Group) and e.alias is None:
+                stack.append((u.body.elements, in_if))
+            elif isinstance(u, S.Branch):
+                stack.extend((b.elements, in_if) for b in u.branches)
+            elif isinstance(u, S.Cond):
+                stack.append((u.then.elements, True))
+                if u.orelse is not None:
+                    stack.append((u.orelse.elements, True))
+    return None
 
 
 def check_library(program: Program, diags: Diagnostics) -> list[str]:
@@ -618,7 +858,7 @@ def _hashable(v: Any) -> Any:
     return v if not isinstance(v, list) else tuple(v)
 
 
-MERGES = {"concat": Concat, "add": Add}  # `concat { a | b }`, `add { a | b }`
+MERGES = {"concat": Concat, "add": Add, "mul": Mul}  # `concat { a | b }`, `add`, `mul`
 
 
 def build_ir(
@@ -704,7 +944,10 @@ def build_ir(
         )
     ex.scopes[""].used.add("input")
     ex.nodes.append(Input(name="input", shape=tuple(dims), loc=loc(decl.span)))
+    ex.names[""]["input"] = _Named("input", decl.span, ())
+    ex.bodies[""] = main.body
     out = ex.expand_seq(main.body, ev, "", "input")
+    _check_unused(ex, out, diags)
     _check_collisions(program, ex, name, diags)
     diags.check()
     if len(ex.nodes) == 1:  # only the input: every layer was switched off (`B(No)`, `if 0`)
@@ -735,7 +978,7 @@ def build_ir(
         for b in program.blocks.values()
         if any(i.block == b.name for i in ex.instances)
     )
-    return Model(
+    model = Model(
         name=name,
         source=source,
         input_shape=tuple(dims),
@@ -745,6 +988,31 @@ def build_ir(
         block_defs=defs,
         training=training,
     )
+    model._branches = ex.branches
+    model._skips = ex.skips
+    return model
+
+
+def _check_unused(ex: Expander, out: str, diags: Diagnostics) -> None:
+    """A reference moves the chain away from the tensor before it: that tensor
+    must be used elsewhere (a merge, another reference), or its layers would be
+    built and never run (and Keras would leave them out of the model)."""
+    if not ex.left:
+        return
+    used = {out}
+    for n in ex.nodes:
+        used.update(n.inputs)
+    made = {n.name: n for n in ex.nodes if n.name in ex.left and n.name not in used}
+    for tensor, ref in ex.left.items():
+        if tensor in made:
+            what = "the input" if tensor == "input" else f"the output of `{tensor}`"
+            diags.error(
+                "E214",
+                f"{what} is never used",
+                node_span(made[tensor], diags),
+                notes=(f"`@{ref.name}` at {ref.span} continues from `{ref.name}` instead",),
+                hint="use it in a merge (`concat { ... | }`, `add { ... | }`) or remove it",
+            )
 
 
 def _check_collisions(program: Program, ex: Expander, model: str, diags: Diagnostics) -> None:

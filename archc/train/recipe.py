@@ -290,6 +290,11 @@ def torch_optimizer(r: Recipe) -> Call:
     return Call(CLASSES[o.name], tuple(kw))
 
 
+# The names Keras gives the kernels weight decay applies to: conv, dense, depthwise
+# and transposed kernels are `kernel`; a separable convolution has two.
+KERAS_KERNELS = ("kernel", "depthwise_kernel", "pointwise_kernel")
+
+
 def keras_kernel_l2(r: Recipe) -> float:
     """The L2 coefficient the Keras compile helper gives every kernel without an
     `l2` of its own (0: none)."""

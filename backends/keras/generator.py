@@ -63,6 +63,34 @@ class LocalResponseNormalization(layers.Layer):
         config = super().get_config()
         config.update(depth=self.depth, alpha=self.alpha, beta=self.beta, k=self.k)
         return config''',
+    "LayerScale": '''@keras.saving.register_keras_serializable(package="archc")
+class LayerScale(layers.Layer):
+    """x * gamma: one learnable scale per channel, starting at `init` (ConvNeXt)."""
+
+    def __init__(self, init=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.init = init
+
+    def build(self, input_shape):
+        self.gamma = self.add_weight(
+            name="gamma",
+            shape=(input_shape[-1],),
+            initializer=keras.initializers.Constant(self.init),
+        )
+
+    def call(self, x):
+        return x * self.gamma
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(init=self.init)
+        return config''',
+    "GeluTanh": '''@keras.saving.register_keras_serializable(package="archc")
+class GeluTanh(layers.Layer):
+    """GELU's tanh approximation (PyTorch's nn.GELU(approximate="tanh"))."""
+
+    def call(self, x):
+        return keras.activations.gelu(x, approximate=True)''',
     "NegInfPadding2D": '''@keras.saving.register_keras_serializable(package="archc")
 class NegInfPadding2D(layers.Layer):
     """Pads height and width with -inf: max pooling then ignores the padding."""
@@ -79,6 +107,93 @@ class NegInfPadding2D(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(padding=self.padding)
+        return config''',
+    "CeilAveragePooling2D": '''@keras.saving.register_keras_serializable(package="archc")
+class CeilAveragePooling2D(layers.Layer):
+    """PyTorch's ceil_mode average pooling: the last window overhangs the bottom/right
+    edge by `overhang` cells and is divided by the cells it covers inside."""
+
+    def __init__(self, pool_size, strides, overhang, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size, self.strides = tuple(pool_size), tuple(strides)
+        self.overhang = tuple(overhang)
+
+    def call(self, x):
+        pads = [[0, 0], [0, self.overhang[0]], [0, self.overhang[1]], [0, 0]]
+        total = ops.average_pool(ops.pad(x, pads), self.pool_size, self.strides)
+        ones = ops.pad(ops.ones_like(x[..., :1]), pads)
+        return total / ops.average_pool(ones, self.pool_size, self.strides)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(pool_size=self.pool_size, strides=self.strides, overhang=self.overhang)
+        return config''',
+    "BilinearResize2D": '''@keras.saving.register_keras_serializable(package="archc")
+class BilinearResize2D(layers.Layer):
+    """Bilinear resizing to `size` (height, width) with half-pixel centres and no
+    antialiasing: what Keras's `Resizing` and `UpSampling2D(interpolation="bilinear")`
+    compute, here in the input's dtype (TensorFlow's kernel computes in float32)."""
+
+    def __init__(self, size, **kwargs):
+        super().__init__(**kwargs)
+        self.size = tuple(size)
+
+    def call(self, x):
+        return self._resize(self._resize(x, 1, self.size[0]), 2, self.size[1])
+
+    def _resize(self, x, axis, size):
+        cells = x.shape[axis]
+        if cells == size:
+            return x
+        low, high, weight = [], [], []
+        for i in range(size):
+            centre = max((i + 0.5) * (cells / size) - 0.5, 0.0)
+            j = int(centre)
+            low.append(j)
+            high.append(min(j + 1, cells - 1))
+            weight.append(centre - j)
+        shape = [1, 1, 1, 1]
+        shape[axis] = size
+        weight = ops.reshape(ops.convert_to_tensor(weight, dtype=x.dtype), shape)
+        return ops.take(x, low, axis=axis) * (1 - weight) + ops.take(x, high, axis=axis) * weight
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(size=self.size)
+        return config''',
+    "ChannelShuffle": '''@keras.saving.register_keras_serializable(package="archc")
+class ChannelShuffle(layers.Layer):
+    """ShuffleNet's channel shuffle: the channels as `groups` groups, interleaved
+    (torchvision's channel_shuffle, channels-last)."""
+
+    def __init__(self, groups, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = groups
+
+    def call(self, x):
+        h, w, c = x.shape[1:]
+        x = ops.reshape(x, (-1, h, w, self.groups, c // self.groups))
+        return ops.reshape(ops.swapaxes(x, 3, 4), (-1, h, w, c))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(groups=self.groups)
+        return config''',
+    "ChannelSplit": '''@keras.saving.register_keras_serializable(package="archc")
+class ChannelSplit(layers.Layer):
+    """Part `take` (from 0) of the channels cut into `parts` equal parts."""
+
+    def __init__(self, parts, take, **kwargs):
+        super().__init__(**kwargs)
+        self.parts, self.take = parts, take
+
+    def call(self, x):
+        size = x.shape[-1] // self.parts
+        return x[..., self.take * size : (self.take + 1) * size]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(parts=self.parts, take=self.take)
         return config''',
 }
 
@@ -117,18 +232,46 @@ EMITTERS: dict[str, Emitter] = {}  # IR node kind -> its emitter, entered by @lo
 lowers = Generator.registry(EMITTERS)
 
 
-@lowers("conv")
-def lower_conv(n: Node, r: Render) -> Lowered:
-    ops = []
+@lowers("rescaling")
+def lower_rescaling(n: Node, r: Render) -> Lowered:
+    return Lowered(
+        [Op("layers.Rescaling", [n.scale], OrderedDict(offset=n.offset), {"offset": 0.0})]
+    )
+
+
+@lowers("normalization")
+def lower_normalization(n: Node, r: Render) -> Lowered:
+    kw = OrderedDict()
+    if n.mean is not None:
+        kw.update(mean=list(n.mean), variance=list(n.variance))
+    return Lowered([Op("layers.Normalization", [], kw)])
+
+
+def _explicit_padding(n: Node, ops: list[Op]) -> str:
+    """Keras's padding for a window kind: explicit zeros become a ZeroPadding2D
+    before the layer, which then pads `valid`."""
     padding = n.padding
     if not isinstance(padding, str):
         if padding != (0, 0):
             ops.append(Op("layers.ZeroPadding2D", [_pads(padding)], attr=".pad"))
         padding = "valid"
+    return padding
+
+
+def _renamed(kw: OrderedDict, names: dict[str, str]) -> OrderedDict:
+    """Weight options under another layer's names (`depthwise_initializer`)."""
+    return OrderedDict((names.get(k, k), v) for k, v in kw.items())
+
+
+@lowers("conv")
+def lower_conv(n: Node, r: Render) -> Lowered:
+    ops = []
+    padding = _explicit_padding(n, ops)
     kw = OrderedDict(
         strides=_hw(n.stride),
         padding=padding,
         dilation_rate=_hw(n.dilation),
+        groups=n.groups,
         use_bias=n.use_bias,
         activation=n.activation,
     )
@@ -142,12 +285,107 @@ def lower_conv(n: Node, r: Render) -> Lowered:
                 "strides": 1,
                 "padding": "valid",
                 "dilation_rate": 1,
+                "groups": 1,
                 "use_bias": True,
                 "activation": None,
                 **WEIGHT_DEFAULTS,
             },
         )
     )
+    return Lowered(ops)
+
+
+DEPTHWISE_NAMES = {
+    "kernel_initializer": "depthwise_initializer",
+    "kernel_regularizer": "depthwise_regularizer",
+}
+
+
+@lowers("depthwise")
+def lower_depthwise(n: Node, r: Render) -> Lowered:
+    ops = []
+    padding = _explicit_padding(n, ops)
+    kw = OrderedDict(
+        strides=_hw(n.stride),
+        padding=padding,
+        depth_multiplier=n.multiplier,
+        dilation_rate=_hw(n.dilation),
+        use_bias=n.use_bias,
+        activation=n.activation,
+    )
+    kw.update(_renamed(_weights(n), DEPTHWISE_NAMES))
+    defaults = {
+        "strides": 1,
+        "padding": "valid",
+        "depth_multiplier": 1,
+        "dilation_rate": 1,
+        "use_bias": True,
+        "activation": None,
+        **_renamed(OrderedDict(WEIGHT_DEFAULTS), DEPTHWISE_NAMES),
+    }
+    ops.append(Op("layers.DepthwiseConv2D", [_hw(n.kernel)], kw, defaults))
+    return Lowered(ops)
+
+
+@lowers("separable")
+def lower_separable(n: Node, r: Render) -> Lowered:
+    ops = []
+    padding = _explicit_padding(n, ops)
+    kw = OrderedDict(
+        strides=_hw(n.stride),
+        padding=padding,
+        depth_multiplier=n.multiplier,
+        dilation_rate=_hw(n.dilation),
+        use_bias=n.use_bias,
+        activation=n.activation,
+    )
+    weights = _weights(n)  # `init` applies to both kernels
+    kw["depthwise_initializer"] = kw["pointwise_initializer"] = weights["kernel_initializer"]
+    kw["bias_initializer"] = weights["bias_initializer"]
+    defaults = {
+        "strides": 1,
+        "padding": "valid",
+        "depth_multiplier": 1,
+        "dilation_rate": 1,
+        "use_bias": True,
+        "activation": None,
+        "depthwise_initializer": "glorot_uniform",
+        "pointwise_initializer": "glorot_uniform",
+        "bias_initializer": "zeros",
+    }
+    ops.append(Op("layers.SeparableConv2D", [n.filters, _hw(n.kernel)], kw, defaults))
+    return Lowered(ops)
+
+
+@lowers("transposed")
+def lower_transposed(n: Node, r: Render) -> Lowered:
+    """Keras's own semantics for `same` and `valid`. Explicit (PyTorch) padding p:
+    the `valid` result with the output padding written out, then p cells cropped
+    from each side (what PyTorch's padding does to a transposed convolution)."""
+    padding, output_padding = n.padding, n.output_padding
+    crop = None
+    if not isinstance(padding, str):
+        crop = padding if padding != (0, 0) else None
+        padding, output_padding = "valid", output_padding or (0, 0)
+    kw = OrderedDict(
+        strides=_hw(n.stride),
+        padding=padding,
+        output_padding=None if output_padding is None else _hw(output_padding),
+        use_bias=n.use_bias,
+        activation=n.activation,
+    )
+    kw.update(_weights(n))
+    defaults = {
+        "strides": 1,
+        "padding": "valid",
+        "output_padding": None,
+        "use_bias": True,
+        "activation": None,
+        **WEIGHT_DEFAULTS,
+    }
+    ops = [Op("layers.Conv2DTranspose", [n.filters, _hw(n.kernel)], kw, defaults)]
+    if crop is not None:
+        ops.append(Op("layers.Cropping2D", [_pads(crop)], attr=".crop"))
     return Lowered(ops)
 
 
@@ -174,11 +412,45 @@ def lower_batchnorm(n: Node, r: Render) -> Lowered:
             Op(
                 "layers.BatchNormalization",
                 [],
-                OrderedDict(epsilon=n.epsilon, momentum=n.momentum),
-                {"epsilon": 0.001, "momentum": 0.99},
+                OrderedDict(epsilon=n.epsilon, momentum=n.momentum, scale=n.scale),
+                {"epsilon": 0.001, "momentum": 0.99, "scale": True},
             )
         ]
     )
+
+
+@lowers("layernorm")
+def lower_layernorm(n: Node, r: Render) -> Lowered:
+    return Lowered(
+        [
+            Op(
+                "layers.LayerNormalization",
+                [],
+                OrderedDict(epsilon=n.epsilon),
+                {"epsilon": 0.001},
+            )
+        ]
+    )
+
+
+@lowers("groupnorm")
+def lower_groupnorm(n: Node, r: Render) -> Lowered:
+    return Lowered(
+        [
+            Op(
+                "layers.GroupNormalization",
+                [],
+                OrderedDict(groups=n.groups, epsilon=n.epsilon),
+                {"epsilon": 0.001},
+            )
+        ]
+    )
+
+
+@lowers("layerscale")
+def lower_layerscale(n: Node, r: Render) -> Lowered:
+    r.helpers.add("LayerScale")
+    return Lowered([Op("LayerScale", [n.init])])
 
 
 @lowers("lrn")
@@ -216,11 +488,16 @@ def lower_activation(n: Node, r: Render) -> Lowered:
         return Lowered(
             [Op("layers.PReLU", [], OrderedDict(shared_axes=shared), {"shared_axes": None})]
         )
+    if n.fn == "gelu_tanh":
+        r.helpers.add("GeluTanh")
+        return Lowered([Op("GeluTanh")])
     return Lowered([Op("layers.Activation", [n.fn])])
 
 
 @lowers("pool")
 def lower_pool(n: Node, r: Render) -> Lowered:
+    if n.ceil:
+        return Lowered(_ceil_pool(n, r))
     cls = "layers.MaxPooling2D" if n.op == "max" else "layers.AveragePooling2D"
     ops = []
     padding = n.padding
@@ -244,10 +521,65 @@ def lower_pool(n: Node, r: Render) -> Lowered:
     return Lowered(ops)
 
 
+def _ceil_pool(n: Node, r: Render) -> list[Op]:
+    """PyTorch's ceil_mode: the last window's overhang past the padded input is
+    -inf for max pooling; average pooling divides it by the cells inside."""
+    ph, pw = (0, 0) if n.padding == "valid" else n.padding
+    h, w = n.in_shapes[0][0], n.in_shapes[0][1]
+    eh = max((n.out_shape[0] - 1) * n.stride[0] + n.kernel[0] - h - 2 * ph, 0)
+    ew = max((n.out_shape[1] - 1) * n.stride[1] + n.kernel[1] - w - 2 * pw, 0)
+    ops = []
+    if n.op == "max":
+        if (ph, pw, eh, ew) != (0, 0, 0, 0):
+            r.helpers.add("NegInfPadding2D")
+            ops.append(Op("NegInfPadding2D", [((ph, ph + eh), (pw, pw + ew))], attr=".pad"))
+        ops.append(
+            Op(
+                "layers.MaxPooling2D",
+                [_hw(n.kernel)],
+                OrderedDict(strides=_hw(n.stride)),
+                {"strides": ArgDefault(0)},
+            )
+        )
+        return ops
+    if (ph, pw) != (0, 0):  # PyTorch's average pooling counts the zeros (count_include_pad)
+        ops.append(Op("layers.ZeroPadding2D", [_pads((ph, pw))], attr=".pad"))
+    if (eh, ew) == (0, 0):
+        ops.append(
+            Op(
+                "layers.AveragePooling2D",
+                [_hw(n.kernel)],
+                OrderedDict(strides=_hw(n.stride)),
+                {"strides": ArgDefault(0)},
+            )
+        )
+    else:
+        r.helpers.add("CeilAveragePooling2D")
+        kw = OrderedDict(strides=n.stride, overhang=(eh, ew))
+        ops.append(Op("CeilAveragePooling2D", [n.kernel], kw))
+    return ops
+
+
 @lowers("globalpool")
 def lower_globalpool(n: Node, r: Render) -> Lowered:
     cls = "layers.GlobalMaxPooling2D" if n.op == "max" else "layers.GlobalAveragePooling2D"
-    return Lowered([Op(cls)])
+    return Lowered([Op(cls, [], OrderedDict(keepdims=n.keepdims), {"keepdims": False})])
+
+
+@lowers("upsample")
+def lower_upsample(n: Node, r: Render) -> Lowered:
+    if n.interpolation == "bilinear":  # Keras's own computes in float32: see the helper
+        r.helpers.add("BilinearResize2D")
+        return Lowered([Op("BilinearResize2D", [tuple(n.out_shape[:2])])])
+    return Lowered([Op("layers.UpSampling2D", [_hw(n.factor)])])
+
+
+@lowers("resize")
+def lower_resize(n: Node, r: Render) -> Lowered:
+    if n.interpolation == "bilinear":
+        r.helpers.add("BilinearResize2D")
+        return Lowered([Op("BilinearResize2D", [n.size])])
+    return Lowered([Op("layers.Resizing", [*n.size], OrderedDict(interpolation=n.interpolation))])
 
 
 @lowers("dropout")
@@ -255,9 +587,22 @@ def lower_dropout(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.Dropout", [n.rate])])
 
 
+@lowers("droppath")
+def lower_droppath(n: Node, r: Render) -> Lowered:
+    """One draw per sample, kept ones scaled by 1/(1 - rate): keras.applications'
+    stochastic depth."""
+    noise = (None,) + (1,) * len(n.in_shapes[0])
+    return Lowered([Op("layers.Dropout", [n.rate], OrderedDict(noise_shape=noise))])
+
+
 @lowers("flatten")
 def lower_flatten(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.Flatten")])
+
+
+@lowers("reshape")
+def lower_reshape(n: Node, r: Render) -> Lowered:
+    return Lowered([Op("layers.Reshape", [tuple(n.shape)])])
 
 
 @lowers("zeropad")
@@ -267,14 +612,41 @@ def lower_zeropad(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.ZeroPadding2D", [arg])])
 
 
+@lowers("crop")
+def lower_crop(n: Node, r: Render) -> Lowered:
+    t, b, left, right = n.crop
+    arg = t if t == b == left == right else ((t, b), (left, right))
+    return Lowered([Op("layers.Cropping2D", [arg])])
+
+
 @lowers("concat")
 def lower_concat(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.Concatenate")], Chain(listed=True))
 
 
+@lowers("shuffle")
+def lower_shuffle(n: Node, r: Render) -> Lowered:
+    """A helper layer, not Reshape-Permute-Reshape: those layers need the map's
+    height and width, which differ between the instances of a block (ShuffleNet's
+    units), so a block function would take them as opaque parameters."""
+    r.helpers.add("ChannelShuffle")
+    return Lowered([Op("ChannelShuffle", [n.groups])])
+
+
+@lowers("split")
+def lower_split(n: Node, r: Render) -> Lowered:
+    r.helpers.add("ChannelSplit")
+    return Lowered([Op("ChannelSplit", [n.parts, n.take])])
+
+
 @lowers("add")
 def lower_add(n: Node, r: Render) -> Lowered:
     return Lowered([Op("layers.Add")], Chain(listed=True))
+
+
+@lowers("mul")
+def lower_mul(n: Node, r: Render) -> Lowered:
+    return Lowered([Op("layers.Multiply")], Chain(listed=True))
 
 
 def _layer_name(local: str, attr: str, in_block: bool) -> str:
@@ -285,7 +657,10 @@ def _layer_name(local: str, attr: str, in_block: bool) -> str:
 
 def _statements(inst: Instance, unit: Unit | None, in_block: bool, indent: int) -> list[str]:
     out = []
-    body = Body(inst.items, inst.items[-1].local, unit.params if unit is not None else ())
+    # a value is never held in a variable named like a function this body calls
+    # (a named group `g` read later: `g_ = g(x, name="g")`, not `g = g(...)`)
+    called = [item.child.unit.name for item in inst.items if item.child is not None]
+    body = Body(inst.items, inst.items[-1].local, [*(unit.params if unit else ()), *called])
     for k, item in enumerate(inst.items):
         ins, var = body.assign(k)
         if item.child is not None:

@@ -26,6 +26,10 @@ MODULE = {
     "ops": "`from keras import ops`",
     "LocalResponseNormalization": "archc's helper layer of that name",
     "NegInfPadding2D": "archc's helper layer of that name",
+    "CeilAveragePooling2D": "archc's helper layer of that name",
+    "BilinearResize2D": "archc's helper layer of that name",
+    "ChannelShuffle": "archc's helper layer of that name",
+    "ChannelSplit": "archc's helper layer of that name",
 }
 
 # names bound inside a generated function besides the spec's

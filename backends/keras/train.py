@@ -23,7 +23,7 @@ from archc.data import as_float
 from archc.ir import Model
 from archc.train.errors import RunError
 from archc.train.metrics import outputs_probabilities
-from archc.train.recipe import Recipe, keras_kernel_l2, keras_optimizer
+from archc.train.recipe import KERAS_KERNELS, Recipe, keras_kernel_l2, keras_optimizer
 from archc.train.settings import Settings
 from backends import transfer
 from backends.runtime import load_source
@@ -59,7 +59,7 @@ def apply_weight_decay(keras, model, recipe: Recipe) -> None:
     if not c:
         return
     for v in model.trainable_variables:
-        if v.name == "kernel" and v.regularizer is None:
+        if v.name in KERAS_KERNELS and v.regularizer is None:
             v.regularizer = keras.regularizers.L2(c)
 
 
@@ -70,7 +70,7 @@ def make_optimizer(keras, model, recipe: Recipe):
     optimizer = getattr(keras.optimizers, call.cls)(**dict(call.kwargs))
     if recipe.decoupled:
         optimizer.exclude_from_weight_decay(
-            var_list=[v for v in model.trainable_variables if v.name != "kernel"]
+            var_list=[v for v in model.trainable_variables if v.name not in KERAS_KERNELS]
         )
     return optimizer
 

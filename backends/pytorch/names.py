@@ -24,6 +24,8 @@ MODULE = {
     "F": "`import torch.nn.functional as F`",
     "nn": "`from torch import nn`",
     "SamePool2d": "archc's helper module of that name",
+    "Crop2d": "archc's helper module of that name",
+    "ChannelSplit": "archc's helper module of that name",
     "make_optimizer": "archc's optimizer function",
     "learning_rate": "archc's learning-rate function",
 }

@@ -561,6 +561,30 @@ def digits_cnn():
     )
 
 
+def unet(input_shape=(572, 572, 1), classes=2):
+    """The original U-Net (Ronneberger, Fischer and Brox 2015, figure 1), written by
+    hand: unpadded 3x3 convolutions with ReLU, 2x2 max pooling; on the way up a 2x2
+    up-convolution that halves the channels, the encoder's map centre-cropped to
+    its size and concatenated before it, two 3x3 convolutions; a 1x1 convolution
+    to the classes. 572x572 in, 388x388 out."""
+    inputs = keras.Input(shape=input_shape)
+    x, skips = inputs, []
+    for ch in (64, 128, 256, 512):
+        x = Conv2D(ch, 3, activation="relu")(x)
+        x = Conv2D(ch, 3, activation="relu")(x)
+        skips.append(x)
+        x = MaxPool2D(2)(x)
+    x = Conv2D(1024, 3, activation="relu")(x)
+    x = Conv2D(1024, 3, activation="relu")(x)
+    for ch, skip in zip((512, 256, 128, 64), reversed(skips)):
+        x = layers.Conv2DTranspose(ch, 2, strides=2)(x)
+        crop = (skip.shape[1] - x.shape[1]) // 2
+        x = layers.Concatenate()([layers.Cropping2D(crop)(skip), x])
+        x = Conv2D(ch, 3, activation="relu")(x)
+        x = Conv2D(ch, 3, activation="relu")(x)
+    return Model(inputs, Conv2D(classes, 1)(x))
+
+
 A = keras.applications
 # spec file -> (builder, note)
 REFERENCES = {
@@ -597,6 +621,9 @@ REFERENCES = {
     "resnet101.cnn": lambda: A.ResNet101(weights=None),
     "resnet152.cnn": lambda: A.ResNet152(weights=None),
     "densenet121.cnn": lambda: A.DenseNet121(weights=None),
+    "inception_v3.cnn": lambda: A.InceptionV3(weights=None),
+    "unet.cnn": unet,
+    "xception.cnn": lambda: A.Xception(weights=None),
     "textbook_mnist_cnn.cnn": lambda: textbook_net((28, 28, 1), (8, 5), "valid", (16, 5), 10),
     "textbook_color.cnn": lambda: textbook_net((28, 28, 3), (2, 1), "valid", (3, 3), 6),
     "textbook_shape.cnn": lambda: textbook_net((28, 28, 1), (8, 3), "same", (16, 3), 5),
