@@ -36,8 +36,10 @@ every node (the inferred shapes are kept in the model, so netron shows them).
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
+import struct
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,6 +88,9 @@ class Graph:
     # IR node -> the value the PyTorch build's module of that node outputs (its
     # output before a fused activation): what `archc equiv --nodes` compares
     module_outputs: dict[str, str] = field(default_factory=dict)
+    # values whose shape the graph states (N x C x H x W) where shape inference
+    # cannot carry the symbolic batch through (Resize's output)
+    stated: dict[str, list] = field(default_factory=dict)
 
     def _value(self, name: str) -> str:
         if name in self.values:
@@ -191,6 +196,45 @@ def _activation(g: Graph, n: Node, fn: str, alpha: float | None, x: str, out: st
             p = g.op("Add", [e, one], f"{name}/erf_plus_1", f"{name}/erf_plus_1")
             h = g.op("Mul", [x, half], f"{name}/half_x", f"{name}/half_x")
             g.op("Mul", [h, p], out, name)
+    elif fn == "gelu_tanh":  # GELU's tanh approximation (PyTorch approximate="tanh")
+        if g.opset >= 20:
+            g.op("Gelu", [x], out, name, approximate="tanh")
+        else:  # 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))
+            k, c, one, half = (
+                g.const(n, "cube_coefficient", 0.044715),
+                g.const(n, "sqrt_2_over_pi", (2.0 / math.pi) ** 0.5),
+                g.const(n, "one", 1.0),
+                g.const(n, "half", 0.5),
+            )
+            sq = g.op("Mul", [x, x], f"{name}/square", f"{name}/square")
+            cube = g.op("Mul", [sq, x], f"{name}/cube", f"{name}/cube")
+            kc = g.op("Mul", [cube, k], f"{name}/scaled_cube", f"{name}/scaled_cube")
+            inner = g.op("Add", [x, kc], f"{name}/inner", f"{name}/inner")
+            arg = g.op("Mul", [inner, c], f"{name}/argument", f"{name}/argument")
+            t = g.op("Tanh", [arg], f"{name}/tanh", f"{name}/tanh")
+            p = g.op("Add", [t, one], f"{name}/tanh_plus_1", f"{name}/tanh_plus_1")
+            h = g.op("Mul", [x, half], f"{name}/half_x", f"{name}/half_x")
+            g.op("Mul", [h, p], out, name)
+    elif fn == "hard_swish":  # x * relu6(x + 3) / 6, Keras's and PyTorch's
+        if g.opset >= 14:
+            g.op("HardSwish", [x], out, name)
+        else:
+            s = g.op(
+                "HardSigmoid",
+                [x],
+                f"{name}/hard_sigmoid",
+                f"{name}/hard_sigmoid",
+                alpha=1.0 / 6.0,
+                beta=0.5,
+            )
+            g.op("Mul", [x, s], out, name)
+    elif fn == "mish":  # x * tanh(softplus(x))
+        if g.opset >= 18:
+            g.op("Mish", [x], out, name)
+        else:
+            sp = g.op("Softplus", [x], f"{name}/softplus", f"{name}/softplus")
+            t = g.op("Tanh", [sp], f"{name}/tanh", f"{name}/tanh")
+            g.op("Mul", [x, t], out, name)
     elif fn == "silu":  # x * sigmoid(x)
         s = g.op("Sigmoid", [x], f"{name}/sigmoid", f"{name}/sigmoid")
         g.op("Mul", [x, s], out, name)
@@ -223,6 +267,52 @@ def _single(g: Graph, n: Node, op_type: str, inputs: list[str], **attrs) -> None
     g.module_outputs[n.name] = n.name
 
 
+def _float32(value: float) -> float:
+    """`value` rounded to the nearest float32, as a Python float (what Keras applies)."""
+    return struct.unpack("<f", struct.pack("<f", value))[0]
+
+
+def _per_channel(n: Node) -> tuple[int, ...]:
+    """The shape that broadcasts one value per channel over the node's input:
+    C x 1 x 1 for a feature map, C for a vector."""
+    c = n.in_shapes[0][-1]
+    return (c, 1, 1) if len(n.in_shapes[0]) == 3 else (c,)
+
+
+def _ints(g: Graph, n: Node, part: str, values) -> str:
+    return g.const(n, part, list(values), dtype="int64")
+
+
+@lowers("rescaling")
+def lower_rescaling(n: Node, g: Graph) -> None:
+    # Keras casts scale and offset through float32, even in a float64 model
+    scale = g.const(n, "scale", _float32(n.scale))
+    scaled = g.op("Mul", [g.input(n), scale], f"{n.name}/scaled", f"{n.name}/scaled")
+    _single(g, n, "Add", [scaled, g.const(n, "offset", _float32(n.offset))])
+
+
+@lowers("normalization")
+def lower_normalization(n: Node, g: Graph) -> None:
+    """(x - mean) / max(sqrt(variance), 1e-7), per channel: the statistics are the
+    node's weights, or its given values rounded to float32 (as both builds hold them)."""
+    import numpy as np
+
+    shape = _per_channel(n)
+    if n.mean is None:
+        mean, var = g.weight(n, "mean", shape), g.weight(n, "variance", shape)
+    else:
+        c = n.in_shapes[0][-1]
+        given = [
+            np.broadcast_to(np.asarray(v, dtype="float32"), (c,)).reshape(shape)
+            for v in (n.mean, n.variance)
+        ]
+        mean, var = g.const(n, "mean", given[0]), g.const(n, "variance", given[1])
+    centred = g.op("Sub", [g.input(n), mean], f"{n.name}/centred", f"{n.name}/centred")
+    root = g.op("Sqrt", [var], f"{n.name}/sqrt", f"{n.name}/sqrt")
+    std = g.op("Max", [root, g.const(n, "epsilon", 1e-7)], f"{n.name}/std", f"{n.name}/std")
+    _single(g, n, "Div", [centred, std])
+
+
 @lowers("conv")
 def lower_conv(n: Node, g: Graph) -> None:
     inputs = [g.input(n), g.weight(n, "kernel")]
@@ -237,6 +327,72 @@ def lower_conv(n: Node, g: Graph) -> None:
         strides=_hw(n.stride),
         dilations=_hw(n.dilation),
         pads=_pads(n, n.kernel, n.stride, n.dilation),
+        group=int(n.groups),
+    )
+
+
+@lowers("depthwise")
+def lower_depthwise(n: Node, g: Graph) -> None:
+    """Conv with one group per input channel (output channel c * multiplier + k
+    from input channel c, as in Keras); the kernel C*multiplier x 1 x kh x kw."""
+    inputs = [g.input(n), g.weight(n, "kernel")]
+    if n.use_bias:
+        inputs.append(g.weight(n, "bias"))
+    _fused(
+        g,
+        n,
+        "Conv",
+        inputs,
+        kernel_shape=_hw(n.kernel),
+        strides=_hw(n.stride),
+        dilations=_hw(n.dilation),
+        pads=_pads(n, n.kernel, n.stride, n.dilation),
+        group=int(n.in_shapes[0][-1]),
+    )
+
+
+@lowers("separable")
+def lower_separable(n: Node, g: Graph) -> None:
+    """Two Convs, as Keras's SeparableConv2D: `<node>/depthwise` (one group per
+    input channel, the padding, no bias), then the 1x1 pointwise one, named as the
+    node, with the bias (and the fused activation after it)."""
+    c = int(n.in_shapes[0][-1])
+    depthwise = g.op(
+        "Conv",
+        [g.input(n), g.weight(n, "depthwise_kernel")],
+        f"{n.name}/depthwise",
+        f"{n.name}/depthwise",
+        kernel_shape=_hw(n.kernel),
+        strides=_hw(n.stride),
+        dilations=_hw(n.dilation),
+        pads=_pads(n, n.kernel, n.stride, n.dilation),
+        group=c,
+    )
+    inputs = [depthwise, g.weight(n, "pointwise_kernel")]
+    if n.use_bias:
+        inputs.append(g.weight(n, "bias"))
+    _fused(g, n, "Conv", inputs, kernel_shape=[1, 1])
+
+
+@lowers("transposed")
+def lower_transposed(n: Node, g: Graph) -> None:
+    """ConvTranspose with Keras's alignment (archc.ir.kinds.transpose_axis): `pads`
+    crops what Keras crops at the start, and at the end the same plus the cells
+    Keras loses there beyond it (the PyTorch build's CroppedConvTranspose2d crop);
+    `output_padding` gives Keras's length where it is longer."""
+    ph, pw = n.plan([tuple(n.in_shapes[0])])
+    inputs = [g.input(n), g.weight(n, "kernel")]  # C_in x C_out x kh x kw
+    if n.use_bias:
+        inputs.append(g.weight(n, "bias"))
+    _fused(
+        g,
+        n,
+        "ConvTranspose",
+        inputs,
+        kernel_shape=_hw(n.kernel),
+        strides=_hw(n.stride),
+        pads=[ph.crop, pw.crop, ph.crop + ph.trim, pw.crop + pw.trim],
+        output_padding=[ph.output_padding, pw.output_padding],
     )
 
 
@@ -250,9 +406,93 @@ def lower_dense(n: Node, g: Graph) -> None:
 
 @lowers("batchnorm")
 def lower_batchnorm(n: Node, g: Graph) -> None:
-    roles = ("gamma", "beta", "moving_mean", "moving_variance")
-    inputs = [g.input(n), *(g.weight(n, r) for r in roles)]
+    import numpy as np
+
+    if n.scale:
+        gamma = g.weight(n, "gamma")
+    else:  # Keras's scale=False: no gamma, ones in its place
+        gamma = g.const(n, "unit_scale", np.ones(n.in_shapes[0][-1]))
+    roles = ("beta", "moving_mean", "moving_variance")
+    inputs = [g.input(n), gamma, *(g.weight(n, r) for r in roles)]
     _single(g, n, "BatchNormalization", inputs, epsilon=float(n.epsilon))
+
+
+@lowers("layernorm")
+def lower_layernorm(n: Node, g: Graph) -> None:
+    """Over the channels of each cell (Keras's axis -1): a feature map is
+    transposed to N x H x W x C and back around LayerNormalization (opset 17);
+    below opset 17 it is written out with ReduceMean over the channel axis."""
+    x, spatial = g.input(n), len(n.in_shapes[0]) == 3
+    if g.opset < 17:
+        shape = _per_channel(n)
+        gamma, beta = g.weight(n, "gamma", shape), g.weight(n, "beta", shape)
+        mean = g.op("ReduceMean", [x], f"{n.name}/mean", f"{n.name}/mean", axes=[1])
+        centred = g.op("Sub", [x, mean], f"{n.name}/centred", f"{n.name}/centred")
+        sq = g.op("Mul", [centred, centred], f"{n.name}/square", f"{n.name}/square")
+        var = g.op("ReduceMean", [sq], f"{n.name}/variance", f"{n.name}/variance", axes=[1])
+        eps = g.const(n, "epsilon", n.epsilon)
+        shifted = g.op("Add", [var, eps], f"{n.name}/variance_eps", f"{n.name}/variance_eps")
+        std = g.op("Sqrt", [shifted], f"{n.name}/std", f"{n.name}/std")
+        normed = g.op("Div", [centred, std], f"{n.name}/normalized", f"{n.name}/normalized")
+        scaled = g.op("Mul", [normed, gamma], f"{n.name}/scaled", f"{n.name}/scaled")
+        _single(g, n, "Add", [scaled, beta])
+        return
+    gamma, beta = g.weight(n, "gamma"), g.weight(n, "beta")
+    if not spatial:
+        _single(g, n, "LayerNormalization", [x, gamma, beta], axis=-1, epsilon=float(n.epsilon))
+        return
+    x = g.op("Transpose", [x], f"{n.name}/nhwc", f"{n.name}/nhwc", perm=[0, 2, 3, 1])
+    normed = g.op(
+        "LayerNormalization",
+        [x, gamma, beta],
+        f"{n.name}/norm",
+        f"{n.name}/norm",
+        axis=-1,
+        epsilon=float(n.epsilon),
+    )
+    _single(g, n, "Transpose", [normed], perm=[0, 3, 1, 2])
+
+
+@lowers("groupnorm")
+def lower_groupnorm(n: Node, g: Graph) -> None:
+    """PyTorch's nn.GroupNorm: N x C x H x W seen as N x groups x (C/groups * H * W),
+    each row normalised (InstanceNormalization, unit scale, zero shift), reshaped
+    back, then gamma and beta per channel."""
+    import numpy as np
+
+    h, w, c = (int(d) for d in n.in_shapes[0])
+    rows = g.op(
+        "Reshape",
+        [g.input(n), _ints(g, n, "grouped_shape", [0, n.groups, -1])],
+        f"{n.name}/grouped",
+        f"{n.name}/grouped",
+    )
+    normed = g.op(
+        "InstanceNormalization",
+        [
+            rows,
+            g.const(n, "unit_scale", np.ones(n.groups)),
+            g.const(n, "zero_shift", np.zeros(n.groups)),
+        ],
+        f"{n.name}/normalized",
+        f"{n.name}/normalized",
+        epsilon=float(n.epsilon),
+    )
+    back = g.op(
+        "Reshape",
+        [normed, _ints(g, n, "shape", [0, c, h, w])],
+        f"{n.name}/ungrouped",
+        f"{n.name}/ungrouped",
+    )
+    scaled = g.op(
+        "Mul", [back, g.weight(n, "gamma", (c, 1, 1))], f"{n.name}/scaled", f"{n.name}/scaled"
+    )
+    _single(g, n, "Add", [scaled, g.weight(n, "beta", (c, 1, 1))])
+
+
+@lowers("layerscale")
+def lower_layerscale(n: Node, g: Graph) -> None:
+    _single(g, n, "Mul", [g.input(n), g.weight(n, "gamma", _per_channel(n))])
 
 
 @lowers("lrn")
@@ -285,19 +525,94 @@ def lower_pool(n: Node, g: Graph) -> None:
     }
     if n.op == "avg":  # `same`: the real cells; explicit padding: PyTorch counts the zeros
         attrs["count_include_pad"] = 0 if n.padding in ("same", "valid") else 1
-    _single(g, n, "MaxPool" if n.op == "max" else "AveragePool", [g.input(n)], **attrs)
+    x = g.input(n)
+    if n.ceil:
+        x = _ceil_pads(n, g, attrs)
+    _single(g, n, "MaxPool" if n.op == "max" else "AveragePool", [x], **attrs)
+
+
+def _ceil_pads(n: Node, g: Graph, attrs: dict) -> str:
+    """PyTorch's ceil_mode as explicit end padding (ONNX's ceil_mode keeps a last
+    window that starts in the right padding, which PyTorch drops): on an axis
+    where PyTorch's output is one longer than the floor rule's, the end is padded
+    so that the last window fits, by the overhang. Max pooling ignores padded
+    cells; average pooling divides an overhanging window by its cells inside the
+    padded input, as PyTorch does: explicit padding becomes zeros (`Pad`) the
+    pooling counts, the overhang padding it does not count. Returns the input."""
+    p = [0, 0] if n.padding == "valid" else list(n.padding)
+    ends = []
+    for axis in range(2):
+        h, k, s = n.in_shapes[0][axis], n.kernel[axis], n.stride[axis]
+        out = n.out_shape[axis]
+        floor_out = (h + 2 * p[axis] - k) // s + 1
+        ends.append(p[axis] if out == floor_out else (out - 1) * s + k - h - p[axis])
+    attrs["pads"] = [p[0], p[1], ends[0], ends[1]]
+    if n.op == "max" or p == [0, 0]:
+        if n.op == "avg":
+            attrs["count_include_pad"] = 0
+        return g.input(n)
+    pads = _ints(g, n, "pads", [0, 0, p[0], p[1], 0, 0, p[0], p[1]])
+    x = g.op("Pad", [g.input(n), pads], f"{n.name}/padded", f"{n.name}/padded")
+    attrs["pads"] = [0, 0, ends[0] - p[0], ends[1] - p[1]]
+    attrs["count_include_pad"] = 0
+    return x
 
 
 @lowers("globalpool")
 def lower_globalpool(n: Node, g: Graph) -> None:
     op_type = "GlobalMaxPool" if n.op == "max" else "GlobalAveragePool"
+    if n.keepdims:  # N x C x 1 x 1: Keras's 1 x 1 x C
+        _single(g, n, op_type, [g.input(n)])
+        return
     pooled = g.op(op_type, [g.input(n)], f"{n.name}/pool", n.name)  # N x C x 1 x 1
     g.module_outputs[n.name] = pooled
     g.op("Flatten", [pooled], n.name, f"{n.name}/flatten", axis=1)
 
 
+@lowers("upsample")
+def lower_upsample(n: Node, g: Graph) -> None:
+    """Resize by the integer factors: nearest repeats each cell (PyTorch's
+    nn.Upsample nearest: source floor(dst / factor), `asymmetric` + `floor`);
+    bilinear with half-pixel centres, no antialiasing (align_corners=False)."""
+    attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric"}
+    attrs["nearest_mode"] = "floor"
+    if n.interpolation == "bilinear":
+        attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+    _resize(n, g, attrs)
+
+
+@lowers("resize")
+def lower_resize(n: Node, g: Graph) -> None:
+    """Resize to the size, half-pixel centres: nearest takes the cell under each
+    output centre (PyTorch's nearest-exact: floor((dst + 0.5) * in / out), which is
+    half_pixel + round_prefer_ceil), bilinear interpolates without antialiasing.
+    """
+    attrs = {"mode": "nearest", "coordinate_transformation_mode": "half_pixel"}
+    attrs["nearest_mode"] = "round_prefer_ceil"
+    if n.interpolation == "bilinear":
+        attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+    _resize(n, g, attrs)
+
+
+def _resize(n: Node, g: Graph, attrs: dict) -> None:
+    """Resize to the IR's height and width: `sizes` of axes 2 and 3 (opset 18)."""
+    if g.opset < 18:
+        raise BackendError(
+            f"`{n.name}` is a Resize of two axes, which ONNX names from opset 18 on "
+            f"(this model asks for opset {g.opset}){_where(n)}"
+        )
+    sizes = _ints(g, n, "sizes", n.out_shape[:2])
+    _single(g, n, "Resize", [g.input(n), "", "", sizes], axes=[2, 3], **attrs)
+    g.stated[n.name] = _nchw(n.out_shape)  # inference leaves the batch unknown
+
+
 @lowers("dropout")
 def lower_dropout(n: Node, g: Graph) -> None:
+    _single(g, n, "Identity", [g.input(n)])  # the identity at inference
+
+
+@lowers("droppath")
+def lower_droppath(n: Node, g: Graph) -> None:
     _single(g, n, "Identity", [g.input(n)])  # the identity at inference
 
 
@@ -309,6 +624,21 @@ def lower_flatten(n: Node, g: Graph) -> None:
     _single(g, n, "Flatten", [x], axis=1)
 
 
+@lowers("reshape")
+def lower_reshape(n: Node, g: Graph) -> None:
+    """Keras's Reshape, in channels-last order: a feature map is transposed to
+    N x H x W x C first, and a feature-map result back to N x C x H x W."""
+    x = g.input(n)
+    if len(n.in_shapes[0]) == 3:
+        x = g.op("Transpose", [x], f"{n.name}/nhwc", f"{n.name}/nhwc", perm=[0, 2, 3, 1])
+    shape = _ints(g, n, "shape", [0, *n.shape])  # 0: the batch, as it is
+    if len(n.shape) != 3:
+        _single(g, n, "Reshape", [x, shape])
+        return
+    y = g.op("Reshape", [x, shape], f"{n.name}/reshaped", f"{n.name}/reshaped")
+    _single(g, n, "Transpose", [y], perm=[0, 3, 1, 2])
+
+
 @lowers("zeropad")
 def lower_zeropad(n: Node, g: Graph) -> None:
     t, b, left, right = n.pad
@@ -316,14 +646,59 @@ def lower_zeropad(n: Node, g: Graph) -> None:
     _single(g, n, "Pad", [g.input(n), pads])
 
 
+@lowers("crop")
+def lower_crop(n: Node, g: Graph) -> None:
+    t, b, left, right = n.crop
+    h, w = n.in_shapes[0][0], n.in_shapes[0][1]
+    starts, ends = _ints(g, n, "starts", [t, left]), _ints(g, n, "ends", [h - b, w - right])
+    _single(g, n, "Slice", [g.input(n), starts, ends, _ints(g, n, "axes", [2, 3])])
+
+
 @lowers("concat")
 def lower_concat(n: Node, g: Graph) -> None:
     g.op("Concat", list(n.inputs), n.name, n.name, axis=1)
 
 
+@lowers("shuffle")
+def lower_shuffle(n: Node, g: Graph) -> None:
+    """torch's channel_shuffle: N x groups x C/groups x H x W, the two channel axes
+    swapped, reshaped back."""
+    h, w, c = (int(d) for d in n.in_shapes[0])
+    grouped = g.op(
+        "Reshape",
+        [g.input(n), _ints(g, n, "grouped_shape", [0, n.groups, c // n.groups, h, w])],
+        f"{n.name}/grouped",
+        f"{n.name}/grouped",
+    )
+    swapped = g.op(
+        "Transpose", [grouped], f"{n.name}/swapped", f"{n.name}/swapped", perm=[0, 2, 1, 3, 4]
+    )
+    _single(g, n, "Reshape", [swapped, _ints(g, n, "shape", [0, c, h, w])])
+
+
+@lowers("split")
+def lower_split(n: Node, g: Graph) -> None:
+    part = n.in_shapes[0][-1] // n.parts
+    starts, ends = (
+        _ints(g, n, "starts", [n.take * part]),
+        _ints(g, n, "ends", [(n.take + 1) * part]),
+    )
+    _single(g, n, "Slice", [g.input(n), starts, ends, _ints(g, n, "axes", [1])])
+
+
 @lowers("add")
 def lower_add(n: Node, g: Graph) -> None:
     g.op("Add" if len(n.inputs) == 2 else "Sum", list(n.inputs), n.name, n.name)
+
+
+@lowers("mul")
+def lower_mul(n: Node, g: Graph) -> None:
+    """Mul, broadcasting a N x C x 1 x 1 gate over H and W; three or more inputs are
+    multiplied in order (`<node>/product<i>`, the last named as the node)."""
+    x = n.inputs[0]
+    for i, y in enumerate(n.inputs[1:-1], start=1):
+        x = g.op("Mul", [x, y], f"{n.name}/product{i}", f"{n.name}/product{i}")
+    g.op("Mul", [x, n.inputs[-1]], n.name, n.name)
 
 
 # ---------------------------------------------------------------------------
@@ -495,6 +870,7 @@ class OnnxGenerator:
             inputs,
             outputs,
             initializer=g.initializers,
+            value_info=[helper.make_tensor_value_info(v, elem, d) for v, d in g.stated.items()],
             doc_string=f"{model.name}, generated by archc {__version__} from {spec_label(model)}",
         )
         imports = [helper.make_opsetid("", opset)]
