@@ -304,6 +304,54 @@ def test_float64_and_opsets():
     _check(ir, nodes=True, opset=13)
 
 
+@pytest.mark.parametrize("opset", [13, 17])
+def test_newer_operators_are_written_out_below_their_opset(opset):
+    """LayerNormalization (17), HardSwish (14), Mish (18) and Gelu's tanh form (20)
+    are written with older operators below their opset, and still agree."""
+    ir = compile_str(KIND_SPECS["norms_scales_preprocessing"], name="norms.cnn")
+    ops = {n.op_type for n in _gen().build(ir, opset=opset).graph.node}
+    assert "Mish" not in ops and "Gelu" not in ops and "Tanh" in ops
+    assert ("LayerNormalization" in ops) == (opset >= 17) and ("HardSwish" in ops) == (opset >= 14)
+    newest = {n.op_type for n in _gen().build(ir).graph.node}
+    assert {"LayerNormalization", "HardSwish", "Mish", "Gelu"} <= newest
+    _check(ir, nodes=True, opset=opset, batch=3)
+
+
+def test_resize_below_opset_18_is_a_clear_error():
+    from backends.common import BackendError
+
+    ir = compile_str("input 4*4*3\nU(2)\n", name="up.cnn")
+    with pytest.raises(BackendError, match=r"`up1` is a Resize of two axes.*opset 17.*up.cnn:2"):
+        _gen().generate(ir, opset=17)
+
+
+def test_ceil_pooling_is_end_padding_pytorch_s_rule():
+    """PyTorch drops a ceil_mode window that would start in the right padding (ONNX's
+    ceil_mode keeps it): the end padding gives PyTorch's length, and an average
+    over an overhanging window counts the explicit zeros, not the overhang."""
+    import onnx
+
+    ir = compile_str(
+        "input 3*5*2\nP(max, 2, 2, p1, ceil) P(avg, 2, 2, valid, ceil) Flatten Dense(2)\n",
+        name="ceil.cnn",
+    )
+    assert ir.nodes[1].out_shape == (2, 3, 2)  # height: the third window is dropped
+    g = onnx.load_from_string(_gen().generate(ir)).graph
+    attrs = {
+        n.name: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute} for n in g.node
+    }
+    assert attrs["p1"]["pads"] == [1, 1, 1, 1] and "ceil_mode" not in attrs["p1"]
+    ir2 = compile_str("input 8*8*2\nP(avg, 3, 2, p1, ceil) Flatten Dense(2)\n", name="ceil2.cnn")
+    assert ir2.nodes[1].out_shape == (5, 5, 2)  # the last window overhangs by one
+    g2 = onnx.load_from_string(_gen().generate(ir2)).graph
+    by = {n.name: n for n in g2.node}
+    assert by["p1/padded"].op_type == "Pad" and by["p1"].input == ["p1/padded"]
+    pool = {a.name: onnx.helper.get_attribute_value(a) for a in by["p1"].attribute}
+    assert pool["pads"] == [0, 0, 1, 1] and pool["count_include_pad"] == 0
+    _check(ir, nodes=True, batch=3)
+    _check(ir2, nodes=True, batch=3)
+
+
 @pytest.mark.parametrize("opset", [12, 10_000])
 def test_an_opset_outside_the_range_is_refused(opset):
     from backends.common import BackendError
