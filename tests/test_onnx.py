@@ -168,8 +168,19 @@ def test_each_kind_agrees_with_the_pytorch_build_node_by_node(name):
 
 
 @pytest.mark.skipif(not HAS_KERAS, reason="needs keras")
-def test_onnxruntime_agrees_with_the_keras_build_too():
-    ir = compile_str(KIND_SPECS["merges"], name="merges.cnn")
+@pytest.mark.parametrize(
+    "name",
+    [
+        "merges",
+        "grouped_depthwise_separable_transposed",
+        "norms_scales_preprocessing",
+        "normalization_std_floor",
+        "ceil_pools_resampling",
+        "crops_shuffles_splits_mul_reshape",
+    ],
+)
+def test_onnxruntime_agrees_with_the_keras_build_too(name):
+    ir = compile_str(KIND_SPECS[name], name=f"{name}.cnn")
     _, keras_result = _check(ir, nodes=False, against_keras=True)
     assert keras_result.direction == "onnxruntime against Keras" and keras_result.ok
 

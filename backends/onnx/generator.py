@@ -21,7 +21,17 @@ Semantics, as the PyTorch build spells them (backends/pytorch/generator.py):
 - LRN: ONNX divides alpha by the window (as PyTorch does): alpha * depth is written;
 - LeakyReLU: the slope Keras applies, rounded to float32 (an ONNX float attribute);
 - PReLU: one slope per channel, shape C x 1 x 1 (C for a vector);
-- softmax over the channels (axis 1); dropout is the identity at inference.
+- softmax over the channels (axis 1); dropout and drop path are the identity
+  at inference;
+- the newer kinds as the PyTorch build computes them: depthwise = Conv with one
+  group per channel; separable = `<node>/depthwise` then the pointwise Conv;
+  the transposed convolution's Keras crop as asymmetric `pads`; layer norm over
+  the channels (Transpose, LayerNormalization, Transpose); group norm as
+  Reshape + InstanceNormalization + Reshape, then gamma and beta; ceil pooling
+  as PyTorch's end padding; Resize (half-pixel bilinear; nearest as
+  nn.Upsample's floor or `nearest-exact`); Reshape in Keras's channels-last
+  order; channel shuffle as Reshape-Transpose-Reshape; Rescaling and given
+  Normalization statistics rounded to float32, as Keras applies them.
 
 Weights: from archc's weight file (`<node>/<role>` in Keras's layout, as
 `archc train` exports it), permuted to PyTorch's layout by each kind's declared
