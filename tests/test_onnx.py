@@ -120,6 +120,7 @@ input 29*27*4
 C(8*3*3, s1, same, groups: 2) C(8*3*3, s2, same, groups: 4, hard_swish) DW(3*3, s1, same)
 DW(3*3, s2, same, multiplier: 2, mish) DW(kernel: 3*3, padding: p1, nobias, dilation: 2)
 SC(6*3*3, s1, same) SC(6*3*3, s2, same, multiplier: 2, relu) SC(5*3*3, valid, nobias)
+SC(5*3*3, s1, same, dilation: 2)
 CT(4*3*3, s2, same) CT(4*4*4, s2, valid, relu) CT(4*2*2, s2, same)
 CT(3*3*3, s2, p1, output_padding: 1)
 CT(3*4*4, s2, same, output_padding: 1) CT(3*3*3, s1, same, nobias)
@@ -150,6 +151,7 @@ C(8*3*3, s1, same) Crop(1) Crop(1, 0, 2, 1) Shuffle(2) Shuffle(4)
 concat { Split(2, 0) C(4*1*1) | Split(2, 1) | Split(4, 3) }
 mul { C(10*1*1) | GAP(keepdims) C(10*1*1, sigmoid) | A(tanh) }
 mul { A(relu) | GAP Reshape(1, 1, 10) }
+mul { GMP(keepdims) A(sigmoid) | A(tanh) }
 Reshape(2, 20, 7) Reshape(280) Reshape(4, 7, 10) Flatten
 """,
 }
