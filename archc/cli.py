@@ -3,10 +3,12 @@
     archc check SPEC...                 compile, report errors, print a one-line summary
     archc report SPEC [--json|--markdown]
     archc ir SPEC [--indent]            the inferred IR as JSON
-    archc build SPEC... [--backend keras|torch|all] [-o DIR]
-    archc build --all [--check]         every spec in specs/, every backend
-    archc equiv SPEC [--dtype ...] [--direction ...] [--nodes]
-                                        Keras and PyTorch builds compute the same function
+    archc build SPEC... [--backend keras|torch|onnx|all] [-o DIR]
+                        [--weights FILE] [--opset N] [--dtype float32|float64]   (onnx)
+    archc build --all [--check]         every spec in specs/, every source backend
+    archc equiv SPEC [--dtype ...] [--direction ...] [--nodes] [--against onnx]
+                                        Keras and PyTorch builds (and ONNX in onnxruntime)
+                                        compute the same function
     archc train SPEC --backend keras|torch --data SET [...]
     archc evaluate SPEC --weights FILE --data SET [--confusion]
 
@@ -87,6 +89,10 @@ def cmd_ir(args) -> int:
     return 0
 
 
+# `archc build` options some backends take (the registry says which: Backend.options)
+BUILD_OPTIONS = ("weights", "opset", "dtype")
+
+
 def cmd_build(args) -> int:
     import glob
 
@@ -115,7 +121,18 @@ def cmd_build(args) -> int:
     if not specs:
         print("archc build: name a SPEC or use --all", file=sys.stderr)
         return 2
-    backends = [b for b in registry.BACKENDS if args.backend in ("all", b.name)]
+    backends = registry.selected(args.backend)
+    given = {k: getattr(args, k) for k in BUILD_OPTIONS if getattr(args, k) is not None}
+    for option in given:
+        takers = [b.name for b in backends if option in b.options]
+        if not takers:
+            named = [b.name for b in registry.BACKENDS if option in b.options]
+            print(
+                f"archc build: --{option} applies to the {', '.join(named)} backend "
+                f"(name it with --backend)",
+                file=sys.stderr,
+            )
+            return 2
     out_dirs = {b.name: b.out_dir(args.output, len(backends) > 1) for b in backends}
     failed = 0
     expected: dict[str, set[str]] = {b.name: set() for b in backends}
@@ -132,7 +149,8 @@ def cmd_build(args) -> int:
         for backend in backends:
             out_dir = out_dirs[backend.name]
             try:
-                source = backend.generate(model)
+                options = {k: v for k, v in given.items() if k in backend.options}
+                data = backend.generate(model, **options)
             except BackendError as e:
                 print(f"error: {path}: {e}", file=sys.stderr)
                 failed += 1
@@ -149,15 +167,15 @@ def cmd_build(args) -> int:
             expected[backend.name].add(target)
             if args.check:
                 try:
-                    with open(target, encoding="utf-8") as f:
+                    with open(target, "rb") as f:
                         current = f.read()
                 except OSError:
                     current = None
-                if current != source:
+                if current != data:
                     stale.append(target)
                 continue
             try:
-                backend.write(out_dir, model, source)
+                backend.write(out_dir, model, data)
             except (BackendError, OSError) as e:
                 print(f"error: {e}", file=sys.stderr)
                 failed += 1
@@ -189,13 +207,31 @@ def cmd_equiv(args) -> int:
     from backends.common import BackendError
     from backends.transfer import TransferError
 
+    if args.against == "onnx":
+        given = [f"--{k}" for k in ("dtype", "direction") if getattr(args, k) is not None]
+        if given:
+            print(
+                f"archc equiv: {' and '.join(given)} {'does' if len(given) == 1 else 'do'} "
+                "not apply with --against onnx: "
+                "the builds are float64 and get the same weights; onnxruntime runs in "
+                "float64 where its kernels allow, else float32",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            results = equiv.check_onnx(model, batch=args.batch, seed=args.seed, nodes=args.nodes)
+        except (BackendError, TransferError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        print("\n".join(equiv.report(model, r) for r in results))
+        return 0 if all(r.ok for r in results) else 1
     try:
         result = equiv.check(
             model,
-            dtype=args.dtype,
+            dtype=args.dtype or "float64",
             batch=args.batch,
             seed=args.seed,
-            direction=args.direction,
+            direction=args.direction or "keras2torch",
             nodes=args.nodes,
         )
     except (BackendError, TransferError) as e:
@@ -589,16 +625,19 @@ def make_parser() -> argparse.ArgumentParser:
     b = _command(
         sub,
         "build",
-        "generate Keras and/or PyTorch model source",
+        "generate Keras and/or PyTorch model source, or an ONNX model",
         "  archc build specs/vgg16.cnn --backend keras   # -> generated/keras/vgg16.py\n"
-        "  archc build --all --check   # is generated/ up to date?",
+        "  archc build --all --check   # is generated/ up to date?\n"
+        "  archc build specs/digits_cnn.cnn --backend onnx --weights runs/digits_cnn-torch-digits"
+        "   # -> generated/onnx/digits_cnn.onnx",
     )
     b.add_argument("specs", nargs="*", metavar="SPEC")
     b.add_argument(
         "--backend",
         choices=(*_build_backends(), "all"),
         default="all",
-        help="which framework's source to write",
+        help="what to write: keras or torch source, or an onnx model (binary, built only "
+        "when named); all: the source backends (keras and torch)",
     )
     b.add_argument(
         "-o", "--output", metavar="DIR", help="output folder (default: generated/<backend>/)"
@@ -611,20 +650,37 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write nothing; exit 1 if a generated file is missing or stale",
     )
+    b.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="onnx: the weights to store, archc's .npz as `archc train` exports it (or its run "
+        "folder); default: seeded random weights, said so in the model's metadata",
+    )
+    b.add_argument(
+        "--opset",
+        type=_number(int, low=1, high=1000),
+        metavar="N",
+        help="onnx: the ONNX opset (default 21)",
+    )
+    b.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        help="onnx: the model's float type (default float32)",
+    )
     b.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     b.set_defaults(func=cmd_build)
 
     e = _command(
         sub,
         "equiv",
-        "check that the Keras and PyTorch builds agree",
-        "  archc equiv specs/resnet18.cnn\n  archc equiv specs/vgg16.cnn --dtype float32 --nodes",
+        "check that the Keras and PyTorch builds (or the ONNX model) agree",
+        "  archc equiv specs/resnet18.cnn\n  archc equiv specs/vgg16.cnn --dtype float32 --nodes\n"
+        "  archc equiv specs/resnet18.cnn --against onnx --nodes",
     )
     e.add_argument("spec", metavar="SPEC")
     e.add_argument(
         "--dtype",
         choices=("float64", "float32"),
-        default="float64",
         help="precision of both builds (default float64, tolerance 1e-9; float32: 1e-4)",
     )
     e.add_argument(
@@ -643,7 +699,6 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--direction",
         choices=("keras2torch", "torch2keras"),
-        default="keras2torch",
         help="which build gets the random weights; "
         "the other gets them by node name (default keras2torch)",
     )
@@ -652,6 +707,15 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compare every node as well; any "
         "node beyond the tolerance fails the check, the first is named",
+    )
+    e.add_argument(
+        "--against",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="torch: the Keras build against the PyTorch build (default); onnx: the ONNX "
+        "model in onnxruntime against the PyTorch and Keras builds (float64 builds, the same "
+        "random weights; onnxruntime in float64 where its CPU provider can, else float32 at "
+        "1e-5 of the output scale)",
     )
     e.add_argument(
         "-v",
@@ -792,8 +856,13 @@ def _needs(args) -> tuple[str, ...]:
     """The optional packages a command line needs (archc/extras.py names their extras)."""
     from archc.extras import BACKEND_MODULES
 
+    if args.command == "build":
+        from backends import registry
+
+        return tuple(dict.fromkeys(m for b in registry.selected(args.backend) for m in b.needs))
     if args.command == "equiv":
-        return ("numpy", "tensorflow", "keras", "torch")
+        onnx = ("onnx", "onnxruntime") if args.against == "onnx" else ()
+        return ("numpy", "tensorflow", "keras", "torch", *onnx)
     if args.command in ("train", "evaluate"):
         from archc.data.names import NEEDS
 

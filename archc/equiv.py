@@ -254,14 +254,21 @@ def raw_inputs(ir: Model, z):
     return z
 
 
-def _problems(ref, other, allowed_diff: float, whole_output: bool) -> tuple[str | None, str | None]:
-    """(a failure, a degeneracy) of one comparison, each None when there is none."""
+def _problems(
+    ref,
+    other,
+    allowed_diff: float,
+    whole_output: bool,
+    names: tuple[str, str] = ("Keras", "PyTorch"),
+) -> tuple[str | None, str | None]:
+    """(a failure, a degeneracy) of one comparison, each None when there is none;
+    `names`: the reference's and the other build's."""
     import numpy as np
 
     if not np.isfinite(ref).all():
-        return "has NaN or infinite values in Keras", None
+        return f"has NaN or infinite values in {names[0]}", None
     if not np.isfinite(other).all():
-        return "has NaN or infinite values in PyTorch", None
+        return f"has NaN or infinite values in {names[1]}", None
     flat = ref.reshape(ref.shape[0], -1)
     if not np.any(flat):
         return None, "is all zero"
@@ -406,6 +413,162 @@ def check(
     for fn, size in measured.items():
         result.known.append(KnownDiff(fn, _activations(ir, fn), KNOWN_INEXACT[fn], size))
     return result
+
+
+# ---------------------------------------------------------------------------
+# the ONNX model in onnxruntime against the PyTorch and Keras builds
+# ---------------------------------------------------------------------------
+
+# onnxruntime's CPU provider has no float64 kernel for Conv, pooling, LRN and several
+# activations: a model using one is compared in float32, at 1e-5 of the output scale
+ONNX_TOLERANCE = {"float64": 1e-9, "float32": 1e-5}
+
+
+def onnx_allowed(scale: float, dtype: str) -> float:
+    """The largest max|diff| of onnxruntime's output that passes."""
+    tol = ONNX_TOLERANCE[dtype]
+    return tol * (max(1.0, scale) if dtype == "float64" else scale)
+
+
+def runs_in_float64(proto) -> bool:
+    """Whether onnxruntime's CPU provider has a float64 kernel for every node of the
+    model: asked of a copy whose tensors are float64 graph inputs (no data copied)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    def double(t):
+        return TensorProto.DOUBLE if t == TensorProto.FLOAT else t
+
+    g = proto.graph
+    inputs = [helper.make_tensor_value_info(v.name, TensorProto.DOUBLE, None) for v in g.input] + [
+        helper.make_tensor_value_info(t.name, double(t.data_type), list(t.dims))
+        for t in g.initializer
+    ]
+    outputs = [helper.make_tensor_value_info(v.name, TensorProto.DOUBLE, None) for v in g.output]
+    probe = helper.make_model(
+        helper.make_graph(list(g.node), g.name, inputs, outputs),
+        opset_imports=list(proto.opset_import),
+        ir_version=proto.ir_version,
+    )
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's NotImplemented: no float64 kernel for a node
+        if type(e).__name__ == "NotImplemented":
+            return False
+        raise
+    return True
+
+
+def onnx_session(ir: Model, weights: dict, nodes: bool, opset: int | None = None):
+    """(an onnxruntime session of the ONNX model, its float type, the values its
+    PyTorch modules output): float64 when onnxruntime's CPU provider runs every
+    operator in float64, else float32."""
+    import onnxruntime as ort
+
+    from backends.onnx.generator import GENERATOR
+
+    proto, modules = GENERATOR.build_exposed(ir, weights, opset, "float32", expose=nodes)
+    dtype = "float32"
+    if runs_in_float64(proto):
+        dtype = "float64"
+        proto, modules = GENERATOR.build_exposed(ir, weights, opset, dtype, expose=nodes)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(
+        proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    return session, dtype, modules
+
+
+# kinds the PyTorch build writes as an expression, not a module of their own
+NO_MODULE = ("input", "concat", "add", "mul")
+
+
+def check_onnx(
+    ir: Model,
+    batch: int = 2,
+    seed: int = 0,
+    nodes: bool = False,
+    against_keras: bool = True,
+    opset: int | None = None,
+) -> list[Result]:
+    """The ONNX model of `ir` run by onnxruntime against the PyTorch build (float64)
+    and, with `against_keras`, the Keras build (float64), all three with the same
+    seeded random weights: one Result per comparison. With `nodes`, every node with
+    a PyTorch module is compared with onnxruntime's value of it (exposed as an extra
+    graph output), by the same rule as the output."""
+    import numpy as np
+    import torch
+
+    from backends import transfer
+    from backends.onnx.generator import random_weights
+    from backends.runtime import build_keras, build_torch
+
+    if batch < 2:
+        raise ValueError(
+            "the batch must hold at least 2 inputs: one input cannot show that "
+            "the output depends on the input"
+        )
+    torch.manual_seed(seed)
+    weights = random_weights(ir, seed)
+    tmodel = build_torch(ir, "float64")
+    tmodel.eval()
+    transfer.set_torch_weights(ir, tmodel, weights)
+    session, dtype, module_outputs = onnx_session(ir, weights, nodes, opset)
+    x = np.random.default_rng(seed + 1).normal(size=(batch, *ir.input_shape))
+    x_first = x.transpose(0, 3, 1, 2).copy() if x.ndim == 4 else x
+    wanted = [o.name for o in session.get_outputs()]
+    got = dict(zip(wanted, session.run(None, {ir.nodes[0].name: x_first.astype(dtype)})))
+    seen: dict[str, np.ndarray] = {}
+    handles = []
+    comparable = [n for n in ir.nodes if n.kind not in NO_MODULE] if nodes else []
+    modules = dict(tmodel.named_modules())
+    for n in comparable:
+        handles.append(
+            modules[n.name].register_forward_hook(
+                lambda m, i, o, name=n.name: seen.__setitem__(name, o.detach().numpy())
+            )
+        )
+    with torch.no_grad():
+        ref = tmodel(torch.from_numpy(x_first)).numpy()
+    for h in handles:
+        h.remove()
+    out = got[ir.output].astype("float64")
+    results = [_compare(ref, out, dtype, "onnxruntime against PyTorch", ("PyTorch", "ONNX"))]
+    for n in comparable:
+        r = seen[n.name]
+        o = got[module_outputs[n.name]].astype("float64").reshape(r.shape)
+        s = float(np.abs(r).max())
+        a = onnx_allowed(s, dtype)
+        problem, degenerate = _problems(r, o, a, False, ("PyTorch", "ONNX"))
+        results[0].nodes.append(
+            NodeDiff(n.name, float(np.abs(o - r).max()), s, a, problem, degenerate)
+        )
+    if against_keras:
+        import keras
+
+        keras.utils.set_random_seed(seed)
+        kmodel = build_keras(ir, "float64")
+        transfer.set_keras_weights(ir, kmodel, weights)
+        kref = np.asarray(kmodel(x, training=False))
+        out_last = out.transpose(0, 2, 3, 1) if out.ndim == 4 else out
+        results.append(
+            _compare(kref, out_last, dtype, "onnxruntime against Keras", ("Keras", "ONNX"))
+        )
+    return results
+
+
+def _compare(ref, out, dtype: str, direction: str, names: tuple[str, str]) -> Result:
+    import numpy as np
+
+    diff = float(np.abs(out - ref).max())
+    scale = float(np.abs(ref).max())
+    r = Result(diff, scale, ONNX_TOLERANCE[dtype], dtype, direction, onnx_allowed(scale, dtype))
+    problem, degenerate = _problems(ref, out, r.allowed, True, names)
+    r.problems = [p for p in (problem, degenerate) if p]
+    return r
 
 
 def _comparable(n) -> bool:

@@ -2,8 +2,8 @@
 install when one is missing. The one place that knows the extras of pyproject.toml.
 
 `pip install archc` gives check, report, ir and build (lark, pydantic, jinja2);
-train, evaluate and equiv need an extra. Every framework and NumPy is imported
-lazily, inside the command that needs it, so the core commands start without
+train, evaluate, equiv and `build --backend onnx` need an extra. Every framework and
+NumPy is imported lazily, inside the command that needs it, so the core commands start without
 them (tests/test_cli.py runs them with these modules blocked).
 """
 
@@ -25,6 +25,8 @@ PACKAGES = {
     "tensorflow": ("tensorflow-cpu", "keras"),
     "keras": ("keras", "keras"),
     "torch": ("torch", "torch"),
+    "onnx": ("onnx", "onnx"),
+    "onnxruntime": ("onnxruntime", "onnx"),
 }
 
 # what each backend's trainer and builds import

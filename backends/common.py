@@ -863,25 +863,34 @@ def header(model: Model, backend: str, framework: str) -> str:
     )
 
 
-def write_module(out_dir: str, name: str, source: str) -> str:
-    """Write `<out_dir>/<name>.py` atomically; refuse unsafe targets."""
+def source_written_by_archc(head: bytes) -> bool:
+    """Whether a file's first bytes are a module archc generated (its header mark)."""
+    return head.startswith(HEADER_MARK.encode("utf-8"))
+
+
+def write_file(
+    out_dir: str, name: str, suffix: str, data: bytes, ours: Callable[[bytes], bool]
+) -> str:
+    """Write `<out_dir>/<name><suffix>` atomically; refuse unsafe targets: a symlink, a
+    path outside the folder, a file that `ours` (shown its first bytes) says archc did
+    not write."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise BackendError(f"`{name}` is not a valid module name")
     os.makedirs(out_dir, exist_ok=True)
     root = os.path.realpath(out_dir)
-    target = os.path.join(out_dir, f"{name}.py")
+    target = os.path.join(out_dir, f"{name}{suffix}")
     if os.path.islink(target):
         raise BackendError(f"refusing to write through the symlink `{target}`")
     if os.path.dirname(os.path.realpath(target)) != root:
         raise BackendError(f"`{target}` would leave the output folder `{out_dir}`")
     if os.path.exists(target):
-        with open(target, encoding="utf-8", errors="replace") as f:
-            if not f.read(len(HEADER_MARK)) == HEADER_MARK:
+        with open(target, "rb") as f:
+            if not ours(f.read(64)):
                 raise BackendError(f"`{target}` was not written by archc; not overwriting it")
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(source)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -890,6 +899,11 @@ def write_module(out_dir: str, name: str, source: str) -> str:
             os.unlink(tmp)
         raise
     return target
+
+
+def write_module(out_dir: str, name: str, source: str) -> str:
+    """Write `<out_dir>/<name>.py` atomically; refuse unsafe targets."""
+    return write_file(out_dir, name, ".py", source.encode("utf-8"), source_written_by_archc)
 
 
 # ---------------------------------------------------------------------------

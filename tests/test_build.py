@@ -10,6 +10,7 @@ import types
 
 import pytest
 
+from archc import extras
 from archc.cli import main
 from backends import registry
 from backends.common import HEADER_MARK
@@ -43,7 +44,7 @@ def test_build_all_check_is_up_to_date(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     rc, out, err = _build(capsys, "--all", "--check")
     assert (rc, err) == (0, "")
-    assert out == f"up to date: {len(registry.BACKENDS) * len(ALL_SPECS)} generated files\n"
+    assert out == f"up to date: {len(registry.SOURCES) * len(ALL_SPECS)} generated files\n"
 
 
 def test_check_all_into_a_folder_finds_files_no_spec_generates(tmp_path, capsys, monkeypatch):
@@ -106,7 +107,11 @@ def test_a_backend_declared_in_the_registry_is_built_and_checked(tmp_path, capsy
 def test_the_registry_names_the_backends_the_rest_of_archc_uses():
     import backends
 
-    assert backends.NAMES == tuple(b.name for b in registry.BACKENDS) == ("keras", "torch")
+    assert backends.NAMES == tuple(b.name for b in registry.BACKENDS) == ("keras", "torch", "onnx")
+    # `--backend all` (and `archc build --all`) builds the committed source backends only
+    assert backends.SOURCES == ("keras", "torch")
+    assert [b.name for b in registry.selected("all")] == ["keras", "torch"]
+    assert [b.name for b in registry.selected("onnx")] == ["onnx"]
     for backend in registry.BACKENDS:
         assert backends.get(backend.name) is backend.module().GENERATOR
         assert callable(backend.module().generate)
@@ -116,9 +121,12 @@ def test_the_registry_names_the_backends_the_rest_of_archc_uses():
 def test_each_backend_writes_where_its_descriptor_says(backend, tmp_path):
     from tests.helpers import compile_str
 
+    if extras.missing(backend.needs):
+        pytest.skip(f"needs {', '.join(backend.needs)}")
     model = compile_str((SPECS / "mnist_fc.cnn").read_text(), "mnist_fc.cnn")
-    source = backend.generate(model)
-    path = backend.write(str(tmp_path), model, source)
+    data = backend.generate(model)
+    path = backend.write(str(tmp_path), model, data)
     assert path == backend.target(str(tmp_path), model)
-    with open(path, encoding="utf-8") as f:
-        assert f.read() == source
+    with open(path, "rb") as f:
+        assert f.read() == data
+    assert path.endswith(backend.suffix) and isinstance(data, bytes)

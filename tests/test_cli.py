@@ -19,7 +19,17 @@ from archc.cli import make_parser
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 # what `pip install archc` does not install: none may be imported by the core commands
-OPTIONAL = ("numpy", "torch", "tensorflow", "keras", "sklearn", "matplotlib", "rich")
+OPTIONAL = (
+    "numpy",
+    "torch",
+    "tensorflow",
+    "keras",
+    "sklearn",
+    "matplotlib",
+    "rich",
+    "onnx",
+    "onnxruntime",
+)
 
 # Runs archc's main() in a fresh interpreter; with BLOCK, importing any optional
 # package fails as it does where it is not installed. Prints the exit status and
@@ -99,6 +109,8 @@ def test_core_commands_import_no_optional_package(tmp_path):
         (("train", "specs/digits_cnn.cnn", "--backend", "keras", "--data", "shapes"), "keras"),
         (("evaluate", "specs/digits_cnn.cnn", "--weights", "x.npz", "--data", "digits"), "torch"),
         (("equiv", "specs/digits_cnn.cnn"), "keras"),
+        (("build", "specs/digits_cnn.cnn", "--backend", "onnx"), "onnx"),
+        (("equiv", "specs/digits_cnn.cnn", "--against", "onnx"), "keras,onnx"),
     ],
 )
 def test_a_missing_extra_is_named_not_a_traceback(args, extra):

@@ -13,7 +13,7 @@ import pytest
 
 from archc import equiv
 from archc.ir.kinds import KINDS
-from backends import NAMES, get
+from backends import SOURCES, get
 from backends.common import Chain, Fn, Generator, Infix, Render
 from tests.generated_models import GENERATED
 from tests.helpers import compile_str
@@ -22,7 +22,7 @@ from tests.test_specs import ALL_SPECS
 # ---- the renderer base -----------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", NAMES)
+@pytest.mark.parametrize("backend", SOURCES)
 def test_each_backend_extends_the_base_table_with_every_kind(backend):
     gen = get(backend)
     assert isinstance(gen, Generator)
@@ -89,7 +89,7 @@ def test_the_block_arithmetic_is_recorded_as_written():
     assert all(re.search(r"\bc\b", e) for e in d.exprs)
 
 
-@pytest.mark.parametrize("backend", NAMES)
+@pytest.mark.parametrize("backend", SOURCES)
 def test_a_varying_value_is_written_with_the_blocks_arithmetic(backend):
     source = get(backend).generate(compile_str(WIDEN, name="widen.cnn"))
     assert "2 * c" in source
@@ -126,7 +126,7 @@ GAP Dense(3)
 """
 
 
-@pytest.mark.parametrize("backend", NAMES)
+@pytest.mark.parametrize("backend", SOURCES)
 def test_variants_are_named_for_the_argument_that_differs(backend):
     source = get(backend).generate(compile_str(VARIANTS, name="variants.cnn"))
     defined = re.findall(r"^(?:def|class) (\w+)", source, re.MULTILINE)
@@ -279,7 +279,7 @@ def _equal(value, default) -> bool:
     return value == default and type(value) is type(default)
 
 
-@pytest.mark.parametrize("backend", NAMES)
+@pytest.mark.parametrize("backend", SOURCES)
 def test_no_layer_keyword_is_written_at_its_default(backend):
     """Every layer keyword in the committed modules differs from the framework's
     own default (read from its signature); a pooling stride is never the pool size
@@ -309,7 +309,7 @@ def test_no_layer_keyword_is_written_at_its_default(backend):
     assert written > 100
 
 
-@pytest.mark.parametrize("backend", NAMES)
+@pytest.mark.parametrize("backend", SOURCES)
 def test_the_defaults_the_emitters_state_are_the_frameworks(backend):
     """An emitter leaves out a keyword at the default it states: each stated
     default must be the framework's (a pooling stride's is None: the pool size)."""
