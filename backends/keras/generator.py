@@ -682,9 +682,9 @@ def _statements(inst: Instance, unit: Unit | None, in_block: bool, indent: int) 
 
 def _function(unit: Unit) -> str:
     inst = unit.instances[0]
-    params = ", ".join(["x", *unit.params, "*", "name"])
     doc = unit_doc(unit)
-    lines = [f"def {unit.name}({params}):", f'    """{doc}"""']
+    signature = call(f"def {unit.name}", ["x", *unit.params, "*", "name"], 0, suffix=":")
+    lines = [signature, f'    """{doc}"""']
     lines += _statements(inst, unit, True, 4)
     lines.append("    return x")
     return "\n".join(lines)

@@ -735,12 +735,11 @@ def _forward_lines(inst: Instance, indent: int, logits: bool = False) -> list[st
 def _class(unit: Unit) -> str:
     inst = unit.instances[0]
     doc = unit_doc(unit)
-    init_params = ", ".join(["self", *unit.params])
     lines = [
         f"class {unit.class_name}(nn.Module):",
         f'    """{doc}"""',
         "",
-        f"    def __init__({init_params}):",
+        call("def __init__", ["self", *unit.params], 4, suffix=":"),
         "        super().__init__()",
     ]
     lines += _init_lines(inst, unit, 8)

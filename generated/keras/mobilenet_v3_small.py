@@ -93,7 +93,14 @@ def expanded_conv_k5_s2_act_hard_swish_expand1_with_se1(x, expanded, filters, sq
     return x
 
 
-def inverted_res_v3_k5_s2_act_hard_swish_expand1_with_se1_res0(x, expanded, filters, squeezed, *, name):
+def inverted_res_v3_k5_s2_act_hard_swish_expand1_with_se1_res0(
+    x,
+    expanded,
+    filters,
+    squeezed,
+    *,
+    name,
+):
     """InvertedResV3 (mobilenet_v3_small.cnn:30), with k=5, s=2, expand=1, with_se=1, res=0."""
     x = expanded_conv_k5_s2_act_hard_swish_expand1_with_se1(
         x,
