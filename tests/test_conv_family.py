@@ -270,10 +270,12 @@ def test_depthwise_equivalence(body, shape):
     _equivalent_both_ways(_model(body, shape))
 
 
-def test_equiv_randomizes_a_depthwise_kernel_per_channel():
-    """equiv draws kernels He-uniform, +-sqrt(6 / fan-in); a depthwise kernel's
-    fan-in is one channel's convolution (kh*kw), whatever the channel count, and a
-    separable convolution's depthwise kernel's too."""
+@pytest.mark.parametrize("kernels", ["glorot", "he"])
+def test_equiv_randomizes_a_depthwise_kernel_per_channel(kernels):
+    """equiv's random kernels are Glorot-uniform, +-sqrt(6 / (fan-in + fan-out)), or
+    He-uniform, +-sqrt(6 / fan-in); a depthwise kernel's fans are one channel's
+    convolution's (kh*kw in, kh*kw*multiplier out), whatever the channel count, and
+    a separable convolution's depthwise kernel's too."""
     from archc import equiv
 
     for channels in (8, 512):
@@ -286,14 +288,14 @@ def test_equiv_randomizes_a_depthwise_kernel_per_channel():
             for n in model.nodes
             for w in n.weights(n.in_shapes)
         }
-        values = equiv.randomize(model, zeros, seed=0)
-        for key, fan_in in (
-            ("t/kernel", 9),
-            ("s/depthwise_kernel", 9),
-            ("s/pointwise_kernel", 2 * channels),
-            ("c/kernel", 9 * 4),
+        values = equiv.randomize(model, zeros, seed=0, kernels=kernels)
+        for key, fan_in, fan_out in (
+            ("t/kernel", 9, 9 * 2),
+            ("s/depthwise_kernel", 9, 9),
+            ("s/pointwise_kernel", 2 * channels, 4),
+            ("c/kernel", 9 * 4, 9 * 4),
         ):
-            limit = np.sqrt(6.0 / fan_in)
+            limit = np.sqrt(6.0 / (fan_in + fan_out if kernels == "glorot" else fan_in))
             v = values[key]
             assert np.abs(v).max() <= limit and np.abs(v).max() > 0.8 * limit, key
 
