@@ -178,7 +178,10 @@ def _keras_kind(layer) -> str:
 def _keras_layers(model):
     """Every layer of a functional model, nested Sequential models (ConvNeXt's stem
     and downsampling layers) flattened into their layers, and the operations that
-    are not layers: ConvNeXt's `inputs + x` makes an `Add` operation, archc's add."""
+    are not layers but join two tensors: ConvNeXt's `inputs + x` makes an `Add`
+    operation, archc's add. An operation on one tensor and constants is part of a
+    formula archc writes as one activation (MobileNetV3's hard sigmoid,
+    `relu6(x + 3) * (1 / 6)`)."""
     out = []
     for layer in model.layers:
         if type(layer).__name__ == "Sequential":
@@ -187,7 +190,12 @@ def _keras_layers(model):
             out.append(layer)
     if hasattr(model, "operations"):
         layers = set(map(id, model.layers))
-        out.extend(op for op in model.operations if id(op) not in layers)
+        out.extend(
+            op
+            for op in model.operations
+            if id(op) not in layers
+            and any(len(node.input_tensors) >= 2 for node in op._inbound_nodes)
+        )
     return out
 
 
