@@ -758,14 +758,14 @@ def read_weights(ir: Model, path: str) -> dict:
     return weights
 
 
-def random_weights(ir: Model, seed: int = RANDOM_SEED) -> dict:
+def random_weights(ir: Model, seed: int = RANDOM_SEED, kernels: str = "glorot") -> dict:
     """Seeded random values for every tensor (archc.equiv.randomize's rules)."""
     import numpy as np
 
     from archc.equiv import randomize
 
     zeros = {k: np.zeros(s) for k, s in _declared(ir).items()}
-    return randomize(ir, zeros, seed)
+    return randomize(ir, zeros, seed, kernels)
 
 
 def _file_digest(path: str) -> str:
