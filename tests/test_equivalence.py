@@ -293,8 +293,8 @@ def test_an_output_the_same_for_every_unit_fails(monkeypatch):
     layer = kmodel.get_layer("f2")
     original = equiv.randomize
 
-    def tie(ir_, weights, seed):  # every unit of f2 gets the same weight
-        w = original(ir_, weights, seed)
+    def tie(ir_, weights, seed, kernels="glorot"):  # every unit of f2 gets the same weight
+        w = original(ir_, weights, seed, kernels)
         w["f2/kernel"] = np.full_like(w["f2/kernel"], 0.7)
         return w
 

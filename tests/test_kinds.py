@@ -213,7 +213,7 @@ ROWS = [
     ),
     Row(
         "upsample",
-        "C(2*3*3, same) U([2, 3], bilinear) as t",
+        "C(2*3*3, same) Up([2, 3], bilinear) as t",
         (3, 4, 1),
         (6, 12, 2),
         0,

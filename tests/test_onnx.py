@@ -142,7 +142,7 @@ Normalization(mean: [0.5, 0.1, 0], variance: [0, 1e-20, 4]) Flatten Dense(4)
     "ceil_pools_resampling": """model ceil_pools_resampling
 input 30*29*3
 C(4*3*3, s1, same) P(max, 3, 2, ceil) P(avg, 3, 2, ceil) P(max, 2, 2, p1, ceil) P(avg, 3, 2, p1, ceil)
-U(3) U([2, 3], bilinear) Resize(7, 5, nearest) Resize(11, 13) Resize(3, 2)
+Up(3) Up([2, 3], bilinear) Resize(7, 5, nearest) Resize(11, 13) Resize(3, 2)
 Resize(5, 9, nearest)
 """,
     "crops_shuffles_splits_mul_reshape": """model crops_shuffles_splits_mul_reshape
@@ -333,7 +333,7 @@ def test_newer_operators_are_written_out_below_their_opset(opset):
 def test_resize_below_opset_18_is_a_clear_error():
     from backends.common import BackendError
 
-    ir = compile_str("input 4*4*3\nU(2)\n", name="up.cnn")
+    ir = compile_str("input 4*4*3\nUp(2)\n", name="up.cnn")
     with pytest.raises(BackendError, match=r"`up1` is a Resize of two axes.*opset 17.*up.cnn:2"):
         _gen().generate(ir, opset=17)
 

@@ -56,10 +56,10 @@ P(max, 2, 2)
 C(8*3*3) A(relu) C(8*3*3) A(relu) as e2     # 8 x 8 x 8
 P(max, 2, 2)
 C(16*3*3) A(relu)                           # 2 x 2 x 16
-U(2) C(8*1*1)                               # 4 x 4 x 8
+Up(2) C(8*1*1)                               # 4 x 4 x 8
 concat { @e2 Crop(2) | }                    # 4 x 4 x 16
 C(8*3*3, s1, same) A(relu)
-U(2, bilinear) C(4*1*1)                     # 8 x 8 x 4
+Up(2, bilinear) C(4*1*1)                     # 8 x 8 x 4
 concat { @e1 Crop(8) | }                    # 8 x 8 x 8
 C(4*3*3, s1, same) A(relu)
 C(2*1*1)
@@ -162,7 +162,7 @@ def test_unet_with_valid_convolutions_crops_each_skip():
             f"branch 1 (10 x 10 x 4) ends at `crop2` ({u}:12:14), from `@e1` ({u}:12:10): "
             f"`e1` is defined at {u}:3:38"
         ),
-        f"branch 2 (8 x 8 x 4) is `c8` ({u}:11:16)",
+        f"branch 2 (8 x 8 x 4) is `c8` ({u}:11:17)",
     )
 
 

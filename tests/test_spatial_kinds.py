@@ -1,4 +1,4 @@
-"""Upsampling `U`, resizing `Resize`, cropping `Crop`, channel shuffle and split,
+"""Upsampling `Up`, resizing `Resize`, cropping `Crop`, channel shuffle and split,
 and PyTorch's ceil-mode pooling: spellings, user errors, shape rules against
 PyTorch, receptive fields, Keras's layer shapes against the IR, and float64
 equivalence of the two builds in both directions over grids of sizes and factors.
@@ -33,15 +33,15 @@ def _node(body: str, shape: str = "8*8*4"):
 @pytest.mark.parametrize(
     "text, factor, interpolation",
     [
-        ("U", (2, 2), "nearest"),
-        ("U(2)", (2, 2), "nearest"),
+        ("Up", (2, 2), "nearest"),
+        ("Up(2)", (2, 2), "nearest"),
         ("Up(3)", (3, 3), "nearest"),
         ("UpSampling2D(2)", (2, 2), "nearest"),
-        ("U(2, bilinear)", (2, 2), "bilinear"),
-        ("U([2, 3])", (2, 3), "nearest"),
-        ("U(size: [2, 3])", (2, 3), "nearest"),
-        ("U(size: 2, interpolation: bilinear)", (2, 2), "bilinear"),
-        ("U(bilinear)", (2, 2), "bilinear"),
+        ("Up(2, bilinear)", (2, 2), "bilinear"),
+        ("Up([2, 3])", (2, 3), "nearest"),
+        ("Up(size: [2, 3])", (2, 3), "nearest"),
+        ("Up(size: 2, interpolation: bilinear)", (2, 2), "bilinear"),
+        ("Up(bilinear)", (2, 2), "bilinear"),
     ],
 )
 def test_upsample_spellings(text, factor, interpolation):
@@ -124,13 +124,13 @@ def test_a_shufflenet_unit():
     "body, shape, keras, torch",
     [
         (
-            "U(2)",
+            "Up(2)",
             "4*4*1",
             ['x = layers.UpSampling2D(2, name="t")(x)'],
             ["self.t = nn.Upsample(scale_factor=2)"],
         ),
         (
-            "U(2, bilinear)",
+            "Up(2, bilinear)",
             "4*3*1",
             ['x = BilinearResize2D((8, 6), name="t")(x)'],
             ['self.t = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)'],
@@ -198,11 +198,11 @@ def test_generated_lines(body, shape, keras, torch):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("U(0)", "the upsampling factor must be a positive integer"),
-        ("U(1.5)", "the upsampling factor must be a positive integer"),
-        ("U(2, bicubic)", "unknown interpolation `bicubic`"),
-        ("U(2, 3)", "the upsampling factor is given twice"),
-        ("U(2, nearest, bilinear)", "interpolation is given twice"),
+        ("Up(0)", "the upsampling factor must be a positive integer"),
+        ("Up(1.5)", "the upsampling factor must be a positive integer"),
+        ("Up(2, bicubic)", "unknown interpolation `bicubic`"),
+        ("Up(2, 3)", "the upsampling factor is given twice"),
+        ("Up(2, nearest, bilinear)", "interpolation is given twice"),
         ("Resize(64)", "needs the output height and width"),
         ("Resize(64, 0)", "must be a positive integer"),
         ("Resize(4, 4, area)", "unknown interpolation `area`"),
@@ -231,7 +231,7 @@ def test_bad_arguments_are_located_errors(text, message):
         ("Shuffle(3)", "channels (4) to be a multiple of the groups (3)"),
         ("Split(3, 0)", "channels (4) to be a multiple of the parts (3)"),
         ("P(max, 9, 2, p5, ceil)", "must be at most half the kernel"),
-        ("Flatten U(2)", "needs a feature map"),
+        ("Flatten Up(2)", "needs a feature map"),
     ],
 )
 def test_shapes_that_do_not_fit(text, message):
@@ -294,9 +294,9 @@ def _rf(body, shape="6*6*1"):
 def test_receptive_fields():
     half, third = Fraction(1, 2), Fraction(1, 3)
     # nearest: one input cell; the jump divided by the factor, exactly
-    assert _rf("C(1*3*3) U([2, 3])") == ((3, 3), (half, third))
+    assert _rf("C(1*3*3) Up([2, 3])") == ((3, 3), (half, third))
     # bilinear: the 2 nearest input cells per axis (one more jump) on resampled axes
-    assert _rf("C(1*3*3) U([2, 1], bilinear)") == ((4, 3), (half, 1))
+    assert _rf("C(1*3*3) Up([2, 1], bilinear)") == ((4, 3), (half, 1))
     # resize: jump * in / out, up or down
     assert _rf("Resize(9, 4)") == ((2, 2), (Fraction(6, 9), Fraction(6, 4)))
     assert _rf("Resize(9, 6, nearest)") == ((1, 1), (Fraction(2, 3), 1))
@@ -310,7 +310,7 @@ def test_receptive_fields():
 
 def test_no_parameters_no_macs():
     model = compile_str(
-        "input 6*6*4\nU(2, bilinear) Resize(5, 7) Crop(1) Shuffle(2) Split(2, 1) "
+        "input 6*6*4\nUp(2, bilinear) Resize(5, 7) Crop(1) Shuffle(2) Split(2, 1) "
         "P(avg, 2, 2, ceil)\n"
     )
     for n in model.nodes[1:]:
@@ -321,8 +321,8 @@ def test_no_parameters_no_macs():
 # ---- Keras's shapes are the IR's ------------------------------------------------------
 
 ALL_KINDS = """
-U([2, 3], bilinear) as u1
-U(2) as u2
+Up([2, 3], bilinear) as u1
+Up(2) as u2
 Resize(13, 9) as r1
 Resize(5, 17, nearest) as r2
 Crop(1, 0, 2, 3) as cr
@@ -374,9 +374,9 @@ def _equivalent(spec: str, name: str):
 
 RESAMPLING = {  # input: a chain of resamplings, each compared node by node
     "5*7*2": "Resize(7, 5) Resize(5, 7) Resize(3, 11) Resize(7, 5, nearest) Resize(5, 7, nearest)",
-    "7*5*2": "U([2, 3], bilinear) Resize(9, 4) U(3) Resize(2, 13, nearest) Resize(1, 1)",
-    "1*3*1": "U(2, bilinear) Resize(5, 2) U([1, 2]) Resize(3, 4, nearest) U(3, bilinear)",
-    "6*6*3": "Resize(4, 4) Resize(6, 6) Resize(6, 6, nearest) U([3, 1], bilinear) Resize(17, 5)",
+    "7*5*2": "Up([2, 3], bilinear) Resize(9, 4) Up(3) Resize(2, 13, nearest) Resize(1, 1)",
+    "1*3*1": "Up(2, bilinear) Resize(5, 2) Up([1, 2]) Resize(3, 4, nearest) Up(3, bilinear)",
+    "6*6*3": "Resize(4, 4) Resize(6, 6) Resize(6, 6, nearest) Up([3, 1], bilinear) Resize(17, 5)",
 }
 
 
@@ -447,7 +447,7 @@ def test_a_unet_skip_is_equivalent():
     """U-Net's valid convolutions: the skip is cropped to meet the upsampled path."""
     _equivalent(
         "input 16*16*1\nC(4*3*3) A(relu) as e1\n"
-        "concat { Crop(4) | P(max, 2, 2) C(8*3*3) A(relu) C(8*3*3) A(relu) U(2, bilinear) "
+        "concat { Crop(4) | P(max, 2, 2) C(8*3*3) A(relu) C(8*3*3) A(relu) Up(2, bilinear) "
         "C(4*1*1) }\nC(2*1*1)\n",
         "tiny_unet",
     )

@@ -1053,7 +1053,7 @@ class Upsample(NoWeights, Node):
     interpolation: Interpolation = "nearest"
 
     prefix: ClassVar[str] = "up"
-    title: ClassVar[str] = "upsampling `U`"
+    title: ClassVar[str] = "upsampling `Up`"
 
     def infer(self, ins: list[Shape]) -> Shape:
         h, w, c = _spatial(self, ins)

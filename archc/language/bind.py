@@ -131,7 +131,7 @@ UNSUPPORTED_LAYERS = {
     **dict.fromkeys(("conv1d", "conv3d"), "1-D and 3-D convolutions are not supported"),
     **dict.fromkeys(
         ("upsampling1d", "upsampling3d"),
-        "the only upsampling is `U` (2-D) and `Resize`",
+        "the only upsampling is `Up` (2-D) and `Resize`",
     ),
     **dict.fromkeys(
         ("instancenorm2d", "instancenormalization", "unitnormalization"),
@@ -811,7 +811,7 @@ def _interpolation(r: ArgReader, f: dict, positional: list) -> None:
         _once(r, f, "interpolation", r.symbol(a.value, "interpolation", INTERPOLATIONS), a.span)
 
 
-@binds(Upsample, "U", "Up", "UpSampling2D", options=("kernel", "interpolation"))
+@binds(Upsample, "Up", "UpSampling2D", options=("kernel", "interpolation"))
 def bind_upsample(r: ArgReader, spelled: str) -> Made:
     f: dict = {}
     rest = []
@@ -822,7 +822,7 @@ def bind_upsample(r: ArgReader, spelled: str) -> Made:
                 "the upsampling factor is given twice",
                 a.span,
                 code="E306",
-                hint="per-axis factors are written as a list: `U([2, 3])`",
+                hint="per-axis factors are written as a list: `Up([2, 3])`",
             )
         if isinstance(v, Sym) or "factor" in f:
             rest.append(a)
