@@ -301,26 +301,37 @@ DEPTHWISE_NAMES = {
 }
 
 
-@lowers("depthwise")
-def lower_depthwise(n: Node, r: Render) -> Lowered:
-    ops = []
-    padding = _explicit_padding(n, ops)
-    kw = OrderedDict(
+# the keywords DepthwiseConv2D and SeparableConv2D share, with Keras's defaults
+DEPTHWISE_DEFAULTS = {
+    "strides": 1,
+    "padding": "valid",
+    "depth_multiplier": 1,
+    "dilation_rate": 1,
+    "use_bias": True,
+    "activation": None,
+}
+
+
+def _depthwise_keywords(n: Node, ops: list[Op]) -> OrderedDict:
+    """The shared keywords of a depthwise or separable node (explicit padding
+    becomes a ZeroPadding2D in `ops`)."""
+    return OrderedDict(
         strides=_hw(n.stride),
-        padding=padding,
+        padding=_explicit_padding(n, ops),
         depth_multiplier=n.multiplier,
         dilation_rate=_hw(n.dilation),
         use_bias=n.use_bias,
         activation=n.activation,
     )
+
+
+@lowers("depthwise")
+def lower_depthwise(n: Node, r: Render) -> Lowered:
+    ops = []
+    kw = _depthwise_keywords(n, ops)
     kw.update(_renamed(_weights(n), DEPTHWISE_NAMES))
     defaults = {
-        "strides": 1,
-        "padding": "valid",
-        "depth_multiplier": 1,
-        "dilation_rate": 1,
-        "use_bias": True,
-        "activation": None,
+        **DEPTHWISE_DEFAULTS,
         **_renamed(OrderedDict(WEIGHT_DEFAULTS), DEPTHWISE_NAMES),
     }
     ops.append(Op("layers.DepthwiseConv2D", [_hw(n.kernel)], kw, defaults))
@@ -330,25 +341,12 @@ def lower_depthwise(n: Node, r: Render) -> Lowered:
 @lowers("separable")
 def lower_separable(n: Node, r: Render) -> Lowered:
     ops = []
-    padding = _explicit_padding(n, ops)
-    kw = OrderedDict(
-        strides=_hw(n.stride),
-        padding=padding,
-        depth_multiplier=n.multiplier,
-        dilation_rate=_hw(n.dilation),
-        use_bias=n.use_bias,
-        activation=n.activation,
-    )
+    kw = _depthwise_keywords(n, ops)
     weights = _weights(n)  # `init` applies to both kernels
     kw["depthwise_initializer"] = kw["pointwise_initializer"] = weights["kernel_initializer"]
     kw["bias_initializer"] = weights["bias_initializer"]
     defaults = {
-        "strides": 1,
-        "padding": "valid",
-        "depth_multiplier": 1,
-        "dilation_rate": 1,
-        "use_bias": True,
-        "activation": None,
+        **DEPTHWISE_DEFAULTS,
         "depthwise_initializer": "glorot_uniform",
         "pointwise_initializer": "glorot_uniform",
         "bias_initializer": "zeros",
