@@ -185,10 +185,15 @@ def model_name(name: str) -> str:
     raise AssertionError(text)
 
 
+# the functions the printer's block names become (`Residual2` -> `residual2`)
+BLOCK_FUNCTIONS = re.compile(r"^(residual|mixed|gated|stage)[0-9]*$")
+
+
 def usable(name: str, taken: set[str]) -> bool:
     return (
         name not in taken
         and not GENERATED.match(name)
+        and not BLOCK_FUNCTIONS.match(name)
         and name not in ("flatten", "input")
         and name_problem(name) is None
     )
@@ -527,11 +532,9 @@ def grouped(g: Graph, items: list, hidden: frozenset[int]) -> list:
 
 
 def block_name(g: Graph, items: list, taken: set[str]) -> str:
-    """`Residual`, `Mixed` (a concatenation), `Gated` (a product) or `Stage`, never
-    one whose function name (`residual2`) is a node's name."""
-    from archc.passes.expand import identifier_problem, snake
-
-    node_names = {n.name.lower() for n in g.nodes}
+    """`Residual`, `Mixed` (a concatenation), `Gated` (a product) or `Stage` (no
+    kept name is one of their functions' names: `usable`)."""
+    from archc.passes.expand import identifier_problem
 
     kinds = {g.kind(i) for it in items for i in nodes_of(it)}
     base = (
@@ -544,9 +547,7 @@ def block_name(g: Graph, items: list, taken: set[str]) -> str:
         else "Stage"
     )
     name, k = base, 1
-    while (
-        name in taken or snake(name) in node_names or identifier_problem(name, "block") is not None
-    ):
+    while name in taken or identifier_problem(name, "block") is not None:
         k += 1
         name = f"{base}{k}"
     return name
