@@ -332,3 +332,9 @@ def test_printing_resnet152_takes_well_under_a_second():
     start = time.perf_counter()
     spec_text(model)
     assert time.perf_counter() - start < 2.0  # about 0.1 s on a quiet machine
+
+
+def test_a_block_is_not_named_after_the_model():
+    model = bare(MODELS["resnet18.cnn"]).model_copy(update={"name": "residual"})
+    text = round_trip(model)
+    assert "block Residual " not in text and "block Residual(" not in text

@@ -75,6 +75,7 @@ class Graph:
         if self.pos[model.output] != len(self.nodes) - 1:
             raise ValueError("the output must be the last node")
         self.ins = [tuple(self.pos[x] for x in n.inputs) for n in self.nodes]
+        self.model_class = model_name(model.name).replace("_", "").lower()
         self.users: list[list[int]] = [[] for _ in self.nodes]
         for i, ins in enumerate(self.ins):
             for j in ins:
@@ -547,7 +548,11 @@ def block_name(g: Graph, items: list, taken: set[str]) -> str:
         else "Stage"
     )
     name, k = base, 1
-    while name in taken or identifier_problem(name, "block") is not None:
+    while (
+        name in taken
+        or name.lower() == g.model_class  # the model's PyTorch class, lower case
+        or identifier_problem(name, "block") is not None
+    ):
         k += 1
         name = f"{base}{k}"
     return name
