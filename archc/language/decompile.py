@@ -225,6 +225,10 @@ PARAM_NAMES = {
     "init": "scale",
 }
 
+# fields whose parameters may be written with each other's (`4*filters`,
+# `Reshape(1, 1, filters)`): channel counts
+FAMILIES = {"filters": "channels", "units": "channels", "shape": "channels"}
+
 
 @dataclass
 class Instance:
@@ -275,8 +279,9 @@ def nodes_of(item) -> list[int]:
 
 def split_units(g: Graph, items: list, hidden: frozenset[int]) -> list[list]:
     """The top-level items cut into runs: where the names' block prefixes change
-    (Keras's `conv2_block1_`, `block_3_`), or, where names say nothing, before
-    each merge. A reference stays with the item it leads to."""
+    (Keras's `conv2_block1_`, `block_3_`), or, where names say nothing, around
+    each sum or concatenation (with the activations right after it: ResNet's
+    `add { ... } A(relu)`). A reference stays with the item it leads to."""
     groups: list[list] = []  # items with their references
     pending: list = []
     for it in items:
@@ -298,13 +303,27 @@ def split_units(g: Graph, items: list, hidden: frozenset[int]) -> list[list]:
             cut = len(m.group(1) if m else "") < min(len(a), len(b))
         elif a or b:
             cut = True
-        else:  # nothing in the names: a run ends before each merge
-            cut = isinstance(grp[-1], Merge)
+        else:  # nothing in the names: a sum or concatenation is a run of its own
+            cut = (
+                joins(g, grp[-1])
+                or (joins(g, units[-1][-1]) and not isinstance(grp[-1], Layer))
+                or (
+                    isinstance(grp[-1], Layer)
+                    and g.kind(grp[-1].index) != "activation"
+                    and any(joins(g, it) for it in units[-1])
+                )
+            )
         if cut:
             units.append(list(grp))
         else:
             units[-1].extend(grp)
     return units
+
+
+def joins(g: Graph, item) -> bool:
+    """A sum or a concatenation: where a residual block, a dense layer or an
+    Inception module ends (a product is a gate inside one: squeeze-excitation)."""
+    return isinstance(item, Merge) and g.kind(item.index) in ("add", "concat")
 
 
 def fields_of(node) -> list[str]:
@@ -387,7 +406,7 @@ def make_block(g: Graph, name: str, units: list[tuple[list, int, int]]) -> list[
         vec = tuple(cs[k][3] for cs in comps)
         if len(set(vec)) == 1:
             continue
-        family = PARAM_NAMES.get(f, f)
+        family = FAMILIES.get(f, f)
         expr = None
         for p, pv, fam in zip(params, vectors, families, strict=True):
             if fam != family:
@@ -407,7 +426,7 @@ def make_block(g: Graph, name: str, units: list[tuple[list, int, int]]) -> list[
                         expr = f"{p}//{ratios.pop()}"
                         break
         if expr is None:
-            expr = fresh_param(family, params)
+            expr = fresh_param(PARAM_NAMES.get(f, f), params)
             params.append(expr)
             vectors.append(vec)
             families.append(family)
