@@ -356,3 +356,26 @@ def test_a_block_is_not_named_after_the_model():
     model = bare(MODELS["resnet18.cnn"]).model_copy(update={"name": "residual"})
     text = round_trip(model)
     assert "block Residual " not in text and "block Residual(" not in text
+
+
+def test_keras_block_names_name_the_instances():
+    """A small ResNet whose layers carry Keras's names (`conv2_block1_1_conv`,
+    `conv2_block1_1_add`): each block is an instance named `conv2_block1`."""
+    spec = """
+        block Basic(ch, s=1) {
+            add { C(ch*3*3, s(s), same) B A(relu) C(ch*3*3, same) B | C(ch*1*1, s(s)) B } A(relu)
+        }
+        input 32*32*3
+        C(16*3*3, same) as stem
+        Basic(16) as conv2_block1  Basic(16) as conv2_block2
+        Basic(32, s=2) as conv3_block1  Basic(32, s=2) as conv3_block2
+        GAP Dense(10, softmax) as predictions
+    """
+    model = bare(compile_text(spec))
+    assert "conv2_block1_1_conv" in {n.name for n in model.nodes}
+    text = round_trip(model)
+    for k in ("conv2_block1", "conv2_block2", "conv3_block1", "conv3_block2"):
+        assert f") as {k}\n" in text, text
+    assert "Residual(16, 1) as conv2_block1" in text, text
+    mapping = names(compile_text(text), model)
+    assert mapping["conv3_block2_1_add"].startswith("conv3_block2.")
