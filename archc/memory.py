@@ -8,8 +8,9 @@ What is counted, in bytes, for a batch of `batch` samples:
   autocast casts them to for the forward pass);
 - gradients: one float32 value per trainable parameter;
 - optimizer state, as torch.optim keeps it after a step: SGD none; SGD with
-  momentum one float32 buffer per trainable parameter; Adam two (first and second
-  moments) plus its step count, one float32 scalar per trainable tensor;
+  momentum one float32 buffer per trainable parameter; Adam and AdamW two (first
+  and second moments) plus a step count, one float32 scalar per trainable tensor;
+  RMSprop (without momentum, not centred) one plus the step count;
 - activations kept for the backward pass: the tensors each layer's kind says its
   backward keeps (`Node.kept`, archc/ir/kinds.py: what PyTorch's autograd saves for
   the generated code), each distinct tensor once (a tensor kept by two layers, a
@@ -35,11 +36,19 @@ from archc.ir.kinds import size
 
 DTYPES = {"float32": 4, "bfloat16": 2, "float16": 2}
 # optimizer -> (float32 values per trainable parameter, float32 scalars per trainable tensor)
-OPTIMIZERS = {"sgd": (0, 0), "sgd_momentum": (1, 0), "adam": (2, 1)}
+OPTIMIZERS = {
+    "sgd": (0, 0),
+    "sgd_momentum": (1, 0),
+    "adam": (2, 1),
+    "adamw": (2, 1),
+    "rmsprop": (1, 1),
+}
 OPTIMIZER_TEXT = {
     "sgd": "SGD: no state",
     "sgd_momentum": "SGD with momentum: one buffer per parameter",
     "adam": "Adam: two moments per parameter and a step count per tensor",
+    "adamw": "AdamW: two moments per parameter and a step count per tensor",
+    "rmsprop": "RMSprop: a mean square per parameter and a step count per tensor",
 }
 
 
