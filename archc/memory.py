@@ -134,7 +134,10 @@ def estimate(model: Model, batch: int, dtype: str, optimizer: str) -> Memory:
                 name = n.name if item.tensor == "out" else n.inputs[int(item.tensor[2:])]
                 key = base[name]
                 nbytes = size(nodes[key].out_shape) * itemsize
-            if key not in kept:
+            if not item.per_sample:  # the same for any batch
+                kept[key] = nbytes
+                first += nbytes
+            elif key not in kept:
                 kept[key] = batch * nbytes
                 first += batch * nbytes
         by_node[n.name] = first
