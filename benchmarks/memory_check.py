@@ -66,7 +66,7 @@ def measure(model_ir, batch: int, dtype: str):
         else torch.autocast("cuda", enabled=False)
     )
 
-    def step():
+    def step(net, opt, x):
         opt.zero_grad(set_to_none=True)
         before = torch.cuda.memory_allocated()
         with auto:
@@ -77,15 +77,15 @@ def measure(model_ir, batch: int, dtype: str):
         del y
         return after - before
 
-    step()  # warm-up: optimizer state, cuDNN algorithms
+    step(net, opt, x)  # warm-up: optimizer state, cuDNN algorithms
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
-    activations = step()
+    activations = step(net, opt, x)
     torch.cuda.synchronize()
     training = torch.cuda.max_memory_allocated()
 
     opt.zero_grad(set_to_none=True)
-    del opt
+    opt.state.clear()  # the optimizer state is not part of inference
     net.eval()
     if dtype != "float32":
         net = net.to(getattr(torch, dtype))
@@ -97,8 +97,6 @@ def measure(model_ir, batch: int, dtype: str):
         net(x)
     torch.cuda.synchronize()
     inference = torch.cuda.max_memory_allocated()
-    del net, x
-    torch.cuda.empty_cache()
     return activations, training, inference, base
 
 
@@ -128,6 +126,7 @@ def main() -> int:
         ir = compile_spec(str(ROOT / "specs" / spec), input_shape=shape)
         est = memory.estimate(ir, batch, args.dtype, "adam")
         acts, train, infer, _ = measure(ir, batch, args.dtype)
+        torch.cuda.empty_cache()
         print(
             f"{spec:<24}{batch:>6} | {_mib(est.activations):>21} {_mib(acts)} "
             f"{_err(est.activations, acts)} | {_mib(est.training):>18} {_mib(train)} "
