@@ -26,10 +26,13 @@ needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs torch")
 # A spec that exercises most kinds' rules: uneven `same` padding (a padded copy),
 # fused activations that keep their output or their input, separable, layer and
 # group norm, LRN, PReLU, a squeeze-and-excitation product, pooling, bilinear
-# upsampling, a transposed convolution, views (crop, split), shuffle, drop path.
+# upsampling and resizing, a transposed convolution, views (crop, split), shuffle,
+# drop path, a flatten that copies (channels-last order); every kind but dropout.
 ZOO = """model zoo
 input 16*16*3
 Rescaling(1/255)
+Normalization(mean: [0.5, 0.4, 0.3], variance: [0.25, 0.2, 0.3])
+Normalization
 C(8*3*3, s2, same, silu)
 DW(3*3, s1, same, relu6)
 SC(8*3*3, s1, same, sigmoid)
@@ -43,9 +46,12 @@ mul {
   | GAP(keepdims) C(2*1*1, s1, same, relu) C(8*1*1, s1, same, sigmoid)
 }
 Scale(init: 0.1)
+mul { identity | GMP Reshape(1, 1, 8) C(8*1*1, s1, same, hard_sigmoid) }
 P(avg, 3, 1, same)
 P(max, 2, 2)
 Up(2, bilinear)
+Resize(6, 6, nearest)
+Resize(8, 8, bilinear)
 CT(4*3*3, s2, same, tanh)
 Crop(1)
 ZeroPad(1)
@@ -53,7 +59,7 @@ concat { Split(2, 0) C(2*3*3, s1, same) | Split(2, 1) A(gelu) }
 Shuffle(2)
 add { identity | C(4*1*1, s1, same) B }
 DP(0.1)
-GMP
+Flatten
 Dense(12, elu)
 Dense(10, softmax)
 """
@@ -89,7 +95,7 @@ def saved_bytes(model_ir, batch: int) -> int:
         return t
 
     shape = model_ir.input_shape
-    x = torch.randn(batch, shape[2], shape[0], shape[1])
+    x = torch.randn(batch, *((shape[2], shape[0], shape[1]) if len(shape) == 3 else shape))
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         net(x)
     return sum(saved.values())
@@ -173,3 +179,13 @@ def test_views_share_their_input_memory():
     # the input (36) kept by c1; c1's output (144) kept by its relu and, through the
     # crop, by c2: 180 values
     assert est.activations == 4 * (36 + 144)
+
+
+@needs_torch
+def test_dropout_keeps_a_byte_mask_on_cuda_and_a_float_mask_on_the_cpu():
+    """The rule counts CUDA's fused kernel's bool mask; the CPU keeps a mask in the
+    input's dtype, 3 bytes more per element: exactly that difference and no other."""
+    model = compile_str("input 64\nDense(32, relu)\nD(0.5)\nDense(10)")
+    batch = 3
+    estimate = memory.estimate(model, batch, "float32", "sgd").activations
+    assert saved_bytes(model, batch) - estimate == batch * 32 * (4 - 1)
