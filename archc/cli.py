@@ -72,6 +72,13 @@ def cmd_check(args) -> int:
 def cmd_report(args) -> int:
     from archc import report
 
+    if args.json and args.depth is not None:
+        print(
+            "archc report: --depth collapses the text and Markdown tables; --json lists "
+            "every node (with its scope): leave out one of them",
+            file=sys.stderr,
+        )
+        return 2
     model = _compile(args.spec, args.json, input_shape=args.input)
     if model is None:
         if args.input and not args.json:

@@ -191,6 +191,8 @@ def test_input_override_errors_are_the_usual_diagnostics():
     assert r.returncode == 1 and "E401" in r.stderr and "Traceback" not in r.stderr
     assert "compiled at --input 8 x 8 x 3" in r.stderr
     assert r.stdout == ""
+    r = _archc("report", "--json", "--depth", "1", str(SPECS / "course_lenet5.cnn"))
+    assert r.returncode == 2 and "--json lists every node" in r.stderr
     r = _archc("report", "--input", "8x8", str(SPECS / "course_lenet5.cnn"))
     assert r.returncode == 2 and "is not an input size" in r.stderr
 

@@ -41,6 +41,7 @@ from archc.ir.shapes import (
     ceil_window_output,
     describe,
     effective_kernel,
+    same_padding,
     window_output,
 )
 
@@ -205,8 +206,6 @@ def kept_window_input(node: Node, ins: list[Shape]) -> Kept:
     """A convolution's or pooling's input as its backward keeps it: the input, or
     where Keras's `same` padding is uneven (the generated code pads with
     nn.ZeroPad2d or F.pad first), the padded copy, a tensor of its own."""
-    from archc.ir.shapes import same_padding
-
     h, w, c = ins[0]
     if node.padding == "same":
         dil = getattr(node, "dilation", (1, 1))
