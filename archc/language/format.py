@@ -30,7 +30,6 @@ from archc.language.parser import concrete_tree, parse
 WIDTH = 100  # columns: a merge goes on one line when its line fits; block headers wrap
 INDENT = 4  # block bodies, `train { }`, the branches of a merge written one per line
 
-_TRAILING = "\0"  # between a line's code and its comment until the comments are aligned
 _SPACED_SEPARATORS = {",": ", ", ":": ": ", "=": "="}  # `，` and `：` print as written
 
 
@@ -42,15 +41,14 @@ def format_text(text: str, path: str) -> str:
     return _Printer(text, comments).file(tree)
 
 
-def _align_comments(lines: list[str]) -> list[str]:
-    """The comments at the ends of consecutive lines start in one column, two spaces
-    after the longest line's code."""
+def _align_comments(lines: list[str | tuple[str, str]]) -> list[str]:
+    """The comments at the ends of consecutive lines (code, comment) start in one
+    column, two spaces after the longest line's code."""
     out: list[str] = []
     run: list[tuple[str, str]] = []
     for line in [*lines, ""]:
-        if _TRAILING in line:
-            code, comment = line.split(_TRAILING)
-            run.append((code, comment))
+        if isinstance(line, tuple):
+            run.append(line)
             continue
         if run:
             width = max(len(code) for code, _ in run)
@@ -103,7 +101,7 @@ class _Printer:
         ]
         self.positions = [c.pos for c in self.comments]
         self.next_comment = 0
-        self.lines: list[str] = []  # finished lines
+        self.lines: list[str | tuple[str, str]] = []  # finished lines; (code, comment)
         self.cur = ""  # the line being built, without its indentation
         self.indent = 0
         self.trailing: str | None = None  # a comment that ends the current line
@@ -114,10 +112,11 @@ class _Printer:
 
     def flush(self) -> None:
         pad = " " * self.indent
-        self.lines.extend(pad + c for c in self.hoisted)
+        bar = INDENT // 2 if self.cur.startswith("|") else 0  # a branch's `| ` line
+        self.lines.extend(pad + " " * bar + c for c in self.hoisted)
         if self.cur.strip():
             line = pad + self.cur.rstrip()
-            self.lines.append(line + (_TRAILING + self.trailing if self.trailing else ""))
+            self.lines.append((line, self.trailing) if self.trailing else line)
         elif self.trailing:
             self.lines.append(pad + self.trailing)
         self.cur, self.trailing, self.hoisted = "", None, []
@@ -173,8 +172,8 @@ class _Printer:
     def hoist(self, pos: int) -> None:
         """The comments before `pos` (inside what goes on the current line) go above it."""
         pending = self._pending(pos)
-        if pending and self.trailing is not None:
-            self.newline(self.indent)
+        if pending and (self.trailing is not None or self.cur[:1] in (")", "}")):
+            self.newline(self.indent)  # not above the end of a call or block: start a line
         self.hoisted.extend(c.text for c in pending)
 
     def _has_comment(self, node: Tree) -> bool:
@@ -266,7 +265,7 @@ class _Printer:
         self.hoist(lbrace.start_pos)
         self.put("train {")
         settings = _trees(st, "setting")
-        if not settings and not self._has_comment(st):
+        if not settings and not self._pending_before(rbrace.start_pos):
             self.put("}")
             return
         self.open = True
