@@ -222,16 +222,30 @@ def test_a_cbapd_row_per_line_and_blank_lines_are_kept_once():
 
 
 def test_blocks_are_indented_and_set_off_by_one_blank_line():
-    text = "model m\n# the stem\nblock A { C(8*3*3) B }\nblock B(c) {\n\n  A\n\n\n  C(c*1*1)\n\n}\nA B(4)\ntrain { lr: 0.1 epochs: 2 }"
+    text = (
+        "model m\n# the stem\nblock A {\n C(8*3*3) B }\nblock B(c) {\n\n  A\n\n\n  C(c*1*1)\n\n}\n"
+        "A B(4)\ntrain { lr: 0.1 epochs: 2 }"
+    )
     assert fmt(text) == (
         "model m\n\n# the stem\nblock A {\n    C(8*3*3) B\n}\n\nblock B(c) {\n    A\n\n"
         "    C(c*1*1)\n}\n\nA B(4)\n\ntrain {\n    lr: 0.1\n    epochs: 2\n}\n"
     )
 
 
-def test_a_merge_on_one_line_when_it_fits_else_a_branch_per_line():
-    short = "add {\n  C(8*3*3, s1, same)\n  | identity\n}\n"
+def test_one_line_blocks_written_so_stand_together():
+    text = "block A(c) {  C(c*3*3)  B }\nblock B {\nA(8) }\nblock D { A(4) }\nB\n"
+    assert fmt(text) == (
+        "block A(c) { C(c*3*3) B }\n\nblock B {\n    A(8)\n}\n\nblock D { A(4) }\nB\n"
+    )
+    wide = f"block W {{ {' '.join(['C(64*3*3, s1, same) B'] * 5)} }}\n"
+    assert fmt(wide).splitlines()[:2] == ["block W {", "    " + wide[10:-3]]
+
+
+def test_a_merge_on_one_line_where_written_so_and_it_fits_else_a_branch_per_line():
+    short = "add {  C(8*3*3, s1, same)|identity }\n"
     assert fmt(short) == "add { C(8*3*3, s1, same) | identity }\n"
+    spread = "add {\n  C(8*3*3, s1, same)\n  | identity\n}\n"
+    assert fmt(spread) == "add {\n    C(8*3*3, s1, same)\n  | identity\n}\n"
     arm = " ".join(["C(64*3*3, s1, same, nobias) B"] * 3)
     long = f"concat {{ {arm} | identity | }} as cat\n"
     out = fmt(long)
@@ -250,21 +264,24 @@ def test_a_branch_keeps_its_line_breaks_and_nests():
     )
 
 
-def test_a_condition_written_on_several_lines_takes_the_block_form():
+def test_a_condition_keeps_the_form_of_each_part():
     text = "if s == 2 { C(8*3*3, s2) }\nelse { C(8*3*3, s1) } B\n"
-    assert fmt(text) == "if s == 2 {\n    C(8*3*3, s2)\n} else {\n    C(8*3*3, s1)\n} B\n"
+    assert fmt(text) == text
+    text = "if s == 2 {C(8*3*3, s2)\n} else { C(8*3*3, s1) } B\n"
+    assert fmt(text) == "if s == 2 {\n    C(8*3*3, s2)\n} else { C(8*3*3, s1) } B\n"
+    long = f"if s {{ {' '.join(['C(64*3*3, s1, same) B'] * 5)} }} else {{ B }}\n"
+    assert fmt(long).splitlines()[0] == "if s {"
+    assert fmt(long).splitlines()[-1] == "} else { B }"
 
 
-def test_a_long_call_takes_an_argument_per_line_and_a_long_header_wraps():
+def test_a_long_call_takes_an_argument_per_line_and_a_header_keeps_its_breaks():
     values = ", ".join(f"{i}.25" for i in range(30))
     text = f"Normalization(mean: [{values}], variance: 2)\n"
     assert fmt(text) == f"Normalization(\n    mean: [{values}],\n    variance: 2\n)\n"
-    params = ", ".join(f"parameter_{i}={i}" for i in range(8))
-    out = fmt(f"block Wide({params}) {{ identity }}\n")
-    head = out.splitlines()[:2]
-    assert head[0].startswith("block Wide(parameter_0=0, ") and len(head[0]) <= WIDTH
-    assert head[1].startswith(" " * len("block Wide(") + "parameter_")
-    assert head[1].endswith(") {")
+    text = "block Wide(a, b=1,\n  c=2, d=3,\n e=4) {\n    identity\n}\n"
+    assert fmt(text) == (
+        "block Wide(a, b=1,\n           c=2, d=3,\n           e=4) {\n    identity\n}\n"
+    )
 
 
 def test_a_call_named_x_keeps_its_space():

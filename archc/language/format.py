@@ -140,7 +140,11 @@ class _Printer:
     def put(self, s: str) -> None:
         if self.trailing is not None:  # a comment ended this line
             self.newline(self.indent)
-        self.cur += s
+        first, *more = s.split("\n")  # a block header keeps its line breaks
+        self.cur += first
+        for line in more:
+            self.newline(0)
+            self.cur = line
 
     def space(self) -> None:
         if self.cur and not self.cur.endswith(" "):
@@ -214,10 +218,16 @@ class _Printer:
             self.newline(0, c.pos)
             self.lines.append(c.text)
         self.newline(0, _first(st).start_pos)
-        set_off = ("block_def", "train_def")
-        near = prev is not None and (prev.data in set_off or st.data in set_off)
+        near = prev is not None and (self._set_off(prev) or self._set_off(st))
         if near and "" not in self.lines[mark:]:
             self.lines.insert(mark, "")
+
+    def _set_off(self, st: Tree) -> bool:
+        """`train { }` and a block definition on several lines (one-line definitions
+        may stand together)."""
+        if st.data == "block_def":
+            return self.block_one_line(st) is None
+        return st.data == "train_def"
 
     def statement(self, st: Tree) -> None:
         if st.data == "element":
@@ -239,26 +249,40 @@ class _Printer:
         return " ".join(str(t) for t in st.children)  # model NAME, include "path"
 
     def block_def(self, st: Tree) -> None:
+        one_line = self.block_one_line(st)
+        if one_line is not None:
+            self.put(one_line)
+            return
         lbrace, rbrace = st.children[-3], st.children[-1]
         self.hoist(lbrace.start_pos)  # comments in the header
-        head = f"block {st.children[1]}"
-        if _tokens(st, "LPAR"):
-            head += "("
-            lpar = st.children.index(_tokens(st, "LPAR")[0])
-            rpar = st.children.index(_tokens(st, "RPAR")[0])
-            pieces = self.separated(st.children[lpar + 1 : rpar], pieces=True)
-            pieces[-1] += ") {"
-            line, column = head, 0  # continuation lines align with the first parameter
-            for piece in pieces:
-                if line != head and column + len(line) + len(piece.rstrip()) > WIDTH:
-                    self.put(line)
-                    self.newline(len(head))
-                    line, column = "", len(head)
-                line += piece
-            self.put(line)
-        else:
-            self.put(head + " {")
+        self.put(self.block_head(st, wrap=True) + " {")
         self.body(st.children[-2], 0, rbrace)
+
+    def block_one_line(self, st: Tree) -> str | None:
+        """`block A(ch) { C(ch*3*3) B }` where it was written on one line and fits."""
+        if _first(st).line != _last(st).end_line or self._has_comment(st):
+            return None
+        text = f"{self.block_head(st, wrap=False)} {self.braced(st.children[-2])}"
+        return text if len(text) <= WIDTH else None
+
+    def block_head(self, st: Tree, wrap: bool) -> str:
+        """`block Name(params)`; with `wrap`, the parameters keep the user's line
+        breaks, continuation lines aligned with the first parameter."""
+        head = f"block {st.children[1]}"
+        if not _tokens(st, "LPAR"):
+            return head
+        head += "("
+        lpar = st.children.index(_tokens(st, "LPAR")[0])
+        rpar = st.children.index(_tokens(st, "RPAR")[0])
+        items = st.children[lpar + 1 : rpar]
+        params = [p for p in items if isinstance(p, Tree)]
+        pieces = self.separated(items, pieces=True)
+        text = head
+        for i, piece in enumerate(pieces):
+            if wrap and i and _first(params[i]).line > _last(params[i - 1]).end_line:
+                text = text.rstrip() + "\n" + " " * len(head)
+            text += piece
+        return text + ")"
 
     def train_def(self, st: Tree) -> None:
         lbrace, rbrace = st.children[1], st.children[-1]
@@ -348,9 +372,8 @@ class _Printer:
         return f" x({self.expr(part.children[1])})"
 
     def inline(self, unit: Tree) -> str | None:
-        """The unit on one line, or None where it keeps several: a group or condition
-        written on several lines, a merge with line breaks in a branch, anything with
-        a comment inside."""
+        """The unit on one line, or None where it keeps several: a group, condition or
+        merge written on several lines or with a comment inside."""
         if unit.data == "call":
             name = str(unit.children[0])
             if len(unit.children) == 1:
@@ -359,40 +382,31 @@ class _Printer:
             return f"{name}{' ' if name == 'x' else ''}({self.args(unit.children[2])})"
         if unit.data == "tensor_ref":
             return str(unit.children[0])
-        if self._has_comment(unit):
+        if self._has_comment(unit) or _first(unit).line != _last(unit).end_line:
             return None
         if unit.data == "branch":
-            arms = [self.seq_inline(s) for s in _trees(unit, "seq")]
-            if any(a is None for a in arms):
-                return None
             text = f"{unit.children[0]} {{"
-            for i, arm in enumerate(arms):
+            for i, seq in enumerate(_trees(unit, "seq")):
+                arm = self.seq_inline(seq)
                 text += (" |" if i else "") + (f" {arm}" if arm else "")
             return text + " }"
-        if _first(unit).line != _last(unit).end_line:
-            return None
         seqs = [self.braced(s) for s in _trees(unit, "seq")]
         if unit.data == "group":
             return seqs[0]
         text = f"if {self.expr(unit.children[1])} {seqs[0]}"
         return text + (f" else {seqs[1]}" if len(seqs) > 1 else "")
 
-    def seq_inline(self, seq: Tree) -> str | None:
+    def seq_inline(self, seq: Tree) -> str:
+        """A sequence written on one line without comments, on one line."""
         texts = []
-        prev = None
         for el in seq.children:
-            if prev is not None and _first(el).line > _last(prev).end_line:
-                return None
             text = self.inline(el.children[0])
-            if text is None:
-                return None
+            assert text is not None  # what it holds is on its line, without comments
             texts.append(text + "".join(self.suffix(p) for p in el.children[1:]))
-            prev = el
         return " ".join(texts)
 
     def braced(self, seq: Tree) -> str:
         text = self.seq_inline(seq)
-        assert text is not None  # a one-line group or condition without comments
         return f"{{ {text} }}" if text else "{}"
 
     def lines_of(self, unit: Tree, indent: int) -> None:
@@ -401,19 +415,32 @@ class _Printer:
             self.put("{")
             self.body(unit.children[1], indent, unit.children[2])
         elif unit.data == "cond":
-            lbrace = unit.children[2]
+            if_, test, lbrace, seq, rbrace, *orelse = unit.children
             self.hoist(lbrace.start_pos)  # comments in the test
-            self.put(f"if {self.expr(unit.children[1])} {{")
-            self.body(unit.children[3], indent, unit.children[4])
-            if len(unit.children) > 5:
-                if self.comments_as_lines(unit.children[6].start_pos, indent):
+            self.put(f"if {self.expr(test)} ")
+            self.braced_lines(if_, seq, rbrace, indent)
+            if orelse:
+                else_, lbrace, seq, end = orelse
+                moved = self.comments_as_lines(lbrace.start_pos, indent)
+                if moved or else_.line > rbrace.line:  # `else` where the user broke the line
                     self.newline(indent)
                 else:
                     self.space()
-                self.put("else {")
-                self.body(unit.children[7], indent, unit.children[8])
+                self.put("else ")
+                self.braced_lines(else_, seq, end, indent)
         else:
             self.merge_lines(unit, indent)
+
+    def braced_lines(self, start: Token, seq: Tree, rbrace: Token, indent: int) -> None:
+        """`{ ... }` of a condition: on its line where it was written on one line from
+        `start` (`if`, `else`) and fits, else a body on lines of its own."""
+        one_line = start.line == rbrace.line and not self._pending_before(rbrace.start_pos)
+        text = self.braced(seq) if one_line else ""
+        if one_line and self.column() + len(text) <= WIDTH:
+            self.put(text)
+        else:
+            self.put("{")
+            self.body(seq, indent, rbrace)
 
     def merge_lines(self, unit: Tree, indent: int) -> None:
         """One branch per line (or several, as written), each after a leading `|`."""
