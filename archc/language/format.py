@@ -342,13 +342,14 @@ class _Printer:
         unit = el.children[0]
         suffix = "".join(self.suffix(part) for part in el.children[1:])
         text = self.inline(unit)
+        if unit.data in ("call", "tensor_ref"):
+            self.hoist(_last(el).end_pos)  # first: it may start a line
         fits = text is not None and self.column() + len(text + suffix) <= WIDTH
-        if fits or unit.data == "tensor_ref" or (unit.data == "call" and len(unit.children) == 1):
+        if fits or unit.data in ("call", "tensor_ref") and not self._explodes(unit):
             self.hoist(_last(el).end_pos)
             self.put(text + suffix)
             return
-        if unit.data == "call":  # too long for its line: one argument per line
-            self.hoist(_last(el).end_pos)
+        if unit.data == "call":  # too long for a line of its own: one argument per line
             self.put(text[: text.index("(") + 1])
             for piece in self.separated(unit.children[2].children, pieces=True):
                 if piece.strip():
@@ -363,6 +364,11 @@ class _Printer:
                 self.newline(indent)
                 suffix = suffix.lstrip()
             self.put(suffix)
+
+    def _explodes(self, unit: Tree) -> bool:
+        """A call with arguments that starts its line (after a `|` at most) and does
+        not fit takes one argument per line; one later on a line leaves it long."""
+        return unit.data == "call" and len(unit.children) > 1 and self.cur.strip() in ("", "|")
 
     def suffix(self, part: Tree) -> str:
         if part.data == "alias":
