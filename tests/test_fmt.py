@@ -190,6 +190,46 @@ def test_random_programs_with_comments_keep_every_comment_in_order(text):
     _round_trip(text)
 
 
+def _spaces_outside_comments(text: str) -> list[int]:
+    out, in_comment = [], False
+    for i, c in enumerate(text):
+        in_comment = (in_comment or c == "#") and c != "\n"
+        if c in " \n" and not in_comment:
+            out.append(i)
+    return out
+
+
+@st.composite
+def respaced_specs(draw):
+    """A spec of specs/ with white space changed at random: line breaks, blank lines,
+    spaces and comments (alone on a line or after code) where it had white space."""
+    name = draw(st.sampled_from([n for n in SPEC_NAMES if n != "stdlib.cnn"]))
+    text = (SPECS / name).read_text(encoding="utf-8")
+    spaces = _spaces_outside_comments(text)
+    chosen = sorted(draw(st.sets(st.sampled_from(spaces), min_size=1, max_size=30)))
+    forms = ["\n", "   ", " # r{}\n", "\n\n# r{}\n", "\n\n\n", " "]
+    out, last = [], 0
+    for n, i in enumerate(chosen):
+        out += [text[last:i], draw(st.sampled_from(forms)).format(n)]
+        last = i + 1
+    respaced = "".join(out) + text[last:]
+    try:
+        same = tree(respaced) == tree(text)
+    except SpecError:
+        same = False
+    assume(same)  # `add # r1 {` reads otherwise
+    return name, respaced
+
+
+@FUZZ
+@given(respaced_specs())
+def test_specs_written_otherwise_format_faithfully_and_compile_the_same(spec):
+    name, text = spec
+    out = assert_formats_faithfully(text)
+    path = str(SPECS / name)  # beside stdlib.cnn
+    assert outcome(path, out) == outcome(path, text) == outcome(path)
+
+
 # ---- the layout ---------------------------------------------------------------------
 
 
