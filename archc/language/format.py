@@ -3,7 +3,7 @@
 The formatter prints what the user wrote: every statement, block, name,
 number, condition, repeat, include and the `train { }` section in source order,
 each token spelled as written (`1e-3`, `6\\*5\\*5`, `核`, `，`); only the layout is
-canonical (spaces, indentation, line breaks where the user had none to keep).
+canonical (spaces, indentation; the user's line breaks between layers are kept).
 So the text it prints parses to the same syntax tree, and compiles to the same IR.
 
 It reads lark's concrete tree of the same grammar (archc/language/parser.py,
@@ -27,8 +27,10 @@ from lark import Token, Tree
 from archc.diagnostics import Diagnostics, Sources
 from archc.language.parser import concrete_tree, parse
 
-WIDTH = 100  # columns: a merge goes on one line when its line fits; block headers wrap
-INDENT = 4  # block bodies, `train { }`, the branches of a merge written one per line
+# Columns: a block, merge, group or condition written on one line stays on one line
+# where it fits; a call longer than its own line takes one argument per line.
+WIDTH = 100
+INDENT = 4  # bodies, `train { }`; a merge's `|` stands half way
 
 _SPACED_SEPARATORS = {",": ", ", ":": ": ", "=": "="}  # `，` and `：` print as written
 
