@@ -4,6 +4,7 @@
     archc report SPEC [--json|--markdown] [--depth N] [--input HxWxC]
                       [--batch N] [--dtype ...] [--optimizer ...]
     archc ir SPEC [--indent]            the inferred IR as JSON
+    archc fmt FILE... [--check] [--diff]  rewrite specs as canonical .cnn text (`-`: stdin)
     archc build SPEC... [--backend keras|torch|onnx|all] [-o DIR]
                         [--weights FILE] [--opset N] [--dtype float32|float64]   (onnx)
     archc build --all [--check]         every spec in specs/, every source backend
@@ -124,6 +125,72 @@ def cmd_ir(args) -> int:
         return 1
     print(model.model_dump_json(indent=2 if args.indent else None))
     return 0
+
+
+def cmd_fmt(args) -> int:
+    """Each file formatted (archc/language/format.py): rewritten in place, or with
+    --check / --diff only named / shown. A file with errors is left as it is."""
+    import difflib
+
+    from archc.diagnostics import Diagnostics, Sources, SpecError
+    from archc.language.format import format_text
+    from archc.language.parser import decode_source, read_source
+
+    failed = changed = 0
+    for path in args.files:
+        name = "<stdin>" if path == "-" else path
+        try:
+            if path == "-":
+                text = decode_source(sys.stdin.buffer.read(), name, Diagnostics(Sources()))
+            else:
+                text = read_source(path, Diagnostics(Sources()))
+            new = format_text(text, name)
+        except SpecError as e:
+            print(e.render(), file=sys.stderr)
+            failed += 1
+            continue
+        if args.diff and new != text:
+            for line in difflib.unified_diff(
+                text.splitlines(keepends=True), new.splitlines(keepends=True), name, name
+            ):
+                end = "" if line.endswith("\n") else "\n\\ No newline at end of file\n"
+                sys.stdout.write(line + end)
+        if args.check or args.diff:
+            if new != text:
+                changed += 1
+                if args.check:
+                    print(f"would reformat {name}")
+        elif path == "-":
+            sys.stdout.write(new)
+        elif new != text:
+            try:
+                _replace_file(path, new)
+            except OSError as e:
+                print(f"archc: cannot write {path}: {e.strerror or e}", file=sys.stderr)
+                failed += 1
+                continue
+            print(f"reformatted {path}", file=sys.stderr)
+    return 1 if failed or (args.check and changed) else 0
+
+
+def _replace_file(path: str, text: str) -> None:
+    """Write `text` to `path` atomically (a temporary file in the same folder, then
+    os.replace), keeping the file's mode; a link's target is the file replaced."""
+    import stat
+    import tempfile
+
+    path = os.path.realpath(path)
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".archc-fmt-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 # `archc build` options some backends take (the registry says which: Backend.options)
@@ -691,6 +758,26 @@ def make_parser() -> argparse.ArgumentParser:
     )
     i.add_argument("--indent", action="store_true", help="pretty-print")
     i.set_defaults(func=cmd_ir)
+
+    f = _command(
+        sub,
+        "fmt",
+        "rewrite specs as canonical .cnn text (layout only: tokens and comments as written)",
+        "  archc fmt my.cnn            # rewritten in place\n"
+        "  archc fmt --check specs/*.cnn   # CI: exit 1 and name the files that would change\n"
+        "  archc fmt --diff my.cnn     # the changes as a unified diff; nothing written\n"
+        "  archc fmt - < my.cnn        # stdin to stdout",
+    )
+    f.add_argument("files", nargs="+", metavar="FILE", help="spec files; `-`: stdin to stdout")
+    f.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; name the files that would change, exit 1 if any would",
+    )
+    f.add_argument(
+        "--diff", action="store_true", help="write nothing; print the changes as a unified diff"
+    )
+    f.set_defaults(func=cmd_fmt)
 
     b = _command(
         sub,
