@@ -66,16 +66,12 @@ def comments(text: str) -> list[str]:
 
 def ir(model) -> dict:
     """The IR as JSON without source locations, and without the source file's name.
-    A block parameter's `default` is its source text (`res=(s == 1) * (cin == x)`),
-    a record of the source like `loc`: only its spacing may change."""
+    (A block parameter's `default` is its source text without white space, so it
+    is compared as it is.)"""
 
     def strip(d):
         if isinstance(d, dict):
-            return {
-                k: "".join(v.split()) if k == "default" and isinstance(v, str) else strip(v)
-                for k, v in d.items()
-                if k != "loc"
-            }
+            return {k: strip(v) for k, v in d.items() if k != "loc"}
         if isinstance(d, list):
             return [strip(i) for i in d]
         return d

@@ -33,7 +33,7 @@ ArgValue = bool | int | float | str | list[bool | int | float | str]
 class BlockParam(BaseModel):
     model_config = ConfigDict(frozen=True, defer_build=True)
     name: str
-    default: str | None = None  # the default as written, e.g. "3" or "ch*4"
+    default: str | None = None  # the default as written, without white space: "3", "ch*4"
 
 
 class BlockDefinition(BaseModel):

@@ -978,7 +978,7 @@ def build_ir(
         BlockDefinition(
             name=b.name,
             params=tuple(
-                BlockParam(name=p.name, default=_source_text(diags, p.default)) for p in b.params
+                BlockParam(name=p.name, default=_default_text(diags, p.default)) for p in b.params
             ),
             loc=loc(b.span),
             exprs=_body_arithmetic(b),
@@ -1122,6 +1122,13 @@ def _body_arithmetic(b: S.BlockDef) -> tuple[str, ...]:
             elif isinstance(u, S.Cond):
                 seqs += [u.then] + ([u.orelse] if u.orelse is not None else [])
     return tuple(out)
+
+
+def _default_text(diags: Diagnostics, e: S.Expr | None) -> str | None:
+    """A parameter's default as written, white space left out (`(s==1)*(cin==x)`),
+    so that the IR does not change when `archc fmt` re-spaces the spec."""
+    text = _source_text(diags, e)
+    return None if text is None else "".join(text.split())
 
 
 def _source_text(diags: Diagnostics, e: S.Expr | None) -> str | None:
