@@ -380,6 +380,7 @@ def _arrange(units: list[_Unit], edges, out_key: str, label_output: bool) -> _Pl
             if p is not None:
                 top = max(top, y[p] + units[p].h + GAP)
         y[i] = top
+    asap = list(y)
     # a unit that reads only through references `@name` (a U-Net crop) stands just
     # above its consumer: the long way is the skip's, drawn dashed in its own lane
     for i in range(n - 1, -1, -1):
@@ -429,7 +430,13 @@ def _arrange(units: list[_Unit], edges, out_key: str, label_output: bool) -> _Pl
             lane_of[i] = real[0]
         else:
             choice = None
-            for lane in sorted(lane_of[p] for p in preds[i] if p is not None and cont[p] == i):
+            # a merge continues the lane of its longest input (the main path, wherever
+            # the spec writes it), so the path runs straight through the merge
+            main_first = sorted(
+                (p for p in preds[i] if p is not None and cont[p] == i),
+                key=lambda p: (-(y[p] + units[p].h), -asap[p], lane_of[p]),
+            )
+            for lane in (lane_of[p] for p in main_first):
                 if free(lane, a, b):
                     choice = lane
                     break
