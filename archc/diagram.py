@@ -83,6 +83,7 @@ FAMILIES: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
     "dropout": ("dropout", "#f6f6f6", "#a0a0a0", ("dropout", "droppath")),
 }  # fmt: skip
 BLOCK_FAMILY = ("block (collapsed)", "#f4ead6", "#8a6d3b")
+DASHED = ("shortcut / skip", "", "")  # a legend entry drawn as a dashed edge
 FAMILY_OF = {kind: fam for fam, (_, _, _, kinds) in FAMILIES.items() for kind in kinds}
 # A kind registered outside archc.ir.kinds (a test's throwaway kind) is drawn in this
 # family's grey; archc's own kinds are all listed above (tested).
@@ -650,21 +651,10 @@ def layout(model: Model, depth: int | None = None) -> Layout:
         f"{model.params:,} parameters \u00b7 {model.macs:,} MACs \u00b7 input "
         f"{_shape(model.input_shape)} \u00b7 output {_shape(model.output_shape)}"
     )
-    families = []
-    present = {FAMILY_OF.get(n.kind, UNLISTED) for n in model.nodes}
-    for fam, (label, fill, stroke, _) in FAMILIES.items():
-        if fam in present:
-            families.append((label, fill, stroke))
-
-    items: list = []
-    top = MARGIN + 44  # below the title and the legend (set again below)
-    # legend first, to know where the drawing starts
-    legend = list(families)
     body: list = []
     x0 = 0
     ends: list[tuple[int, int, int]] = []  # per column: out x, out bottom, right edge
     starts: list[tuple[int, int]] = []  # per column: in x, top
-    any_block = False
     for col in columns:
         left = max(placed[k].in_port for k in col)
         right = max(placed[k].w - placed[k].in_port for k in col)
@@ -692,9 +682,14 @@ def layout(model: Model, depth: int | None = None) -> Layout:
         body.append(Edge(_simplify([(ox, ob), (ox, ob + GAP // 2), (gutter, ob + GAP // 2),
                                     (gutter, it - GAP // 2), (ix, it - GAP // 2), (ix, it)]),
                          False))  # fmt: skip
-    any_block = any(isinstance(it, Box) and it.family == "block" for it in body)
-    if any_block:
+    # the legend: the colours the drawing uses, and the dashed edges if any
+    drawn = {it.family for it in body if isinstance(it, Box)}
+    legend = [(label, fill, stroke) for fam, (label, fill, stroke, _) in FAMILIES.items()
+              if fam in drawn]  # fmt: skip
+    if "block" in drawn:
         legend.append(BLOCK_FAMILY)
+    if any(isinstance(it, Edge) and it.dashed for it in body):
+        legend.append(DASHED)
     width = max(x0 - COLUMN_GAP, 1)
     height = max(
         max((it.y + it.h for it in body if isinstance(it, (Box, Frame))), default=0),
@@ -784,8 +779,17 @@ def render_svg(lay: Layout) -> str:
         '<g class="legend">',
     ]
     for x, y, label, fill, stroke in lay.legend:
+        if fill:
+            out.append(
+                f'<rect x="{x}" y="{y}" width="14" height="12" rx="2" fill="{fill}" '
+                f'stroke="{stroke}"/>'
+            )
+        else:
+            out.append(
+                f'<path d="M{x},{y + 6} L{x + 14},{y + 6}" stroke="{EDGE}" stroke-width="1.2" '
+                'stroke-dasharray="4 2"/>'
+            )
         out.append(
-            f'<rect x="{x}" y="{y}" width="14" height="12" rx="2" fill="{fill}" stroke="{stroke}"/>'
             f'<text x="{x + 20}" y="{y + 10}" font-size="{SIZE_NAME}">{escape(label)}</text>'
         )
     out.append("</g>")
@@ -901,8 +905,13 @@ def render_png(lay: Layout) -> bytes:
     text(MARGIN, MARGIN + 12, lay.title, 15, bold=True)
     text(MARGIN, MARGIN + 28, lay.subtitle, SIZE_NAME, LABEL)
     for x, y, label, fill, stroke in lay.legend:
-        draw.rounded_rectangle([x * s, y * s, (x + 14) * s, (y + 12) * s], radius=2 * s,
-                               fill=_rgb(fill), outline=_rgb(stroke), width=s)  # fmt: skip
+        if fill:
+            draw.rounded_rectangle([x * s, y * s, (x + 14) * s, (y + 12) * s], radius=2 * s,
+                                   fill=_rgb(fill), outline=_rgb(stroke), width=s)  # fmt: skip
+        else:
+            for a in (0, 6, 12):
+                draw.line([((x + a) * s, (y + 6) * s), ((x + min(a + 4, 14)) * s, (y + 6) * s)],
+                          fill=_rgb(EDGE), width=max(1, round(1.2 * s)))  # fmt: skip
         text(x + 20, y + 10, label, SIZE_NAME)
     for f in lay.frames:
         draw.rounded_rectangle([f.x * s, f.y * s, (f.x + f.w) * s, (f.y + f.h) * s],
