@@ -109,7 +109,11 @@ def cmd_diagram(args) -> int:
     if model is None:
         return 1
     lay = diagram.layout(model, args.depth)
-    data = diagram.render_png(lay) if suffix == ".png" else diagram.render_svg(lay).encode()
+    try:
+        data = diagram.render_png(lay) if suffix == ".png" else diagram.render_svg(lay).encode()
+    except diagram.TooLarge as e:
+        print(f"archc diagram: {args.spec}: {e}", file=sys.stderr)
+        return 1
     try:
         with open(args.output, "wb") as f:
             f.write(data)

@@ -839,6 +839,13 @@ def render_svg(lay: Layout) -> str:
 # ---------------------------------------------------------------------------
 
 
+PNG_LIMIT = 120_000_000  # pixels: an RGB image of 360 MB while it is drawn
+
+
+class TooLarge(ValueError):
+    """The drawing is too large to rasterise (the SVG has no such limit)."""
+
+
 def png_scale(lay: Layout) -> int:
     """Pixels per layout unit in the PNG: 2 (sharp) unless the drawing is large."""
     return 2 if lay.width * lay.height <= 4_000_000 else 1
@@ -858,6 +865,12 @@ def render_png(lay: Layout) -> bytes:
 
     from PIL import Image, ImageDraw, ImageFont
 
+    if lay.width * lay.height > PNG_LIMIT:
+        raise TooLarge(
+            f"the drawing is {lay.width} x {lay.height} pixels, more than a PNG is drawn "
+            f"at ({PNG_LIMIT // 1_000_000} megapixels): write it as .svg, or fold blocks "
+            f"with --depth"
+        )
     s = png_scale(lay)
     img = Image.new("RGB", (lay.width * s, lay.height * s), "#ffffff")
     draw = ImageDraw.Draw(img)

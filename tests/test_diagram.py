@@ -329,6 +329,19 @@ def test_cli_names_the_extra_for_png(tmp_path):
     assert not out.exists()
 
 
+def test_cli_refuses_a_png_too_large_to_draw(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("PIL")
+    from archc.cli import main
+
+    monkeypatch.setattr(diagram, "PNG_LIMIT", 100_000)
+    out = tmp_path / "r.png"
+    assert main(["diagram", str(ROOT / "specs/resnet18.cnn"), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "more than a PNG is drawn at" in err and "--depth" in err
+    assert not out.exists()
+    assert main(["diagram", str(ROOT / "specs/resnet18.cnn"), "-o", str(tmp_path / "r.svg")]) == 0
+
+
 @pytest.mark.parametrize(
     "args, rc, message",
     [
