@@ -191,31 +191,17 @@ def _shape(shape) -> str:
 
 
 def _shift(items: list, dx: int, dy: int) -> list:
-    out = []
+    """Move `items` by (dx, dy), in place (each unit's items are placed once), and
+    return them."""
+    if dx == 0 and dy == 0:
+        return items
     for it in items:
         if isinstance(it, Edge):
-            out.append(Edge([(x + dx, y + dy) for x, y in it.points], it.dashed))
-        elif isinstance(it, Label):
-            out.append(Label(it.x + dx, it.y + dy, it.text))
-        elif isinstance(it, Box):
-            out.append(
-                Box(
-                    it.id,
-                    it.x + dx,
-                    it.y + dy,
-                    it.w,
-                    it.h,
-                    it.family,
-                    it.lines,
-                    it.tooltip,
-                    it.node,
-                )
-            )
+            it.points = [(x + dx, y + dy) for x, y in it.points]
         else:
-            out.append(
-                Frame(it.id, it.x + dx, it.y + dy, it.w, it.h, it.level, it.title, it.tooltip)
-            )
-    return out  # fmt: skip
+            it.x += dx
+            it.y += dy
+    return items
 
 
 def _arg(v) -> str:
@@ -404,15 +390,19 @@ def _arrange(units: list[_Unit], edges, out_key: str, label_output: bool) -> _Pl
 
     lanes: list[list[tuple[int, int]]] = []
 
+    lane_end: list[int] = []  # the lowest end of anything in each lane (a quick check)
+
     def free(lane: int, a: int, b: int) -> bool:
-        if lane >= len(lanes):
+        if lane >= len(lanes) or a >= lane_end[lane]:
             return True
         return all(b <= a2 or b2 <= a for a2, b2 in lanes[lane])
 
     def take(lane: int, a: int, b: int) -> None:
         while len(lanes) <= lane:
             lanes.append([])
+            lane_end.append(-ENTRY)
         lanes[lane].append((a, b))
+        lane_end[lane] = max(lane_end[lane], b)
 
     def lowest_free(a: int, b: int) -> int:
         lane = 0
@@ -569,40 +559,44 @@ def _simplify(pts: list[tuple[int, int]]) -> list[tuple[int, int]]:
 # ---------------------------------------------------------------------------
 
 
+def _runs(heights: list[int], cap: int) -> list[list[int]]:
+    """`heights` cut greedily into runs whose sums stay within `cap` (a run of one
+    height over the cap stands alone): the fewest runs any cutting within `cap` has."""
+    runs: list[list[int]] = [[]]
+    total = 0
+    for i, h in enumerate(heights):
+        if runs[-1] and total + h > cap:
+            runs.append([])
+            total = 0
+        runs[-1].append(i)
+        total += h
+    return runs
+
+
+def _lowest_cap(heights: list[int], k: int) -> int:
+    """The smallest cap within which `heights` cut into at most `k` runs (bisection)."""
+    lo, hi = max(heights), sum(heights)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if len(_runs(heights, mid)) <= k:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def _columns(heights: list[int], width: int) -> list[list[int]]:
     """Which segments (of these heights) go in which column: one column up to
     MAX_SINGLE_COLUMN pixels; beyond, at most as many columns as make the drawing
     about square, and the fewest whose tallest column is within a quarter of what
     that most would give (a U-Net, one long segment from its input to its output,
-    stays one column). The cuts are the best ones (dynamic programming over where
-    each column starts; ties: the earliest)."""
-    n = len(heights)
+    stays one column). Then the columns as even as their number allows."""
     total = sum(heights)
     if total <= MAX_SINGLE_COLUMN:
-        return [list(range(n))]
-    most = max(1, min(n, round(math.sqrt(total / (width + COLUMN_GAP)))))
-    prefix = [0]
-    for h in heights:
-        prefix.append(prefix[-1] + h)
-    # best[j][i]: the tallest column when heights[:i] fill j columns; start[j][i]:
-    # where the last of them starts
-    best = [[total + 1] * (n + 1) for _ in range(most + 1)]
-    start = [[0] * (n + 1) for _ in range(most + 1)]
-    best[0][0] = 0
-    for j in range(1, most + 1):
-        for i in range(j, n + 1):
-            for m in range(j - 1, i):
-                v = max(best[j - 1][m], prefix[i] - prefix[m])
-                if v < best[j][i]:
-                    best[j][i], start[j][i] = v, m
-    k = next(j for j in range(1, most + 1) if best[j][n] <= best[most][n] * 1.25)
-    runs: list[list[int]] = []
-    i = n
-    for j in range(k, 0, -1):
-        m = start[j][i]
-        runs.append(list(range(m, i)))
-        i = m
-    return runs[::-1]
+        return [list(range(len(heights)))]
+    most = max(1, min(len(heights), round(math.sqrt(total / (width + COLUMN_GAP)))))
+    fewest = len(_runs(heights, _lowest_cap(heights, most) * 5 // 4))
+    return _runs(heights, _lowest_cap(heights, fewest))
 
 
 def layout(model: Model, depth: int | None = None) -> Layout:
@@ -633,12 +627,15 @@ def layout(model: Model, depth: int | None = None) -> Layout:
         if open_spans == 0 and i + 1 < n:
             segments.append([])
     out_key = b.unit_of(model.output, 0)
+    segment_of = {units[i].key: k for k, seg in enumerate(segments) for i in seg}
+    inside: list[list] = [[] for _ in segments]  # each segment's own edges
+    for s, d, dashed in edges:
+        if s is not None and segment_of[s] == segment_of[d]:
+            inside[segment_of[s]].append((s, d, dashed))
     placed = []
-    for seg in segments:
-        members = {units[i].key for i in seg}
-        seg_edges = [(s, d, x) for s, d, x in edges if s in members and d in members]
-        last = out_key if out_key in members else units[seg[-1]].key
-        placed.append(_arrange([units[i] for i in seg], seg_edges, last, label_output=True))
+    for k, seg in enumerate(segments):
+        last = out_key if segment_of.get(out_key) == k else units[seg[-1]].key
+        placed.append(_arrange([units[i] for i in seg], inside[k], last, label_output=True))
 
     # columns
     def step(p: _Placed) -> int:  # from a segment's top to the next one's
