@@ -17,9 +17,10 @@
 Exit status: 0 success, 1 a spec has errors (or the data or a run failed), 2 the
 command line is wrong, 3 a training loss became non-finite, 130 / 143 a run was
 stopped by SIGINT / SIGTERM (its checkpoint saved).
-check, report, ir and build need only archc's own dependencies (lark, pydantic,
-jinja2): NumPy and the frameworks are imported inside the commands that need
-them, and a missing one is named with the extra to install (archc/extras.py).
+check, report, ir, build and diagram (SVG) need only archc's own dependencies
+(lark, pydantic, jinja2): NumPy, the frameworks and Pillow are imported inside the
+commands that need them, and a missing one is named with the extra to install
+(archc/extras.py).
 """
 
 from __future__ import annotations
