@@ -1,10 +1,12 @@
 """The `archc` command line.
 
     archc check SPEC...                 compile, report errors, print a one-line summary
-    archc report SPEC [--json|--markdown]
+    archc report SPEC [--json|--markdown] [--depth N] [--input HxWxC]
+                      [--batch N] [--dtype ...] [--optimizer ...]
     archc ir SPEC [--indent]            the inferred IR as JSON
     archc diagram SPEC -o FILE.svg|FILE.png [--depth N]
                                         a diagram of the graph (PNG: the diagram extra)
+    archc fmt FILE... [--check] [--diff]  rewrite specs as canonical .cnn text (`-`: stdin)
     archc build SPEC... [--backend keras|torch|onnx|all] [-o DIR]
                         [--weights FILE] [--opset N] [--dtype float32|float64]   (onnx)
     archc build --all [--check]         every spec in specs/, every source backend
@@ -39,12 +41,14 @@ from archc.train import TRAINERS
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
-def _compile(path: str, json_errors: bool, library_ok: bool = False):
+def _compile(path: str, json_errors: bool, library_ok: bool = False, input_shape=None):
     from archc.diagnostics import SpecError
     from archc.pipeline import check_spec, compile_spec
 
     try:
-        return check_spec(path) if library_ok else compile_spec(path)
+        if library_ok:
+            return check_spec(path)
+        return compile_spec(path, input_shape=input_shape)
     except SpecError as e:
         print(e.to_json() if json_errors else e.render(), file=sys.stderr)
         return None
@@ -72,16 +76,50 @@ def cmd_check(args) -> int:
 def cmd_report(args) -> int:
     from archc import report
 
-    model = _compile(args.spec, args.json)
+    if args.json and args.depth is not None:
+        print(
+            "archc report: --depth collapses the text and Markdown tables; --json lists "
+            "every node (with its scope): leave out one of them",
+            file=sys.stderr,
+        )
+        return 2
+    model = _compile(args.spec, args.json, input_shape=args.input)
     if model is None:
+        if args.input and not args.json:
+            size = " x ".join(map(str, args.input))
+            print(f"(compiled at --input {size}, not the spec's input size)", file=sys.stderr)
         return 1
+    choice = report.memory_choice(model, args.batch, args.dtype, args.optimizer)
     if args.json:
-        print(report.as_json(model))
+        print(report.as_json(model, choice))
     elif args.markdown:
-        print(report.markdown(model))
+        print(report.markdown(model, args.depth, choice))
     else:
-        print(report.text(model))
+        print(report.text(model, args.depth, choice))
     return 0
+
+
+def _input_size(text: str) -> tuple[int, ...]:
+    """`299x299x3`, `299*299*3` (H x W x C) or `784` (a vector), for --input."""
+    parts = text.lower().replace("*", "x").split("x")
+    if len(parts) not in (1, 3) or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an input size: write H x W x C as 299x299x3 (or 299*299*3), "
+            "or a vector's length"
+        )
+    return tuple(int(p) for p in parts)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def _depth(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a depth (0, 1, 2, ...)")
+    return int(text)
 
 
 def cmd_ir(args) -> int:
@@ -124,6 +162,72 @@ def cmd_diagram(args) -> int:
     if not args.quiet:
         print(f"wrote {args.output}  ({len(model.nodes)} nodes, {lay.width} x {lay.height} px)")
     return 0
+
+
+def cmd_fmt(args) -> int:
+    """Each file formatted (archc/language/format.py): rewritten in place, or with
+    --check / --diff only named / shown. A file with errors is left as it is."""
+    import difflib
+
+    from archc.diagnostics import Diagnostics, Sources, SpecError
+    from archc.language.format import format_text
+    from archc.language.parser import decode_source, read_source
+
+    failed = changed = 0
+    for path in args.files:
+        name = "<stdin>" if path == "-" else path
+        try:
+            if path == "-":
+                text = decode_source(sys.stdin.buffer.read(), name, Diagnostics(Sources()))
+            else:
+                text = read_source(path, Diagnostics(Sources()))
+            new = format_text(text, name)
+        except SpecError as e:
+            print(e.render(), file=sys.stderr)
+            failed += 1
+            continue
+        if args.diff and new != text:
+            for line in difflib.unified_diff(
+                text.splitlines(keepends=True), new.splitlines(keepends=True), name, name
+            ):
+                end = "" if line.endswith("\n") else "\n\\ No newline at end of file\n"
+                sys.stdout.write(line + end)
+        if args.check or args.diff:
+            if new != text:
+                changed += 1
+                if args.check:
+                    print(f"would reformat {name}")
+        elif path == "-":
+            sys.stdout.write(new)
+        elif new != text:
+            try:
+                _replace_file(path, new)
+            except OSError as e:
+                print(f"archc: cannot write {path}: {e.strerror or e}", file=sys.stderr)
+                failed += 1
+                continue
+            print(f"reformatted {path}", file=sys.stderr)
+    return 1 if failed or (args.check and changed) else 0
+
+
+def _replace_file(path: str, text: str) -> None:
+    """Write `text` to `path` atomically (a temporary file in the same folder, then
+    os.replace), keeping the file's mode; a link's target is the file replaced."""
+    import stat
+    import tempfile
+
+    path = os.path.realpath(path)
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".archc-fmt-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 # `archc build` options some backends take (the registry says which: Backend.options)
@@ -634,13 +738,46 @@ def make_parser() -> argparse.ArgumentParser:
         sub,
         "report",
         "shapes, parameters, MACs and receptive fields",
-        "  archc report specs/vgg16.cnn\n  archc report specs/resnet18.cnn --markdown",
+        "  archc report specs/vgg16.cnn\n  archc report specs/resnet18.cnn --markdown\n"
+        "  archc report specs/resnet152.cnn --depth 1   # blocks inside stages collapsed\n"
+        "  archc report specs/inception_v3.cnn --input 224x224x3 --batch 64 --dtype bfloat16",
     )
     r.add_argument("spec", metavar="SPEC")
     fmt = r.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="as JSON (default: a text table)")
     fmt.add_argument(
         "--markdown", action="store_true", help="as a Markdown table (default: a text table)"
+    )
+    r.add_argument(
+        "--depth",
+        type=_depth,
+        metavar="N",
+        help="collapse blocks nested deeper than N to their header row (0: top-level rows "
+        "only; default: every row)",
+    )
+    r.add_argument(
+        "--input",
+        type=_input_size,
+        metavar="HxWxC",
+        help="compile the spec at this input size instead of its `input` line's "
+        "(299x299x3 or 299*299*3; default: the spec's)",
+    )
+    r.add_argument(
+        "--batch",
+        type=_positive,
+        metavar="N",
+        help="batch size of the memory figures " + SPEC_DEFAULT.format("1"),
+    )
+    r.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "float16"),
+        help="precision of the memory figures; bfloat16 and float16 are mixed precision "
+        "with float32 master weights and optimizer state (default: float32)",
+    )
+    r.add_argument(
+        "--optimizer",
+        choices=("sgd", "sgd_momentum", "adam", "adamw", "rmsprop"),
+        help="optimizer whose state the memory figures count " + SPEC_DEFAULT.format("adam"),
     )
     r.set_defaults(func=cmd_report)
 
@@ -684,6 +821,26 @@ def make_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     g.set_defaults(func=cmd_diagram)
+
+    f = _command(
+        sub,
+        "fmt",
+        "rewrite specs as canonical .cnn text (layout only: tokens and comments as written)",
+        "  archc fmt my.cnn            # rewritten in place\n"
+        "  archc fmt --check specs/*.cnn   # CI: exit 1 and name the files that would change\n"
+        "  archc fmt --diff my.cnn     # the changes as a unified diff; nothing written\n"
+        "  archc fmt - < my.cnn        # stdin to stdout",
+    )
+    f.add_argument("files", nargs="+", metavar="FILE", help="spec files; `-`: stdin to stdout")
+    f.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; name the files that would change, exit 1 if any would",
+    )
+    f.add_argument(
+        "--diff", action="store_true", help="write nothing; print the changes as a unified diff"
+    )
+    f.set_defaults(func=cmd_fmt)
 
     b = _command(
         sub,

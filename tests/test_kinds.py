@@ -461,7 +461,7 @@ def test_the_stated_mac_rule_matches_the_count(row):
 def test_a_kind_must_state_every_rule():
     with pytest.raises(TypeError, match="does not state its receptive_field"):
 
-        class Forgetful(Node):  # states its shape, counts and weights, not its receptive field
+        class Forgetful(Node):  # states all but its receptive field
             kind: Literal["forgetful_test"] = "forgetful_test"
 
             def infer(self, ins):
@@ -473,12 +473,18 @@ def test_a_kind_must_state_every_rule():
             def weights(self, ins):
                 return ()
 
+            def kept(self, ins, out):
+                return ()
+
     assert "forgetful_test" not in KINDS
 
 
 def test_a_mixin_states_rules_by_name():
     class Scaled(Pointwise, Node):  # Pointwise states shape, counts, weights, receptive field
         kind: Literal["scaled_test"] = "scaled_test"
+
+        def kept(self, ins, out):
+            return ()  # times a number: its backward keeps nothing
 
     try:
         assert Scaled(name="s").infer([(2, 3, 4)]) == (2, 3, 4)
@@ -503,7 +509,7 @@ def test_receptive_fields_are_exact_fractions():
 def throwaway_kind():
     """A nearest-neighbour upsampling kind added the way docs/architecture.md says, in
     its places 1-5 (place 6, docs/language.md, is checked by the test below): the class,
-    its binder, one emitter per backend, its row. Nothing else is touched; it is all
+    its binder and speller, one emitter per backend, its row. Nothing else is touched; it is all
     taken away again afterwards."""
     from fractions import Fraction as F
 
@@ -528,6 +534,9 @@ def throwaway_kind():
             (r,) = ins  # each output cell copies one input cell; neighbours 1/size apart
             return RF.of(r.size, (r.jump[0] / self.size, r.jump[1] / self.size))
 
+        def kept(self, ins, out):
+            return ()  # nearest upsampling's backward needs only the sizes
+
     try:
         # 2. archc/language/bind.py: its binder
         @bind.binds(ThrowawayUp, "ThrowawayUp", options=("size",))
@@ -536,6 +545,11 @@ def throwaway_kind():
             size = r.positive_int(a.value, "the upsampling factor") if a else 2
             r.finish()
             return [(ThrowawayUp, {"size": size})]
+
+        # ... and its speller, next to it
+        @bind.spells(ThrowawayUp)
+        def spell_throwaway_up(n):
+            return f"ThrowawayUp({n.size})"
 
         # 3. and 4. one emitter per backend, in its generator's table
         KerasGenerator.LOWER["throwaway_up"] = lambda n, r: Lowered(
@@ -559,7 +573,8 @@ def throwaway_kind():
         )
     finally:
         KINDS.pop("throwaway_up", None)
-        for table in (bind.SPELLINGS, bind.BINDERS, KerasGenerator.LOWER, TorchGenerator.LOWER):
+        tables = (bind.SPELLINGS, bind.BINDERS, bind.SPELLERS)
+        for table in (*tables, KerasGenerator.LOWER, TorchGenerator.LOWER):
             for key in ("ThrowawayUp", "throwaway_up"):
                 table.pop(key, None)
 
@@ -568,6 +583,7 @@ def test_a_new_kind_needs_exactly_the_documented_places(throwaway_kind):
     import re
 
     from archc.ir import Model
+    from tests.test_decompile import assert_spelling_binds_back
     from tests.test_language import test_language_doc_covers_every_layer_spelling
 
     row = throwaway_kind
@@ -575,6 +591,7 @@ def test_a_new_kind_needs_exactly_the_documented_places(throwaway_kind):
     test_rules(row)
     test_generated_lines(row)
     test_the_stated_mac_rule_matches_the_count(row)
+    assert_spelling_binds_back(_node(_model(row), row))  # the printer writes it
     if HAS_BOTH:  # weight transfer and equiv needed no change
         test_equivalence(row, "keras2torch")
         test_equivalence(row, "torch2keras")

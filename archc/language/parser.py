@@ -15,7 +15,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer
+from lark import Lark, Token, Transformer, Tree
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
@@ -324,26 +324,59 @@ def _product_factors(expr: S.Expr) -> list[S.Expr]:
 product_factors = _product_factors
 
 
-@lru_cache(maxsize=1)
-def _lark() -> Lark:
+def _cache_path(kind: str) -> str | bool:
+    """Where lark keeps the compiled tables of the grammar (one file per grammar text)."""
     cache_dir = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    cache_path: str | bool = True
     try:
         os.makedirs(os.path.join(cache_dir, "archc"), exist_ok=True)
         import hashlib
 
         digest = hashlib.sha256(GRAMMAR.read_bytes()).hexdigest()[:16]
-        cache_path = os.path.join(cache_dir, "archc", f"grammar-{digest}.lark-cache")
+        return os.path.join(cache_dir, "archc", f"{kind}-{digest}.lark-cache")
     except OSError:
-        cache_path = True
+        return True
+
+
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
     return Lark(
         GRAMMAR.read_text(encoding="utf-8"),
         parser="lalr",
         lexer="contextual",
         maybe_placeholders=True,
         transformer=_ToSyntax("<spec>"),
-        cache=cache_path,
+        cache=_cache_path("grammar"),
     )
+
+
+# The formatter (archc/language/format.py) prints what the user wrote, so it reads
+# the same grammar with every token kept (brackets, separators, spellings such as
+# `\*` and `，`) and the comments, which the syntax tree leaves out, collected.
+_COMMENTS: list[Token] = []
+
+
+@lru_cache(maxsize=1)
+def _concrete_lark() -> Lark:
+    return Lark(
+        GRAMMAR.read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="contextual",
+        maybe_placeholders=True,
+        keep_all_tokens=True,
+        lexer_callbacks={"COMMENT": _COMMENTS.append},
+        cache=_cache_path("concrete"),
+    )
+
+
+def concrete_tree(text: str) -> tuple[Tree, list[Token]]:
+    """The concrete syntax tree of text that `parse` accepted (lark's tree, every
+    token kept, positions on each token) and its comments in source order."""
+    parser = _concrete_lark()
+    _COMMENTS.clear()  # one parse at a time, as for `_parse`
+    tree = parser.parse(text)
+    comments = list(_COMMENTS)
+    _COMMENTS.clear()
+    return tree, comments
 
 
 def read_source(path: str, diags: Diagnostics) -> str:
