@@ -814,7 +814,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--depth",
-        type=_number(int, low=0, high=1000),
+        type=_depth,
         metavar="N",
         help="draw blocks nested N deep or deeper as one box each (0: every block one box; "
         "default: every block open)",

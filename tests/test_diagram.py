@@ -346,7 +346,7 @@ def test_cli_refuses_a_png_too_large_to_draw(tmp_path, monkeypatch, capsys):
     "args, rc, message",
     [
         (("specs/resnet18.cnn", "-o", "{tmp}/r.jpg"), 2, "must end in .svg or .png"),
-        (("specs/resnet18.cnn", "-o", "{tmp}/r.svg", "--depth", "-1"), 2, "between 0 and"),
+        (("specs/resnet18.cnn", "-o", "{tmp}/r.svg", "--depth", "-1"), 2, "is not a depth"),
         (("specs/resnet18.cnn",), 2, "required: -o"),
         (("{tmp}/bad.cnn", "-o", "{tmp}/r.svg"), 1, "error"),
         (("{tmp}/missing.cnn", "-o", "{tmp}/r.svg"), 1, "missing.cnn"),
