@@ -4,6 +4,8 @@
     archc report SPEC [--json|--markdown] [--depth N] [--input HxWxC]
                       [--batch N] [--dtype ...] [--optimizer ...]
     archc ir SPEC [--indent]            the inferred IR as JSON
+    archc diagram SPEC -o FILE.svg|FILE.png [--depth N]
+                                        a diagram of the graph (PNG: the diagram extra)
     archc fmt FILE... [--check] [--diff]  rewrite specs as canonical .cnn text (`-`: stdin)
     archc build SPEC... [--backend keras|torch|onnx|all] [-o DIR]
                         [--weights FILE] [--opset N] [--dtype float32|float64]   (onnx)
@@ -17,9 +19,10 @@
 Exit status: 0 success, 1 a spec has errors (or the data or a run failed), 2 the
 command line is wrong, 3 a training loss became non-finite, 130 / 143 a run was
 stopped by SIGINT / SIGTERM (its checkpoint saved).
-check, report, ir and build need only archc's own dependencies (lark, pydantic,
-jinja2): NumPy and the frameworks are imported inside the commands that need
-them, and a missing one is named with the extra to install (archc/extras.py).
+check, report, ir, build and diagram (SVG) need only archc's own dependencies
+(lark, pydantic, jinja2): NumPy, the frameworks and Pillow are imported inside the
+commands that need them, and a missing one is named with the extra to install
+(archc/extras.py).
 """
 
 from __future__ import annotations
@@ -124,6 +127,40 @@ def cmd_ir(args) -> int:
     if model is None:
         return 1
     print(model.model_dump_json(indent=2 if args.indent else None))
+    return 0
+
+
+DIAGRAM_SUFFIXES = (".svg", ".png")
+
+
+def cmd_diagram(args) -> int:
+    from archc import diagram
+
+    suffix = os.path.splitext(args.output)[1].lower()
+    if suffix not in DIAGRAM_SUFFIXES:
+        print(
+            f"archc diagram: -o {args.output}: the file's name must end in .svg or .png "
+            f"(it says which to write)",
+            file=sys.stderr,
+        )
+        return 2
+    model = _compile(args.spec, False)
+    if model is None:
+        return 1
+    lay = diagram.layout(model, args.depth)
+    try:
+        data = diagram.render_png(lay) if suffix == ".png" else diagram.render_svg(lay).encode()
+    except diagram.TooLarge as e:
+        print(f"archc diagram: {args.spec}: {e}", file=sys.stderr)
+        return 1
+    try:
+        with open(args.output, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        print(f"archc diagram: cannot write {args.output}: {e.strerror}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"wrote {args.output}  ({len(model.nodes)} nodes, {lay.width} x {lay.height} px)")
     return 0
 
 
@@ -759,6 +796,32 @@ def make_parser() -> argparse.ArgumentParser:
     i.add_argument("--indent", action="store_true", help="pretty-print")
     i.set_defaults(func=cmd_ir)
 
+    g = _command(
+        sub,
+        "diagram",
+        "draw the graph as SVG or PNG: branches side by side, blocks framed, shapes on edges",
+        "  archc diagram specs/resnet18.cnn -o resnet18.svg\n"
+        "  archc diagram specs/resnet152.cnn -o resnet152.png --depth 1   # blocks in blocks "
+        "as one box",
+    )
+    g.add_argument("spec", metavar="SPEC")
+    g.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="the file to write: .svg, or .png (needs Pillow: the diagram extra)",
+    )
+    g.add_argument(
+        "--depth",
+        type=_depth,
+        metavar="N",
+        help="draw blocks nested N deep or deeper as one box each (0: every block one box; "
+        "default: every block open)",
+    )
+    g.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    g.set_defaults(func=cmd_diagram)
+
     f = _command(
         sub,
         "fmt",
@@ -1020,6 +1083,8 @@ def _needs(args) -> tuple[str, ...]:
     if args.command == "equiv":
         onnx = ("onnx", "onnxruntime") if args.against == "onnx" else ()
         return ("numpy", "tensorflow", "keras", "torch", *onnx)
+    if args.command == "diagram":
+        return ("PIL",) if args.output.lower().endswith(".png") else ()
     if args.command in ("train", "evaluate"):
         from archc.data.names import NEEDS
 
