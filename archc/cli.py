@@ -1,7 +1,7 @@
 """The `archc` command line.
 
     archc check SPEC...                 compile, report errors, print a one-line summary
-    archc report SPEC [--json|--markdown]
+    archc report SPEC [--json|--markdown|--html FILE]
     archc ir SPEC [--indent]            the inferred IR as JSON
     archc build SPEC... [--backend keras|torch|onnx|all] [-o DIR]
                         [--weights FILE] [--opset N] [--dtype float32|float64]   (onnx)
@@ -72,7 +72,30 @@ def cmd_report(args) -> int:
     model = _compile(args.spec, args.json)
     if model is None:
         return 1
-    if args.json:
+    if args.html:
+        from archc import html_report
+
+        sources = {}
+        for path in (model.source, *html_report.included_files(model)):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    sources[path] = f.read()
+            except OSError as e:
+                print(f"error: cannot read {path}: {e.strerror}", file=sys.stderr)
+                return 1
+        page = html_report.page(model, sources.pop(model.source), sources)
+        try:
+            with open(args.html, "w", encoding="utf-8", newline="\n") as f:
+                f.write(page)
+        except OSError as e:
+            print(
+                f"error: cannot write {args.html}: {e.strerror}\n"
+                "hint: the folder must exist and be writable",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"wrote {args.html}")
+    elif args.json:
         print(report.as_json(model))
     elif args.markdown:
         print(report.markdown(model))
@@ -597,13 +620,20 @@ def make_parser() -> argparse.ArgumentParser:
         sub,
         "report",
         "shapes, parameters, MACs and receptive fields",
-        "  archc report specs/vgg16.cnn\n  archc report specs/resnet18.cnn --markdown",
+        "  archc report specs/vgg16.cnn\n  archc report specs/resnet18.cnn --markdown\n"
+        "  archc report specs/resnet18.cnn --html resnet18.html",
     )
     r.add_argument("spec", metavar="SPEC")
     fmt = r.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="as JSON (default: a text table)")
     fmt.add_argument(
         "--markdown", action="store_true", help="as a Markdown table (default: a text table)"
+    )
+    fmt.add_argument(
+        "--html",
+        metavar="FILE",
+        help="write one self-contained HTML page to FILE: diagram, collapsible table, "
+        "per-layer bars, the source linked to the rows (default: a text table)",
     )
     r.set_defaults(func=cmd_report)
 

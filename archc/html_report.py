@@ -1,0 +1,472 @@
+"""`archc report --html`: the report as one self-contained HTML page.
+
+The page holds the diagram (inline SVG, archc/diagram.py), the layer table of
+archc/report.py (`rows()` and `totals()`: the counts are the report's, not
+recomputed here) with per-layer bars of parameters, MACs and activation memory,
+the totals, and the spec's source with each layer linked to its row and back.
+Everything is inline (no network access to view it); every piece of text is
+escaped; the bytes depend on the model and the sources only. Without JavaScript
+the page reads in full; the script adds collapsible blocks (collapsed below the
+top level) and opens the blocks around a row that a link leads to.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from archc import report
+from archc.ir import Model
+from archc.ir.shapes import describe
+
+
+def page(model: Model, spec_text: str, included: dict[str, str] | None = None) -> str:
+    """The page for `model`, compiled from `spec_text` (the file `model.source`).
+    `included` maps the files the spec includes (as its nodes' locations name
+    them) to their text: the layers written there link to them too; layers in a
+    file not given have no source link."""
+    sources = {model.source: spec_text, **dict(sorted((included or {}).items()))}
+    files = {path: f"s{i}" for i, path in enumerate(sources)}
+    table = rows_of(model, files)
+    targets: dict[str, list[tuple[str, str]]] = {}  # source anchor -> rows (id, label)
+    for r in table:
+        if r["anchor"]:
+            targets.setdefault(r["anchor"], []).append((r["id"], r["label"]))
+    return _PAGE.format(
+        name=_e(model.name),
+        summary=_summary(model),
+        totals=_totals(model),
+        diagram=_diagram(model),
+        table=_table(table),
+        sources="\n".join(
+            _source_html(path, text, files[path], targets) for path, text in sources.items()
+        ),
+        style=_STYLE,
+        script=_SCRIPT,
+    )
+
+
+def included_files(model: Model) -> list[str]:
+    """The files besides `model.source` that its layers and blocks are written in
+    (its includes), sorted: `page` links their layers when given their text."""
+    locs = [n.loc for n in model.nodes] + [b.loc for b in model.blocks]
+    return sorted({loc.file for loc in locs if loc is not None} - {model.source})
+
+
+def _e(text: object) -> str:
+    return escape(str(text), quote=True)
+
+
+def _anchor(loc, files: dict[str, str]) -> str:
+    """The id of a source position in the page ("" when its file is not shown)."""
+    if loc is None or loc.file not in files:
+        return ""
+    return f"{files[loc.file]}-{loc.line}-{loc.col}"
+
+
+def _activation_bytes(node) -> int:
+    """Its output at batch 1 in float32, as `Model.activation_elements` counts it
+    (the input is not an activation)."""
+    if node.kind == "input":
+        return 0
+    size = 1
+    for d in node.out_shape:
+        size *= d
+    return 4 * size
+
+
+def rows_of(model: Model, files: dict[str, str]) -> list[dict]:
+    """The table: report.rows() with what the page links and draws."""
+    out = []
+    scope_of: list[str] = []  # the open block path per depth
+    for r in report.rows(model):
+        if r["header"]:
+            del scope_of[r["depth"] :]
+            path = ".".join([*scope_of, r["name"]])
+            scope_of.append(r["name"])
+            block = next((b for b in model.blocks if b.path == path), None)
+            out.append(
+                {
+                    "header": True,
+                    "id": f"blk-{path}",
+                    "path": path,
+                    "scope": ".".join(scope_of[:-1]),
+                    "depth": r["depth"],
+                    "name": r["name"],
+                    "label": r["label"],
+                    "params": r["params"],
+                    "loc": block.loc if block is not None else None,
+                    "anchor": _anchor(block.loc if block is not None else None, files),
+                }
+            )
+        else:
+            n = r["node"]
+            out.append(
+                {
+                    "header": False,
+                    "id": f"row-{n.name}",
+                    "scope": n.scope,
+                    "depth": r["depth"],
+                    "name": n.name.rsplit(".", 1)[-1],
+                    "label": n.name,
+                    "node": n,
+                    "loc": n.loc,
+                    "anchor": _anchor(n.loc, files),
+                }
+            )
+    return out
+
+
+def _summary(model: Model) -> str:
+    layers = sum(1 for n in model.nodes if n.kind != "input")
+    return (
+        f"from <code>{_e(model.source)}</code> · input {_e(describe(model.input_shape))}"
+        f" → output {_e(describe(model.output_shape))} · {layers:,} layers"
+    )
+
+
+def _totals(model: Model) -> str:
+    t = report.totals(model)
+    items = [
+        ("Parameters", f"{t['params']:,}", f"{report._bytes(t['weights_bytes_float32'])} float32"),
+        ("Trainable", f"{t['trainable']:,}", ""),
+        ("Non-trainable", f"{t['nontrainable']:,}", ""),
+        ("MACs", f"{t['macs']:,}", f"{report._si(t['macs'])}; FLOPs = 2 × MACs"),
+        (
+            "Activations",
+            report._bytes(t["activations_bytes_float32_batch1"]),
+            "every layer's output, batch 1, float32",
+        ),
+    ]
+    cards = "\n".join(
+        f'<div class="card"><dt>{_e(k)}</dt><dd>{_e(v)}</dd>'
+        + (f'<dd class="note">{_e(note)}</dd>' if note else "")
+        + "</div>"
+        for k, v, note in items
+    )
+    rules = "".join(
+        f"<li><code>{_e(kind)}</code>: {_e(rule)}</li>" for kind, rule in t["macs_rules"].items()
+    )
+    rules_html = (
+        f'<details class="rules"><summary>How MACs are counted</summary><ul>{rules}</ul></details>'
+        if rules
+        else ""
+    )
+    return f'<dl class="totals">\n{cards}\n</dl>\n{rules_html}'
+
+
+def _diagram(model: Model) -> str:
+    from archc import diagram
+
+    svg = diagram.svg(model)
+    if svg.startswith("<?xml"):
+        svg = svg[svg.index("?>") + 2 :].lstrip()
+    return svg
+
+
+def _bar(value: int, largest: int, text: str, exact: str) -> str:
+    width = 100 * value / largest if largest else 0
+    return (
+        f'<td class="num" title="{_e(exact)}"><span class="v">{_e(text)}</span>'
+        f'<span class="bar"><span style="width:{width:.2f}%"></span></span></td>'
+    )
+
+
+def _table(table: list[dict]) -> str:
+    nodes = [r["node"] for r in table if not r["header"]]
+    most_params = max((n.params for n in nodes), default=0)
+    most_macs = max((n.macs for n in nodes), default=0)
+    most_bytes = max((_activation_bytes(n) for n in nodes), default=0)
+    out = []
+    for r in table:
+        attrs = (
+            f'id="{_e(r["id"])}" data-scope="{_e(r["scope"])}" data-loc="{_e(r["anchor"])}"'
+            f' style="--d:{r["depth"]}"'
+        )
+        src = _source_link(r)
+        if r["header"]:
+            out.append(
+                f'<tr class="blk" {attrs} data-path="{_e(r["path"])}">'
+                f'<th scope="row"><button type="button" class="tog" aria-expanded="true"'
+                f' title="expand or collapse {_e(r["path"])}"></button>{_e(r["name"])}</th>'
+                f'<td class="kind" colspan="2">{_e(r["label"])}</td>'
+                f'<td class="num"><span class="v">{r["params"]:,}</span></td>'
+                f'<td class="num"></td><td class="num"></td><td class="num"></td>{src}</tr>'
+            )
+            continue
+        n = r["node"]
+        act = _activation_bytes(n)
+        out.append(
+            f'<tr class="node" {attrs}>'
+            f'<th scope="row" title="{_e(n.name)}">{_e(r["name"])}</th>'
+            f'<td class="kind">{_e(report._kind(n, None))}</td>'
+            f'<td class="shape">{_e(describe(n.out_shape))}</td>'
+            + _bar(n.params, most_params, f"{n.params:,}", f"{n.params:,} parameters")
+            + _bar(
+                n.macs,
+                most_macs,
+                report._si(n.macs) if n.macs else "-",
+                f"{n.macs:,} MACs",
+            )
+            + _bar(
+                act,
+                most_bytes,
+                report._bytes(act) if act else "-",
+                f"{act:,} bytes (output, batch 1, float32)",
+            )
+            + f'<td class="num rf">{_e(report._rf(n))}</td>{src}</tr>'
+        )
+    return "\n".join(out)
+
+
+def _source_link(r: dict) -> str:
+    loc = r["loc"]
+    if loc is None:
+        return '<td class="src"></td>'
+    where = f"{loc.file}:{loc.line}:{loc.col}"
+    if not r["anchor"]:
+        return f'<td class="src" title="{_e(where)}">{loc.line}:{loc.col}</td>'
+    return (
+        f'<td class="src"><a href="#{_e(r["anchor"])}" title="{_e(where)}">'
+        f"{loc.line}:{loc.col}</a></td>"
+    )
+
+
+def _extent(line: str, start: int) -> int:
+    """Where the call written at `start` ends on its line: its name, and its
+    parenthesised arguments when they close on the same line."""
+    end = start
+    while end < len(line) and (line[end].isalnum() or line[end] in "_"):
+        end += 1
+    if end == start:
+        return min(start + 1, len(line))
+    if end < len(line) and line[end] == "(":
+        depth = 0
+        for i in range(end, len(line)):
+            depth += {"(": 1, ")": -1}.get(line[i], 0)
+            if depth == 0:
+                return i + 1
+    return end
+
+
+def _source_html(path: str, text: str, fid: str, targets: dict) -> str:
+    lines = text.splitlines()
+    marks: dict[int, list[int]] = {}  # line -> columns of the calls written there
+    for anchor in targets:
+        f, line, col = anchor.rsplit("-", 2)
+        if f == fid and 1 <= int(line) <= len(lines):
+            marks.setdefault(int(line), []).append(int(col))
+    out = []
+    for i, line in enumerate(lines, 1):
+        cols = sorted(c for c in marks.get(i, ()) if c - 1 < max(len(line), 1))
+        pieces, at = [], 0
+        for j, col in enumerate(cols):
+            start = col - 1
+            end = _extent(line, start)
+            if j + 1 < len(cols):
+                end = min(end, cols[j + 1] - 1)
+            anchor = f"{fid}-{i}-{col}"
+            rows = targets[anchor]
+            first_id = rows[0][0]
+            title = rows[0][1] if len(rows) == 1 else f"{len(rows)} rows: {rows[0][1]}, …"
+            pieces.append(_e(line[at:start]))
+            pieces.append(
+                f'<a class="loc" id="{_e(anchor)}" href="#{_e(first_id)}" title="{_e(title)}">'
+                f"{_e(line[start:end])}</a>"
+            )
+            at = end
+        pieces.append(_e(line[at:]))
+        out.append(
+            f'<span class="line" id="{fid}-L{i}"><span class="ln">{i}</span>{"".join(pieces)}</span>'
+        )
+    body = "\n".join(out)
+    return (
+        f'<figure class="source"><figcaption><code>{_e(path)}</code></figcaption>'
+        f"<pre><code>{body}\n</code></pre></figure>"
+    )
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en" class="nojs">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="archc report --html">
+<title>{name} · archc report</title>
+<style>
+{style}</style>
+</head>
+<body>
+<header>
+<h1>{name}</h1>
+<p class="summary">{summary}</p>
+<nav><a href="#diagram">Diagram</a> · <a href="#layers">Layers</a> · <a href="#source">Source</a></nav>
+</header>
+<main>
+<section id="totals" aria-label="Totals">
+{totals}
+</section>
+<section id="diagram">
+<h2>Diagram</h2>
+<div class="diagram">
+{diagram}
+</div>
+</section>
+<div class="split">
+<section id="layers">
+<h2>Layers</h2>
+<p class="controls"><button type="button" id="expand-all">Expand all blocks</button>
+<button type="button" id="collapse-all">Collapse all blocks</button>
+<span class="hint">Bars: each layer against the largest layer's parameters, MACs and output memory.</span></p>
+<table>
+<thead><tr><th scope="col">Layer</th><th scope="col">Kind (arguments)</th>
+<th scope="col">Output (H×W×C)</th><th scope="col">Params</th><th scope="col">MACs</th>
+<th scope="col">Output memory</th><th scope="col">RF /jump</th><th scope="col">Source</th></tr></thead>
+<tbody>
+{table}
+</tbody>
+</table>
+</section>
+<section id="source">
+<h2>Source</h2>
+{sources}
+</section>
+</div>
+</main>
+<script>
+{script}</script>
+</body>
+</html>
+"""
+
+_STYLE = """\
+:root { --ink: #1d2330; --muted: #5d6678; --rule: #dde1e8; --band: #f5f7fa;
+  --accent: #2b5fd9; --params: #3f7fd8; --macs: #d9822b; --mem: #3aa17e; --hit: #fff3bf; }
+* { box-sizing: border-box; }
+body { margin: 0; color: var(--ink); background: #fff;
+  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
+    sans-serif; }
+header, main { padding: 0 24px; }
+header { padding-top: 18px; border-bottom: 1px solid var(--rule); }
+h1 { margin: 0; font-size: 26px; }
+h2 { font-size: 19px; margin: 22px 0 10px; }
+.summary { margin: 2px 0 6px; color: var(--muted); }
+nav { margin-bottom: 12px; }
+a { color: var(--accent); text-decoration: none; }
+a:hover { text-decoration: underline; }
+code, pre, .kind, .shape, .num, .src, tbody th {
+  font-family: ui-monospace, "SFMono-Regular", "DejaVu Sans Mono", Menlo, Consolas, monospace;
+  font-size: 13px; }
+.totals { display: flex; flex-wrap: wrap; gap: 12px; margin: 16px 0 8px; }
+.card { border: 1px solid var(--rule); border-radius: 8px; padding: 8px 14px; min-width: 150px;
+  background: var(--band); }
+.card dt { color: var(--muted); font-size: 12px; text-transform: uppercase;
+  letter-spacing: .04em; }
+.card dd { margin: 0; font-size: 20px; font-variant-numeric: tabular-nums; }
+.card dd.note { font-size: 12px; color: var(--muted); }
+.rules { color: var(--muted); font-size: 13px; }
+.diagram { overflow: auto; max-height: 80vh; border: 1px solid var(--rule); border-radius: 8px;
+  padding: 8px; }
+.diagram svg { display: block; margin: 0 auto; }
+.split { display: grid; grid-template-columns: minmax(0, 1fr); gap: 24px; }
+@media (min-width: 1500px) {
+  .split { grid-template-columns: minmax(0, 1fr) minmax(340px, 32%); }
+  #source { position: sticky; top: 0; align-self: start; max-height: 100vh; overflow: auto; }
+}
+.controls { margin: 0 0 8px; }
+.controls button { font: inherit; font-size: 13px; }
+.hint { color: var(--muted); font-size: 13px; margin-left: 8px; }
+table { border-collapse: collapse; width: 100%; }
+thead th { position: sticky; top: 0; background: #fff; text-align: left; font-size: 12px;
+  color: var(--muted); border-bottom: 2px solid var(--rule); padding: 4px 8px; z-index: 1; }
+td, tbody th { padding: 2px 8px; border-bottom: 1px solid var(--rule); vertical-align: top;
+  text-align: left; font-weight: normal; white-space: nowrap; }
+tbody th { padding-left: calc(8px + var(--d) * 18px); }
+tr.blk { background: var(--band); }
+tr.blk th, tr.blk td.kind, tr.blk .v { font-weight: 600; }
+td.kind { white-space: normal; min-width: 16em; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.bar { display: block; height: 4px; background: var(--rule); border-radius: 2px;
+  margin-top: 1px; min-width: 5em; }
+.bar > span { display: block; height: 4px; border-radius: 2px; }
+td:nth-child(4) .bar > span { background: var(--params); }
+td:nth-child(5) .bar > span { background: var(--macs); }
+td:nth-child(6) .bar > span { background: var(--mem); }
+tr:target, tr.hit { background: var(--hit); }
+.tog { border: 0; background: none; cursor: pointer; padding: 0 4px 0 0; font: inherit;
+  color: var(--accent); width: 1.4em; text-align: left; }
+.tog::before { content: "▾"; }
+.tog[aria-expanded=false]::before { content: "▸"; }
+.nojs .tog, .nojs .controls button { display: none; }
+.source { margin: 0 0 16px; }
+.source figcaption { color: var(--muted); font-size: 13px; margin-bottom: 4px; }
+.source pre { margin: 0; padding: 8px 0; background: var(--band); border: 1px solid var(--rule);
+  border-radius: 8px; overflow-x: auto; line-height: 1.45; }
+.ln { display: inline-block; width: 3.5em; padding-right: 1em; text-align: right;
+  color: #9aa3b2; user-select: none; }
+a.loc { border-bottom: 1px dotted var(--accent); }
+a.loc:target, .line:target { background: var(--hit); }
+"""
+
+# Collapsible blocks: a row shows when every block around it is open. Blocks
+# start closed below the top level; following a link opens the blocks around
+# its target (for a source position, around every row written there). Without
+# this script every row shows.
+_SCRIPT = """\
+(function () {
+  "use strict";
+  document.documentElement.className = "js";
+  var rows = Array.prototype.slice.call(document.querySelectorAll("#layers tbody tr"));
+  var open = {};
+  function around(scope) {
+    var out = [], parts = scope ? scope.split(".") : [];
+    for (var i = 1; i <= parts.length; i++) out.push(parts.slice(0, i).join("."));
+    return out;
+  }
+  function apply() {
+    rows.forEach(function (row) {
+      row.hidden = !around(row.dataset.scope).every(function (p) { return open[p]; });
+      if (row.dataset.path !== undefined) {
+        row.querySelector(".tog").setAttribute(
+          "aria-expanded", open[row.dataset.path] ? "true" : "false");
+      }
+    });
+  }
+  function setAll(value) {
+    rows.forEach(function (row) {
+      if (row.dataset.path !== undefined) open[row.dataset.path] = value;
+    });
+    apply();
+  }
+  function reveal(row) {
+    around(row.dataset.scope).forEach(function (p) { open[p] = true; });
+  }
+  function follow(id) {
+    var target = document.getElementById(id);
+    if (!target) return;
+    rows.forEach(function (row) { row.classList.remove("hit"); });
+    if (target.classList.contains("loc")) {
+      rows.forEach(function (row) {
+        if (row.dataset.loc === id) { reveal(row); row.classList.add("hit"); }
+      });
+    } else if (target.dataset.scope !== undefined) {
+      reveal(target);
+    }
+    apply();
+  }
+  document.addEventListener("click", function (event) {
+    var tog = event.target.closest(".tog");
+    if (tog) {
+      var path = tog.closest("tr").dataset.path;
+      open[path] = !open[path];
+      apply();
+      return;
+    }
+    var link = event.target.closest("a[href^='#']");
+    if (link) follow(link.classList.contains("loc") ? link.id : link.getAttribute("href").slice(1));
+  });
+  document.getElementById("expand-all").addEventListener("click", function () { setAll(true); });
+  document.getElementById("collapse-all").addEventListener("click", function () { setAll(false); });
+  setAll(false);
+  if (location.hash) follow(decodeURIComponent(location.hash.slice(1)));
+})();
+"""
