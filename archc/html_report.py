@@ -36,7 +36,7 @@ def page(model: Model, spec_text: str, included: dict[str, str] | None = None) -
         summary=_summary(model),
         totals=_totals(model),
         diagram=_diagram(model),
-        table=_table(table),
+        table=_table(model, table),
         sources="\n".join(
             _source_html(path, text, files[path], targets) for path, text in sources.items()
         ),
@@ -171,7 +171,7 @@ def _bar(value: int, largest: int, text: str, exact: str) -> str:
     )
 
 
-def _table(table: list[dict]) -> str:
+def _table(model: Model, table: list[dict]) -> str:
     nodes = [r["node"] for r in table if not r["header"]]
     most_params = max((n.params for n in nodes), default=0)
     most_macs = max((n.macs for n in nodes), default=0)
@@ -198,7 +198,7 @@ def _table(table: list[dict]) -> str:
         out.append(
             f'<tr class="node" {attrs}>'
             f'<th scope="row" title="{_e(n.name)}">{_e(r["name"])}</th>'
-            f'<td class="kind">{_e(report._kind(n, None))}</td>'
+            f'<td class="kind">{_e(report._kind(n, model))}</td>'
             f'<td class="shape">{_e(describe(n.out_shape))}</td>'
             + _bar(n.params, most_params, f"{n.params:,}", f"{n.params:,} parameters")
             + _bar(
@@ -392,6 +392,7 @@ td:nth-child(4) .bar > span { background: var(--params); }
 td:nth-child(5) .bar > span { background: var(--macs); }
 td:nth-child(6) .bar > span { background: var(--mem); }
 tr:target, tr.hit { background: var(--hit); }
+tbody tr, a.loc, .source, section { scroll-margin-top: 3em; }  /* clear of the sticky head */
 .tog { border: 0; background: none; cursor: pointer; padding: 0 4px 0 0; font: inherit;
   color: var(--accent); width: 1.4em; text-align: left; }
 .tog::before { content: "▾"; }

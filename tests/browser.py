@@ -113,6 +113,27 @@ class WebSocket:
         self.sock.close()
 
 
+def _connect(
+    proc: subprocess.Popen, port_file: pathlib.Path, log: pathlib.Path, timeout: float
+) -> WebSocket:
+    """The DevTools WebSocket of the browser's first page."""
+    deadline = time.monotonic() + timeout
+    while not (port_file.exists() and port_file.read_text().strip()):
+        if proc.poll() is not None:
+            raise RuntimeError(f"chromium exited ({proc.returncode}): {log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise TimeoutError("chromium did not open its DevTools port")
+        time.sleep(0.05)
+    port = int(port_file.read_text().split()[0])
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=timeout) as r:
+        targets = json.load(r)
+    page = next(t for t in targets if t["type"] == "page")
+    url = page["webSocketDebuggerUrl"]
+    if not re.match(r"ws://(127\.0\.0\.1|localhost):\d+/", url):
+        raise RuntimeError(f"unexpected DevTools address {url}")
+    return WebSocket(url, timeout)
+
+
 class Chromium:
     """A headless Chromium and a DevTools session on its first page. `events`
     keeps every event the page sent, in order."""
@@ -142,28 +163,19 @@ class Chromium:
         ]
         if os.geteuid() == 0:
             args.insert(1, "--no-sandbox")  # Chromium refuses to run as root with it
-        proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace"
-        )
-        # Chromium writes the port it chose (and the browser's path) to this file
+        # Chromium writes the port it chose (and the browser's path) to this file;
+        # one left by an earlier run in the same profile would name a closed port
         port_file = pathlib.Path(profile) / "DevToolsActivePort"
-        deadline = time.monotonic() + timeout
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if proc.poll() is not None:
-                raise RuntimeError(f"chromium exited ({proc.returncode}): {proc.stderr.read()}")
-            if time.monotonic() > deadline:
-                proc.kill()
-                proc.wait()
-                raise TimeoutError("chromium did not open its DevTools port")
-            time.sleep(0.05)
-        port = int(port_file.read_text().split()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=timeout) as r:
-            targets = json.load(r)
-        page = next(t for t in targets if t["type"] == "page")
-        url = page["webSocketDebuggerUrl"]
-        if not re.match(r"ws://(127\.0\.0\.1|localhost):\d+/", url):
-            raise RuntimeError(f"unexpected DevTools address {url}")
-        return cls(proc, WebSocket(url, timeout), timeout)
+        port_file.unlink(missing_ok=True)
+        log = pathlib.Path(str(workdir)) / "chromium.log"  # a file: a pipe could fill and stall it
+        with open(log, "wb") as err:
+            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            return cls(proc, _connect(proc, port_file, log, timeout), timeout)
+        except BaseException:
+            proc.kill()  # the browser never outlives a failed start
+            proc.wait()
+            raise
 
     def __enter__(self):
         return self
