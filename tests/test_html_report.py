@@ -72,11 +72,13 @@ class Page(HTMLParser):
             if k in RESOURCE_ATTRS and v is not None:
                 if k == "href" and v.startswith("#"):
                     self.links.append((v[1:], a.get("id", "")))
+                    if self._row:
+                        self.rows[self._row]["links"].append(v[1:])
                 else:
                     self.resources.append(f"{tag} {k}={v}")
         if tag == "tr" and "id" in a:
             self._row = a["id"]
-            self.rows[a["id"]] = {"attrs": a, "cells": []}
+            self.rows[a["id"]] = {"attrs": a, "cells": [], "links": []}
         if tag in ("td", "th") and self._row:
             self._cell = []
         if tag == "style":
@@ -170,21 +172,26 @@ def test_bars_are_each_layers_share_of_the_largest(pages):
 def test_each_layer_links_to_its_source_and_back(pages):
     model, text = pages["course_inception10"]
     page = Page(text)
-    by_id = dict(page.links)  # href -> the id of the link's own element
     rows_at: dict[str, list[str]] = {}
     for row_id, row in page.rows.items():
         rows_at.setdefault(row["attrs"]["data-loc"], []).append(row_id)
     for n in model.nodes:
         anchor = page.rows[f"row-{n.name}"]["attrs"]["data-loc"]
-        assert anchor and anchor in page.ids  # the row links to its source position
+        assert anchor in page.ids  # the row links to its source position
+        assert page.rows[f"row-{n.name}"]["links"] == [anchor]
         # the source position links to the first row written there
         back = next(href for href, own in page.links if own == anchor)
         assert back == rows_at[anchor][0]
-    assert by_id  # (every link read)
-    # the included file is shown: the Inception block's concat links to its rows
+    # the included file is shown, and the Inception block's concat, written
+    # there, links to its rows; a block call in the spec links to its header
     stdlib = html_report.included_files(model)
     assert [pathlib.Path(f).name for f in stdlib] == ["stdlib.cnn"]
     assert "<code>" + str(stdlib[0]) + "</code>" in text
+    concat = next(n for n in model.nodes if n.kind == "concat")
+    assert page.rows[f"row-{concat.name}"]["attrs"]["data-loc"].startswith("s1-")
+    block = model.blocks[0]
+    assert block.loc.file == model.source
+    assert page.rows[f"blk-{block.path}"]["links"] == [f"s0-{block.loc.line}-{block.loc.col}"]
 
 
 def test_no_resource_comes_from_a_network(pages):
