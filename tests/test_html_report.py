@@ -372,6 +372,22 @@ def test_the_page_in_chromium(chromium, pages, tmp_path):
     assert b.errors() == []
 
 
+def test_without_javascript_every_row_shows(chromium, pages, tmp_path):
+    model, text = pages["course_inception10"]
+    path = tmp_path / "no_js.html"
+    path.write_text(text, encoding="utf-8")
+    chromium.call("Emulation.setScriptExecutionDisabled", value=True)
+    try:
+        _load(chromium, path)
+        # (evaluate runs even so: the page's own script does not)
+        assert chromium.evaluate("document.documentElement.className") == "nojs"
+        assert all(_visible(chromium, f"row-{n.name}") for n in model.nodes)
+        assert not _visible(chromium, "expand-all")
+    finally:
+        chromium.call("Emulation.setScriptExecutionDisabled", value=False)
+    assert chromium.errors() == []
+
+
 @pytest.mark.parametrize("name", SHOWN)
 def test_pages_load_without_errors_and_are_screenshotted(chromium, pages, tmp_path, name):
     _model, text = pages[name]
