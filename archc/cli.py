@@ -36,12 +36,14 @@ from archc.train import TRAINERS
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
-def _compile(path: str, json_errors: bool, library_ok: bool = False):
+def _compile(path: str, json_errors: bool, library_ok: bool = False, input_shape=None):
     from archc.diagnostics import SpecError
     from archc.pipeline import check_spec, compile_spec
 
     try:
-        return check_spec(path) if library_ok else compile_spec(path)
+        if library_ok:
+            return check_spec(path)
+        return compile_spec(path, input_shape=input_shape)
     except SpecError as e:
         print(e.to_json() if json_errors else e.render(), file=sys.stderr)
         return None
@@ -69,9 +71,10 @@ def cmd_check(args) -> int:
 def cmd_report(args) -> int:
     from archc import report
 
-    model = _compile(args.spec, args.json)
+    model = _compile(args.spec, args.json, input_shape=args.input)
     if model is None:
         return 1
+    choice = report.memory_choice(model, args.batch, args.dtype, args.optimizer)
     if args.html:
         from archc import html_report
 
@@ -83,7 +86,8 @@ def cmd_report(args) -> int:
             except OSError as e:
                 print(f"error: cannot read {path}: {e.strerror}", file=sys.stderr)
                 return 1
-        page = html_report.page(model, sources.pop(model.source), sources)
+        depth = 0 if args.depth is None else args.depth  # the page folds the rest
+        page = html_report.page(model, sources.pop(model.source), sources, choice, depth)
         try:
             with open(args.html, "w", encoding="utf-8", newline="\n") as f:
                 f.write(page)
@@ -96,12 +100,35 @@ def cmd_report(args) -> int:
             return 1
         print(f"wrote {args.html}")
     elif args.json:
-        print(report.as_json(model))
+        print(report.as_json(model, choice))
     elif args.markdown:
-        print(report.markdown(model))
+        print(report.markdown(model, args.depth, choice))
     else:
-        print(report.text(model))
+        print(report.text(model, args.depth, choice))
     return 0
+
+
+def _input_size(text: str) -> tuple[int, ...]:
+    """`299x299x3`, `299*299*3` (H x W x C) or `784` (a vector), for --input."""
+    parts = text.lower().replace("*", "x").split("x")
+    if len(parts) not in (1, 3) or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an input size: write H x W x C as 299x299x3 (or 299*299*3), "
+            "or a vector's length"
+        )
+    return tuple(int(p) for p in parts)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def _depth(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a depth (0, 1, 2, ...)")
+    return int(text)
 
 
 def cmd_ir(args) -> int:
@@ -621,6 +648,8 @@ def make_parser() -> argparse.ArgumentParser:
         "report",
         "shapes, parameters, MACs and receptive fields",
         "  archc report specs/vgg16.cnn\n  archc report specs/resnet18.cnn --markdown\n"
+        "  archc report specs/resnet152.cnn --depth 1   # blocks inside stages collapsed\n"
+        "  archc report specs/inception_v3.cnn --input 224x224x3 --batch 64 --dtype bfloat16\n"
         "  archc report specs/resnet18.cnn --html resnet18.html",
     )
     r.add_argument("spec", metavar="SPEC")
@@ -632,8 +661,40 @@ def make_parser() -> argparse.ArgumentParser:
     fmt.add_argument(
         "--html",
         metavar="FILE",
-        help="write one self-contained HTML page to FILE: diagram, collapsible table, "
+        help="write one self-contained HTML page to FILE: diagram, table with foldable "
+        "blocks (those nested deeper than --depth start folded; default there: 0), "
         "per-layer bars, the source linked to the rows (default: a text table)",
+    )
+    r.add_argument(
+        "--depth",
+        type=_depth,
+        metavar="N",
+        help="collapse blocks nested deeper than N to their header row (0: top-level rows "
+        "only; default: every row)",
+    )
+    r.add_argument(
+        "--input",
+        type=_input_size,
+        metavar="HxWxC",
+        help="compile the spec at this input size instead of its `input` line's "
+        "(299x299x3 or 299*299*3)",
+    )
+    r.add_argument(
+        "--batch",
+        type=_positive,
+        metavar="N",
+        help="batch size of the memory figures " + SPEC_DEFAULT.format("1"),
+    )
+    r.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "float16"),
+        help="precision of the memory figures; bfloat16 and float16 are mixed precision "
+        "with float32 master weights and optimizer state (default: float32)",
+    )
+    r.add_argument(
+        "--optimizer",
+        choices=("sgd", "sgd_momentum", "adam", "adamw", "rmsprop"),
+        help="optimizer whose state the memory figures count " + SPEC_DEFAULT.format("adam"),
     )
     r.set_defaults(func=cmd_report)
 

@@ -32,13 +32,20 @@ def no_gc():
             gc.enable()
 
 
-def compile_spec(path: str, text: str | None = None, default_name: str | None = None) -> Model:
+def compile_spec(
+    path: str,
+    text: str | None = None,
+    default_name: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> Model:
     """Compile one .cnn file (or `text` under that name) to an inferred IR Model.
-    A spec without a `model` line is named `default_name`, or else after its file."""
+    A spec without a `model` line is named `default_name`, or else after its file.
+    `input_shape` (H, W, C) or (N,) compiles it at another input size than its
+    `input` line's."""
     with no_gc():
         diags = Diagnostics(Sources())
         program = load(path, diags, text)  # text -> syntax trees, includes resolved
-        model = build_ir(program, diags, path, default_name)  # blocks, repeats expanded
+        model = build_ir(program, diags, path, default_name, input_shape)  # blocks expanded
         return infer(model, diags)  # shapes, parameters, MACs, receptive fields
 
 

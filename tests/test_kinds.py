@@ -461,7 +461,7 @@ def test_the_stated_mac_rule_matches_the_count(row):
 def test_a_kind_must_state_every_rule():
     with pytest.raises(TypeError, match="does not state its receptive_field"):
 
-        class Forgetful(Node):  # states its shape, counts and weights, not its receptive field
+        class Forgetful(Node):  # states all but its receptive field
             kind: Literal["forgetful_test"] = "forgetful_test"
 
             def infer(self, ins):
@@ -473,12 +473,18 @@ def test_a_kind_must_state_every_rule():
             def weights(self, ins):
                 return ()
 
+            def kept(self, ins, out):
+                return ()
+
     assert "forgetful_test" not in KINDS
 
 
 def test_a_mixin_states_rules_by_name():
     class Scaled(Pointwise, Node):  # Pointwise states shape, counts, weights, receptive field
         kind: Literal["scaled_test"] = "scaled_test"
+
+        def kept(self, ins, out):
+            return ()  # times a number: its backward keeps nothing
 
     try:
         assert Scaled(name="s").infer([(2, 3, 4)]) == (2, 3, 4)
@@ -527,6 +533,9 @@ def throwaway_kind():
         def receptive_field(self, ins):
             (r,) = ins  # each output cell copies one input cell; neighbours 1/size apart
             return RF.of(r.size, (r.jump[0] / self.size, r.jump[1] / self.size))
+
+        def kept(self, ins, out):
+            return ()  # nearest upsampling's backward needs only the sizes
 
     try:
         # 2. archc/language/bind.py: its binder

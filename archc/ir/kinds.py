@@ -14,6 +14,9 @@ every concrete kind must define (a kind that leaves one out fails at import, in
 - `weights(ins)`          its tensors: the neutral role name (Keras's), the PyTorch
                           attribute, the layout permutation, trainable or not. Weight
                           transfer (backends/transfer.py) reads only this.
+- `kept(ins, out)`        the tensors its backward pass keeps in training, as
+                          PyTorch's autograd saves them for the generated code (the
+                          memory estimate, archc/memory.py, reads only this).
 
 Rules shared by several kinds are mixins named for what they state (`Pointwise`,
 `NoWeights`), so every rule of a kind is written in its class or named by it.
@@ -161,6 +164,57 @@ class RF(BaseModel):
 RFs = list[RF]  # the receptive fields of a node's inputs (never None: see infer)
 
 
+class Kept(NamedTuple):
+    """One tensor a layer's backward pass keeps in training, as PyTorch's autograd
+    saves it for the generated code. `tensor`: "in0", "in1", ... (that input) or
+    "out" (the output), shared with every other layer that keeps the same tensor;
+    "" a tensor of the layer's own (a padded copy, statistics, pooling indices, a
+    mask). `elements` per sample; `itemsize` bytes per element, None for the
+    activations' dtype (float32, or the low precision of mixed-precision training)."""
+
+    tensor: str
+    elements: int
+    itemsize: int | None = None
+
+
+def size(shape: Shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+# activations whose PyTorch backward keeps their output; every other one keeps its input
+KEEPS_OUTPUT = ("relu", "sigmoid", "tanh", "softmax")
+
+
+def kept_activation(fn: str | None, out: Shape, source: str = "out") -> tuple[Kept, ...]:
+    """What an activation `fn` (fused or its own layer) keeps: its output (relu,
+    sigmoid, tanh, softmax), nothing (linear), else its input, which is `source`
+    ("" when it is a fused layer's pre-activation result, a tensor of its own)."""
+    if not fn or fn == "linear":
+        return ()
+    if fn in KEEPS_OUTPUT:
+        return (Kept("out", size(out)),)
+    return (Kept(source, size(out)),)
+
+
+def kept_window_input(node: Node, ins: list[Shape]) -> Kept:
+    """A convolution's or pooling's input as its backward keeps it: the input, or
+    where Keras's `same` padding is uneven (the generated code pads with
+    nn.ZeroPad2d or F.pad first), the padded copy, a tensor of its own."""
+    from archc.ir.shapes import same_padding
+
+    h, w, c = ins[0]
+    if node.padding == "same":
+        dil = getattr(node, "dilation", (1, 1))
+        (t, b) = same_padding(h, node.kernel[0], node.stride[0], dil[0])
+        (left, right) = same_padding(w, node.kernel[1], node.stride[1], dil[1])
+        if t != b or left != right:
+            return Kept("", (h + t + b) * (w + left + right) * c)
+    return Kept("in0", h * w * c)
+
+
 def rf_window(ins: RFs, kernel: Pair, stride: Pair) -> RF:
     """A sliding window of (effective) `kernel` and `stride`: each output cell sees
     kernel-1 more input cells, each `jump` apart; neighbours are `stride` cells apart."""
@@ -245,6 +299,16 @@ class Node(BaseModel):
     def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
         """The layer's tensors for input shapes `ins`, in Keras's order."""
 
+    @abstractmethod
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        """The tensors its backward pass keeps in training (see `Kept`), as PyTorch's
+        autograd saves them for the generated code (parameters not included)."""
+
+    def is_view(self, ins: list[Shape]) -> bool:
+        """Whether the generated PyTorch code's output is a view of the input's memory
+        (a slice, a reshape without a copy) rather than a tensor of its own."""
+        return False
+
     def describe(self) -> str:
         return ""
 
@@ -304,6 +368,9 @@ class Input(NoWeights, Node):
         """One pixel, one pixel apart; a vector input has no spatial field."""
         return RF.of((1, 1), (1, 1)) if len(self.shape) == 3 else None
 
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return ()  # the data (kept by the layers that read it)
+
     def describe(self) -> str:
         return describe(self.shape)
 
@@ -322,6 +389,9 @@ class Rescaling(Pointwise, Node):
 
     prefix: ClassVar[str] = "rescale"
     title: ClassVar[str] = "`Rescaling`"
+
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return ()  # times and plus a number: nothing
 
     def describe(self) -> str:
         return f"* {self.scale:g}" + (f" + {self.offset:g}" if self.offset else "")
@@ -357,6 +427,9 @@ class Normalization(Node):
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return ins[0]  # per-channel affine: each cell on its own
+
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return (Kept("", ins[0][-1], 4),)  # the divisor, per channel
 
     def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
         if self.mean is not None:
@@ -453,6 +526,9 @@ class Conv2D(Node):
         )
         return (kernel, Weight("bias", "bias", (self.filters,))) if self.use_bias else (kernel,)
 
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return (kept_window_input(self, ins), *kept_activation(self.activation, out, ""))
+
     def describe(self) -> str:
         return _window_text(self, f"{self.filters}*", dilation=self.dilation, groups=self.groups)
 
@@ -507,6 +583,9 @@ class DepthwiseConv2D(Node):
             torch_shape=(c * k, 1, *self.kernel),
         )
         return (kernel, Weight("bias", "bias", (c * k,))) if self.use_bias else (kernel,)
+
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return (kept_window_input(self, ins), *kept_activation(self.activation, out, ""))
 
     def describe(self) -> str:
         return _window_text(self, "", multiplier=self.multiplier, dilation=self.dilation)
@@ -573,6 +652,12 @@ class SeparableConv2D(Node):
             ),
         )
         return (*ws, Weight("bias", "pointwise.bias", (self.filters,))) if self.use_bias else ws
+
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        """The depthwise part keeps its input, the pointwise part the depthwise
+        result (a tensor of its own)."""
+        mid = Kept("", out[0] * out[1] * ins[0][2] * self.multiplier)
+        return (kept_window_input(self, ins), mid, *kept_activation(self.activation, out, ""))
 
     def describe(self) -> str:
         return _window_text(
@@ -698,6 +783,9 @@ class Conv2DTranspose(Node):
         )
         return (kernel, Weight("bias", "bias", (self.filters,))) if self.use_bias else (kernel,)
 
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return (Kept("in0", size(ins[0])), *kept_activation(self.activation, out, ""))
+
     def describe(self) -> str:
         return _window_text(self, f"{self.filters}*", output_padding=self.output_padding)
 
@@ -773,6 +861,10 @@ class BatchNorm(Node):
             Weight("moving_variance", "running_var", c, trainable=False),
         )
 
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        """Its input and the batch's mean and inverse deviation per channel (float32)."""
+        return (Kept("in0", size(ins[0])), Kept("", 2 * ins[0][-1], 4))
+
     def describe(self) -> str:
         parts = [] if self.scale else ["no scale"]
         if self.epsilon != 1e-3:
@@ -805,6 +897,10 @@ class LayerNorm(Node):
     def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
         c = (ins[0][-1],)
         return (Weight("gamma", "weight", c), Weight("beta", "bias", c))
+
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        """Its input and a mean and inverse deviation per cell (float32)."""
+        return (Kept("in0", size(ins[0])), Kept("", 2 * size(ins[0][:-1]), 4))
 
     def describe(self) -> str:
         return f"eps {self.epsilon:g}" if self.epsilon != 1e-3 else ""
@@ -843,6 +939,10 @@ class GroupNorm(Node):
         c = (ins[0][-1],)
         return (Weight("gamma", "weight", c), Weight("beta", "bias", c))
 
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        """Its input and a mean and inverse deviation per group (float32)."""
+        return (Kept("in0", size(ins[0])), Kept("", 2 * self.groups, 4))
+
     def describe(self) -> str:
         return f"{self.groups} groups" + (f", eps {self.epsilon:g}" if self.epsilon != 1e-3 else "")
 
@@ -870,6 +970,9 @@ class LayerScale(Node):
     def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
         return (Weight("gamma", "gamma", (ins[0][-1],)),)
 
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return (Kept("in0", size(ins[0])),)  # x * gamma: gamma's gradient reads x
+
     def describe(self) -> str:
         return f"init {self.init:g}"
 
@@ -894,6 +997,17 @@ class LRN(NoWeights, Node):
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return ins[0]  # across channels only: the spatial field is unchanged
+
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        """F.local_response_norm: its input, the channel-padded squares (average
+        pooled), and the divisor before and after its power."""
+        h, w, c = ins[0]
+        return (
+            Kept("in0", h * w * c),
+            Kept("", h * w * (c + self.depth - 1)),
+            Kept("", h * w * c),
+            Kept("", h * w * c),
+        )
 
     def describe(self) -> str:
         return f"n={self.depth}, alpha={self.alpha:g}, beta={self.beta:g}, k={self.bias_k:g}"
@@ -930,6 +1044,9 @@ class Activation(Node):
             return ()
         shape = (1, 1, ins[0][-1]) if len(ins[0]) == 3 else (ins[0][-1],)
         return (Weight("alpha", "weight", shape, flat=True),)
+
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return kept_activation(self.fn, out, "in0")
 
     def describe(self) -> str:
         return self.fn + (f", {self.alpha:g}" if self.alpha is not None else "")
@@ -994,6 +1111,11 @@ class Pool(NoWeights, Node):
     def receptive_field(self, ins: RFs) -> RF | None:
         return rf_window(ins, self.kernel, self.stride)
 
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        """Its (padded) input; max pooling also the index of each maximum (int64)."""
+        x = kept_window_input(self, ins)
+        return (x, Kept("", size(out), 8)) if self.op == "max" else (x,)
+
     def describe(self) -> str:
         return (
             f"{self.op}, {self.kernel[0]}*{self.kernel[1]}, {_stride_text(self.stride)}, "
@@ -1018,6 +1140,13 @@ class GlobalPool(NoWeights, Node):
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return None  # every cell: the whole input
+
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        """Average: nothing (a mean keeps only sizes); max: its input and the index
+        of each maximum (int64)."""
+        if self.op == "avg":
+            return ()
+        return (Kept("in0", size(ins[0])), Kept("", ins[0][-1], 8))
 
     def describe(self) -> str:
         return f"global {self.op}" + (", keepdims" if self.keepdims else "")
@@ -1064,6 +1193,9 @@ class Upsample(NoWeights, Node):
             ins[0], (Fraction(self.factor[0]), Fraction(self.factor[1])), self.interpolation
         )
 
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return ()  # interpolation's backward needs only the sizes
+
     def describe(self) -> str:
         return f"x{_hw(self.factor)}, {self.interpolation}"
 
@@ -1093,6 +1225,9 @@ class Resize(NoWeights, Node):
         (h, w, _), (oh, ow, _) = self.in_shapes[0], self.out_shape
         return _rf_resample(ins[0], (Fraction(oh, h), Fraction(ow, w)), self.interpolation)
 
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return ()  # interpolation's backward needs only the sizes
+
     def describe(self) -> str:
         return f"{self.size[0]}*{self.size[1]}, {self.interpolation}"
 
@@ -1111,6 +1246,11 @@ class Dropout(Pointwise, Node):
     prefix: ClassVar[str] = "d"
     title: ClassVar[str] = "dropout `D`"
 
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        """Its mask, one byte per element (the bool mask of `native_dropout`, which
+        PyTorch uses on a GPU; on the CPU it keeps a mask in the input's dtype)."""
+        return (Kept("", size(out), 1),)
+
     def describe(self) -> str:
         return f"{self.rate:g}"
 
@@ -1127,6 +1267,9 @@ class DropPath(Pointwise, Node):
 
     prefix: ClassVar[str] = "dp"
     title: ClassVar[str] = "drop path `DP`"
+
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return (Kept("", 1),)  # x * mask: the mask, one value per sample
 
     def describe(self) -> str:
         return f"{self.rate:g}"
@@ -1147,6 +1290,14 @@ class Flatten(NoWeights, Node):
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return None  # a vector: no spatial field after it
+
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return ()
+
+    def is_view(self, ins: list[Shape]) -> bool:
+        """Keras's channels-last order is a permute then a flatten: a copy, unless
+        the map is 1 x 1 (or already a vector)."""
+        return len(ins[0]) == 1 or ins[0][0] * ins[0][1] == 1
 
 
 class Reshape(NoWeights, Node):
@@ -1175,6 +1326,13 @@ class Reshape(NoWeights, Node):
     def receptive_field(self, ins: RFs) -> RF | None:
         return None  # cells move: no field is kept
 
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return ()
+
+    def is_view(self, ins: list[Shape]) -> bool:
+        """A copy only where a map of more than one cell is read in channels-last order."""
+        return len(ins[0]) == 1 or ins[0][0] * ins[0][1] == 1
+
     def describe(self) -> str:
         return describe(self.shape)
 
@@ -1195,6 +1353,9 @@ class ZeroPad(NoWeights, Node):
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return ins[0]  # shifts the grid; each cell still sees one input cell (or a zero)
+
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return ()
 
     def describe(self) -> str:
         return "top {}, bottom {}, left {}, right {}".format(*self.pad)
@@ -1223,6 +1384,12 @@ class Crop(NoWeights, Node):
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return ins[0]  # drops cells; each remaining cell is its input cell
+
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return ()
+
+    def is_view(self, ins: list[Shape]) -> bool:
+        return True  # a slice
 
     def describe(self) -> str:
         return "top {}, bottom {}, left {}, right {}".format(*self.crop)
@@ -1266,6 +1433,9 @@ class Dense(Node):
         kernel = Weight("kernel", "weight", (ins[0][0], self.units), to_torch=(1, 0))
         return (kernel, Weight("bias", "bias", (self.units,))) if self.use_bias else (kernel,)
 
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return (Kept("in0", size(ins[0])), *kept_activation(self.activation, out, ""))
+
     def describe(self) -> str:
         parts = [str(self.units)]
         if self.activation:
@@ -1305,6 +1475,9 @@ class Concat(NoWeights, Node):
     def receptive_field(self, ins: RFs) -> RF | None:
         return rf_merge(ins)
 
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return ()
+
 
 def _channel_groups(node: Node, ins: list[Shape], groups: int, what: str) -> Shape:
     x = _spatial(node, ins)
@@ -1334,6 +1507,9 @@ class ChannelShuffle(NoWeights, Node):
     def receptive_field(self, ins: RFs) -> RF | None:
         return ins[0]  # moves channels, not cells
 
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return ()
+
     def describe(self) -> str:
         return f"{self.groups} groups"
 
@@ -1356,6 +1532,12 @@ class ChannelSplit(NoWeights, Node):
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return ins[0]  # selects channels, not cells
+
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return ()
+
+    def is_view(self, ins: list[Shape]) -> bool:
+        return True  # a chunk of the input
 
     def describe(self) -> str:
         return f"part {self.take} of {self.parts}"
@@ -1382,6 +1564,9 @@ class Add(NoWeights, Node):
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return rf_merge(ins)
+
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return ()
 
 
 class Mul(NoWeights, Node):
@@ -1414,3 +1599,6 @@ class Mul(NoWeights, Node):
 
     def receptive_field(self, ins: RFs) -> RF | None:
         return rf_merge(ins)
+
+    def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
+        return tuple(Kept(f"in{k}", size(x)) for k, x in enumerate(ins))  # each factor

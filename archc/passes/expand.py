@@ -862,10 +862,16 @@ MERGES = {"concat": Concat, "add": Add, "mul": Mul}  # `concat { a | b }`, `add`
 
 
 def build_ir(
-    program: Program, diags: Diagnostics, source: str, default_name: str | None = None
+    program: Program,
+    diags: Diagnostics,
+    source: str,
+    default_name: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> Model:
     """Expand a loaded program into an un-inferred IR Model. Without a `model` line
-    the model is named `default_name`, or else after its file."""
+    the model is named `default_name`, or else after its file. `input_shape`, when
+    given, replaces the size the spec's `input` line declares (`archc report
+    --input`): the spec is compiled at that size, its shape errors reported as usual."""
     main = program.main
     if main.model is not None:
         name, span = main.model.name, main.model.span
@@ -924,6 +930,8 @@ def build_ir(
                 "E304", "input dimensions must be positive integers", d.span, received=show(v)
             )
         dims.append(v)
+    if input_shape is not None:
+        dims = list(input_shape)
     if not main.body:
         raise diags.fatal(
             "E003",
