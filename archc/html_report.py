@@ -19,24 +19,33 @@ from archc.ir import Model
 from archc.ir.shapes import describe
 
 
-def page(model: Model, spec_text: str, included: dict[str, str] | None = None) -> str:
+def page(
+    model: Model,
+    spec_text: str,
+    included: dict[str, str] | None = None,
+    choice: report.MemoryChoice | None = None,
+    depth: int = 0,
+) -> str:
     """The page for `model`, compiled from `spec_text` (the file `model.source`).
     `included` maps the files the spec includes (as its nodes' locations name
     them) to their text: the layers written there link to them too; layers in a
-    file not given have no source link."""
+    file not given have no source link. `choice`: the batch, dtype and optimizer
+    of the memory figures (report.memory_choice's when None). Blocks nested
+    deeper than `depth` start folded (0: only the top-level rows show)."""
     sources = {model.source: spec_text, **dict(sorted((included or {}).items()))}
     files = {path: f"s{i}" for i, path in enumerate(sources)}
     table = rows_of(model, files)
-    targets: dict[str, list[tuple[str, str]]] = {}  # source anchor -> rows (id, label)
+    targets: dict[str, list[tuple[str, str]]] = {}  # source anchor -> rows (id, path)
     for r in table:
         if r["anchor"]:
-            targets.setdefault(r["anchor"], []).append((r["id"], r["label"]))
+            targets.setdefault(r["anchor"], []).append((r["id"], r["path"]))
     return _PAGE.format(
         name=_e(model.name),
         summary=_summary(model),
-        totals=_totals(model),
+        totals=_totals(model, choice or report.memory_choice(model)),
         diagram=_diagram(model),
-        table=_table(model, table),
+        depth=depth,
+        table=_table(table),
         sources="\n".join(
             _source_html(path, text, files[path], targets) for path, text in sources.items()
         ),
@@ -75,44 +84,25 @@ def _activation_bytes(node) -> int:
 
 
 def rows_of(model: Model, files: dict[str, str]) -> list[dict]:
-    """The table: report.rows() with what the page links and draws."""
+    """The rows of report.rows() (every row, every block), each with its element
+    id, the block path around it (`scope`), its source position and that
+    position's anchor in the page."""
+    locs = {b.path: b.loc for b in model.blocks}
     out = []
-    scope_of: list[str] = []  # the open block path per depth
     for r in report.rows(model):
         if r["header"]:
-            del scope_of[r["depth"] :]
-            path = ".".join([*scope_of, r["name"]])
-            scope_of.append(r["name"])
-            block = next((b for b in model.blocks if b.path == path), None)
-            out.append(
-                {
-                    "header": True,
-                    "id": f"blk-{path}",
-                    "path": path,
-                    "scope": ".".join(scope_of[:-1]),
-                    "depth": r["depth"],
-                    "name": r["name"],
-                    "label": r["label"],
-                    "params": r["params"],
-                    "loc": block.loc if block is not None else None,
-                    "anchor": _anchor(block.loc if block is not None else None, files),
-                }
-            )
+            scope, loc, row_id = r["path"].rpartition(".")[0], locs.get(r["path"]), "blk-"
         else:
-            n = r["node"]
-            out.append(
-                {
-                    "header": False,
-                    "id": f"row-{n.name}",
-                    "scope": n.scope,
-                    "depth": r["depth"],
-                    "name": n.name.rsplit(".", 1)[-1],
-                    "label": n.name,
-                    "node": n,
-                    "loc": n.loc,
-                    "anchor": _anchor(n.loc, files),
-                }
-            )
+            scope, loc, row_id = r["node"].scope, r["node"].loc, "row-"
+        out.append(
+            {
+                **r,
+                "id": row_id + r["path"],
+                "scope": scope,
+                "loc": loc,
+                "anchor": _anchor(loc, files),
+            }
+        )
     return out
 
 
@@ -124,7 +114,9 @@ def _summary(model: Model) -> str:
     )
 
 
-def _totals(model: Model) -> str:
+def _totals(model: Model, choice: report.MemoryChoice) -> str:
+    """Cards for the headline totals, then every line the text report prints
+    after its table (memory and the train section included)."""
     t = report.totals(model)
     items = [
         ("Parameters", f"{t['params']:,}", f"{report._bytes(t['weights_bytes_float32'])} float32"),
@@ -143,15 +135,18 @@ def _totals(model: Model) -> str:
         + "</div>"
         for k, v, note in items
     )
-    rules = "".join(
-        f"<li><code>{_e(kind)}</code>: {_e(rule)}</li>" for kind, rule in t["macs_rules"].items()
+    lines = []
+    for label, value in report._summary(model, choice):
+        if label is None:
+            lines.append(f'<tr><td colspan="2">{_e(value)}</td></tr>')
+        else:
+            indent = ' class="sub"' if label.startswith(" ") else ""
+            lines.append(f"<tr><th{indent}>{_e(label.strip())}</th><td>{_e(value)}</td></tr>")
+    return (
+        f'<dl class="totals">\n{cards}\n</dl>\n<details class="summary-table" open>'
+        "<summary>Totals, memory and training, as <code>archc report</code> prints them"
+        f"</summary>\n<table>\n{chr(10).join(lines)}\n</table></details>"
     )
-    rules_html = (
-        f'<details class="rules"><summary>How MACs are counted</summary><ul>{rules}</ul></details>'
-        if rules
-        else ""
-    )
-    return f'<dl class="totals">\n{cards}\n</dl>\n{rules_html}'
 
 
 def _diagram(model: Model) -> str:
@@ -171,7 +166,7 @@ def _bar(value: int, largest: int, text: str, exact: str) -> str:
     )
 
 
-def _table(model: Model, table: list[dict]) -> str:
+def _table(table: list[dict]) -> str:
     nodes = [r["node"] for r in table if not r["header"]]
     most_params = max((n.params for n in nodes), default=0)
     most_macs = max((n.macs for n in nodes), default=0)
@@ -182,39 +177,45 @@ def _table(model: Model, table: list[dict]) -> str:
             f'id="{_e(r["id"])}" data-scope="{_e(r["scope"])}" data-loc="{_e(r["anchor"])}"'
             f' style="--d:{r["depth"]}"'
         )
-        src = _source_link(r)
+        head = _e(r["name"])
         if r["header"]:
-            out.append(
-                f'<tr class="blk" {attrs} data-path="{_e(r["path"])}">'
-                f'<th scope="row"><button type="button" class="tog" aria-expanded="true"'
-                f' title="expand or collapse {_e(r["path"])}"></button>{_e(r["name"])}</th>'
-                f'<td class="kind" colspan="2">{_e(r["label"])}</td>'
-                f'<td class="num"><span class="v">{r["params"]:,}</span></td>'
-                f'<td class="num"></td><td class="num"></td><td class="num"></td>{src}</tr>'
+            attrs = f'class="blk" {attrs} data-path="{_e(r["path"])}"'
+            head = (
+                f'<button type="button" class="tog" aria-expanded="true"'
+                f' title="fold or unfold {_e(r["path"])}"></button>{head}'
             )
-            continue
-        n = r["node"]
-        act = _activation_bytes(n)
-        out.append(
-            f'<tr class="node" {attrs}>'
-            f'<th scope="row" title="{_e(n.name)}">{_e(r["name"])}</th>'
-            f'<td class="kind">{_e(report._kind(n, model))}</td>'
-            f'<td class="shape">{_e(describe(n.out_shape))}</td>'
-            + _bar(n.params, most_params, f"{n.params:,}", f"{n.params:,} parameters")
-            + _bar(
-                n.macs,
-                most_macs,
-                report._si(n.macs) if n.macs else "-",
-                f"{n.macs:,} MACs",
-            )
-            + _bar(
-                act,
-                most_bytes,
-                report._bytes(act) if act else "-",
-                f"{act:,} bytes (output, batch 1, float32)",
-            )
-            + f'<td class="num rf">{_e(report._rf(n))}</td>{src}</tr>'
-        )
+        else:
+            attrs = f'class="node" {attrs}'
+        cells = [
+            f'<th scope="row" title="{_e(r["path"])}">{head}</th>',
+            f'<td class="kind">{_e(r["label"])}</td>',
+            f'<td class="shape">{_e(describe(r["out_shape"]))}</td>',
+        ]
+        params, macs = f"{r['params']:,}", report._si(r["macs"]) if r["macs"] else "-"
+        if r["header"]:  # a block's totals: no bar (the bars compare layers)
+            cells += [
+                f'<td class="num" title="{params} parameters">{params}</td>',
+                f'<td class="num" title="{r["macs"]:,} MACs">{macs}</td>',
+                '<td class="num"></td>',
+            ]
+        else:
+            act = _activation_bytes(r["node"])
+            cells += [
+                _bar(r["params"], most_params, params, f"{params} parameters"),
+                _bar(r["macs"], most_macs, macs, f"{r['macs']:,} MACs"),
+                _bar(
+                    act,
+                    most_bytes,
+                    report._bytes(act) if act else "-",
+                    f"{act:,} bytes (output, batch 1, float32)",
+                ),
+            ]
+        cells += [
+            f'<td class="num rf">{_e(report._rf(r["rf"]))}</td>',
+            f'<td class="inputs">{_e(", ".join(r["inputs"]))}</td>',
+            _source_link(r),
+        ]
+        out.append(f"<tr {attrs}>{''.join(cells)}</tr>")
     return "\n".join(out)
 
 
@@ -307,7 +308,9 @@ _PAGE = """<!DOCTYPE html>
 </section>
 <section id="diagram">
 <h2>Diagram</h2>
-<div class="diagram">
+<p class="controls"><button type="button" id="diagram-size">Actual size</button>
+<span class="hint">Click a layer or a block to see its row.</span></p>
+<div class="diagram fit">
 {diagram}
 </div>
 </section>
@@ -317,10 +320,11 @@ _PAGE = """<!DOCTYPE html>
 <p class="controls"><button type="button" id="expand-all">Expand all blocks</button>
 <button type="button" id="collapse-all">Collapse all blocks</button>
 <span class="hint">Bars: each layer against the largest layer's parameters, MACs and output memory.</span></p>
-<table>
+<table data-depth="{depth}">
 <thead><tr><th scope="col">Layer</th><th scope="col">Kind (arguments)</th>
 <th scope="col">Output (H×W×C)</th><th scope="col">Params</th><th scope="col">MACs</th>
-<th scope="col">Output memory</th><th scope="col">RF /jump</th><th scope="col">Source</th></tr></thead>
+<th scope="col">Output memory</th><th scope="col">RF /jump</th><th scope="col">Inputs</th>
+<th scope="col">Source</th></tr></thead>
 <tbody>
 {table}
 </tbody>
@@ -363,10 +367,18 @@ code, pre, .kind, .shape, .num, .src, tbody th {
   letter-spacing: .04em; }
 .card dd { margin: 0; font-size: 20px; font-variant-numeric: tabular-nums; }
 .card dd.note { font-size: 12px; color: var(--muted); }
-.rules { color: var(--muted); font-size: 13px; }
 .diagram { overflow: auto; max-height: 80vh; border: 1px solid var(--rule); border-radius: 8px;
   padding: 8px; }
 .diagram svg { display: block; margin: 0 auto; }
+.diagram.fit svg { max-width: 100%; height: auto; }
+.js .diagram g.node, .js .diagram g[id^="b-"] { cursor: pointer; }
+.summary-table { font-size: 13px; margin: 4px 0; }
+.summary-table table { width: auto; margin-top: 6px; }
+.summary-table th, .summary-table td { border: 0; padding: 1px 12px 1px 0; white-space: normal;
+  font-family: inherit; font-size: 13px; }
+.summary-table th { color: var(--muted); white-space: nowrap; }
+.summary-table th.sub { padding-left: 1.2em; }
+td.inputs { white-space: normal; color: var(--muted); min-width: 8em; }
 .split { display: grid; grid-template-columns: minmax(0, 1fr); gap: 24px; }
 @media (min-width: 1500px) {
   .split { grid-template-columns: minmax(0, 1fr) minmax(340px, 32%); }
@@ -397,7 +409,7 @@ tbody tr, a.loc, .source, section { scroll-margin-top: 3em; }  /* clear of the s
   color: var(--accent); width: 1.4em; text-align: left; }
 .tog::before { content: "▾"; }
 .tog[aria-expanded=false]::before { content: "▸"; }
-.nojs .tog, .nojs .controls button { display: none; }
+.nojs .tog, .nojs .controls button, .nojs #diagram .hint { display: none; }
 .source { margin: 0 0 16px; }
 .source figcaption { color: var(--muted); font-size: 13px; margin-bottom: 4px; }
 .source pre { margin: 0; padding: 8px 0; background: var(--band); border: 1px solid var(--rule);
@@ -409,9 +421,10 @@ a.loc:target, .line:target { background: var(--hit); }
 """
 
 # Collapsible blocks: a row shows when every block around it is open. Blocks
-# start closed below the top level; following a link opens the blocks around
-# its target (for a source position, around every row written there). Without
-# this script every row shows.
+# nested deeper than the table's data-depth start closed; following a link (or
+# clicking a box of the diagram) opens the blocks around its target (for a
+# source position, around every row written there). Without this script every
+# row shows and the diagram fits the width.
 _SCRIPT = """\
 (function () {
   "use strict";
@@ -455,6 +468,15 @@ _SCRIPT = """\
     apply();
   }
   document.addEventListener("click", function (event) {
+    var box = event.target.closest(".diagram g[id]");
+    if (box && /^[nb]-/.test(box.id)) {
+      var row = (box.id.charAt(0) === "n" ? "row-" : "blk-") + box.id.slice(2);
+      if (document.getElementById(row)) {
+        follow(row);
+        location.hash = row;
+      }
+      return;
+    }
     var tog = event.target.closest(".tog");
     if (tog) {
       var path = tog.closest("tr").dataset.path;
@@ -467,7 +489,16 @@ _SCRIPT = """\
   });
   document.getElementById("expand-all").addEventListener("click", function () { setAll(true); });
   document.getElementById("collapse-all").addEventListener("click", function () { setAll(false); });
-  setAll(false);
+  var frame = document.querySelector(".diagram"), size = document.getElementById("diagram-size");
+  size.addEventListener("click", function () {
+    size.textContent = frame.classList.toggle("fit") ? "Actual size" : "Fit to width";
+  });
+  var depth = Number(document.querySelector("#layers table").dataset.depth);
+  rows.forEach(function (row) {
+    var path = row.dataset.path;
+    if (path !== undefined) open[path] = path.split(".").length <= depth;
+  });
+  apply();
   if (location.hash) follow(decodeURIComponent(location.hash.slice(1)));
 })();
 """

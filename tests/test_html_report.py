@@ -133,25 +133,42 @@ def test_page_parses_and_every_link_lands(pages, name):
 def test_every_node_and_block_has_its_row_with_the_reports_numbers(pages, name):
     model, text = pages[name]
     page = Page(text)
+    shown = {r["path"]: r for r in report.rows(model)}
     for n in model.nodes:
         row = page.rows[f"row-{n.name}"]
-        layer, kind, shape, params, macs, memory, rf, src = row["cells"]
+        layer, kind, shape, params, macs, memory, rf, inputs, src = row["cells"]
         assert layer == n.name.rsplit(".", 1)[-1]
         assert kind == report._kind(n, model)
         assert shape == describe(n.out_shape)
         assert params == f"{n.params:,}"
         size = 4 * math.prod(n.out_shape) if n.kind != "input" else 0
         assert memory == (report._bytes(size) if size else "-")
-        assert rf == report._rf(n)
+        assert rf == report._rf(n.rf)
+        assert inputs == ", ".join(shown[n.name]["inputs"])
         assert macs == (report._si(n.macs) if n.macs else "-")
         assert row["attrs"]["data-scope"] == n.scope
         assert src == f"{n.loc.line}:{n.loc.col}"
-    headers = [r for r in report.rows(model) if r["header"]]
-    assert len(headers) == len(model.blocks)
     for b in model.blocks:
         row = page.rows[f"blk-{b.path}"]
         assert row["attrs"]["data-path"] == b.path
         assert row["attrs"]["data-scope"] == b.path.rpartition(".")[0]
+        layer, kind, shape, params, macs, memory, rf, inputs, src = row["cells"]
+        r = shown[b.path]
+        assert (layer, kind, shape) == (
+            b.path.rsplit(".", 1)[-1],
+            r["label"],
+            describe(r["out_shape"]),
+        )
+        assert (params, macs, memory) == (
+            f"{r['params']:,}",
+            report._si(r["macs"]) if r["macs"] else "-",
+            "",
+        )
+        assert (rf, inputs, src) == (
+            report._rf(r["rf"]),
+            ", ".join(r["inputs"]),
+            f"{b.loc.line}:{b.loc.col}",
+        )
     assert len(page.rows) == len(model.nodes) + len(model.blocks)
     t = report.totals(model)
     assert f"<dd>{t['params']:,}</dd>" in text and f"<dd>{t['macs']:,}</dd>" in text
@@ -367,9 +384,36 @@ def test_the_page_in_chromium(chromium, pages, tmp_path):
         f"(function () {{ var r = document.getElementById({anchor!r}).getBoundingClientRect();"
         " return r.top >= 0 && r.bottom <= innerHeight; })()"
     )
+    # a box of the diagram leads to its row, opening the blocks around it
+    b.evaluate("document.getElementById('collapse-all').click()")
+    deep = next(n for n in model.nodes if n.scope and n.kind == "add")
+    assert not _visible(b, f"row-{deep.name}")
+    x, y = b.evaluate(
+        f"(function () {{ var g = document.getElementById('n-{deep.name}');"
+        " g.scrollIntoView({block: 'center', inline: 'center'});"
+        " var r = g.querySelector('rect').getBoundingClientRect();"
+        " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+    )
+    b.click_at(x, y)
+    assert b.evaluate("location.hash") == f"#row-{deep.name}"
+    assert _visible(b, f"row-{deep.name}")
     png = _screenshot(b, tmp_path / "html_report_resnet18_clicked.png")
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert b.errors() == []
+
+
+def test_depth_says_which_blocks_start_open(chromium, tmp_path):
+    model, _ = _page("course_inception10")
+    text = html_report.page(model, "", {}, depth=1)
+    path = tmp_path / "depth1.html"
+    path.write_text(text, encoding="utf-8")
+    _load(chromium, path)
+    for n in model.nodes:
+        level = len(n.scope.split(".")) if n.scope else 0
+        assert _visible(chromium, f"row-{n.name}") == (level <= 1), n.name
+    for b in model.blocks:
+        assert _visible(chromium, f"blk-{b.path}") == (b.path.count(".") <= 1), b.path
+    assert chromium.errors() == []
 
 
 def test_without_javascript_every_row_shows(chromium, pages, tmp_path):
