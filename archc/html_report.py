@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from html import escape
 
-from archc import report
+from archc import memory, report
 from archc.ir import Model
 from archc.ir.shapes import describe
 
@@ -118,16 +118,21 @@ def _totals(model: Model, choice: report.MemoryChoice) -> str:
     """Cards for the headline totals, then every line the text report prints
     after its table (memory and the train section included)."""
     t = report.totals(model)
+    m = memory.estimate(model, choice.batch, choice.dtype, choice.optimizer)
     items = [
-        ("Parameters", f"{t['params']:,}", f"{report._bytes(t['weights_bytes_float32'])} float32"),
-        ("Trainable", f"{t['trainable']:,}", ""),
-        ("Non-trainable", f"{t['nontrainable']:,}", ""),
-        ("MACs", f"{t['macs']:,}", f"{report._si(t['macs'])}; FLOPs = 2 × MACs"),
+        ("Parameters", f"{t['params']:,}", f"{t['trainable']:,} trainable"),
+        ("MACs", report._si(t["macs"]), f"{t['macs']:,}; FLOPs = 2 × MACs"),
         (
             "Activations",
             report._bytes(t["activations_bytes_float32_batch1"]),
             "every layer's output, batch 1, float32",
         ),
+        (
+            "Training memory",
+            report._bytes(m.training),
+            f"batch {m.batch}, {m.dtype}, {memory.OPTIMIZER_TEXT[m.optimizer].split(':')[0]}",
+        ),
+        ("Inference peak", report._bytes(m.inference), f"batch {m.batch}, {m.dtype}"),
     ]
     cards = "\n".join(
         f'<div class="card"><dt>{_e(k)}</dt><dd>{_e(v)}</dd>'
@@ -143,7 +148,7 @@ def _totals(model: Model, choice: report.MemoryChoice) -> str:
             indent = ' class="sub"' if label.startswith(" ") else ""
             lines.append(f"<tr><th{indent}>{_e(label.strip())}</th><td>{_e(value)}</td></tr>")
     return (
-        f'<dl class="totals">\n{cards}\n</dl>\n<details class="summary-table" open>'
+        f'<dl class="totals">\n{cards}\n</dl>\n<details class="summary-table">'
         "<summary>Totals, memory and training, as <code>archc report</code> prints them"
         f"</summary>\n<table>\n{chr(10).join(lines)}\n</table></details>"
     )

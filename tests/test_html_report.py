@@ -12,6 +12,7 @@ import math
 import os
 import pathlib
 import shutil
+from html import escape
 from html.parser import HTMLParser
 
 import pytest
@@ -170,8 +171,10 @@ def test_every_node_and_block_has_its_row_with_the_reports_numbers(pages, name):
             f"{b.loc.line}:{b.loc.col}",
         )
     assert len(page.rows) == len(model.nodes) + len(model.blocks)
-    t = report.totals(model)
-    assert f"<dd>{t['params']:,}</dd>" in text and f"<dd>{t['macs']:,}</dd>" in text
+    # the lines the text report prints after its table, memory and train section included
+    assert f"<dd>{model.params:,}</dd>" in text
+    for _label, value in report._summary(model, report.memory_choice(model)):
+        assert f"<td>{escape(value)}</td>" in text or f'"2">{escape(value)}</td>' in text
 
 
 def test_bars_are_each_layers_share_of_the_largest(pages):
@@ -264,6 +267,18 @@ def test_cli_writes_the_page_with_the_core_dependencies_only(tmp_path):
     }
     spec = (ROOT / "specs/resnet18.cnn").read_text(encoding="utf-8")
     assert pages[0].decode() == html_report.page(model, spec, included)
+
+
+def test_cli_options_reach_the_page(tmp_path):
+    out = tmp_path / "r.html"
+    rc, _, err, _ = run_archc(
+        "report", "specs/resnet18.cnn", "--html", str(out),
+        "--batch", "8", "--dtype", "bfloat16", "--input", "64x64x3", "--depth", "1",
+    )  # fmt: skip
+    assert rc == 0, err[-2000:]
+    text = out.read_text(encoding="utf-8")
+    assert "batch 8 (--batch), bfloat16 (--dtype)" in text
+    assert "input 64 x 64 x 3" in text and 'data-depth="1"' in text
 
 
 def test_cli_refuses_a_page_it_cannot_write(tmp_path):
