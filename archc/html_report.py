@@ -12,6 +12,7 @@ top level) and opens the blocks around a row that a link leads to.
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 from archc import memory, report
@@ -155,12 +156,29 @@ def _totals(model: Model, choice: report.MemoryChoice) -> str:
 
 
 def _diagram(model: Model) -> str:
+    """The diagram twice when the model has blocks: folded to one box per
+    top-level block (an overview that fits a screen), and with every layer. The
+    overview's element ids are prefixed `o-`, so that no id is in the page twice."""
     from archc import diagram
 
-    svg = diagram.svg(model)
-    if svg.startswith("<?xml"):
-        svg = svg[svg.index("?>") + 2 :].lstrip()
-    return svg
+    full = _svg(diagram.svg(model))
+    if not model.blocks:
+        return f'<div class="diagram fit">\n{full}\n</div>'
+    overview = _svg(diagram.svg(model, 0))
+    overview = re.sub(r'(<[^>]*\s)id="', r'\1id="o-', overview).replace("url(#", "url(#o-")
+    return (
+        '<details class="view" open><summary>Blocks folded, one box each</summary>\n'
+        f'<div class="diagram fit">\n{overview}\n</div></details>\n'
+        '<details class="view"><summary>Every layer</summary>\n'
+        f'<div class="diagram fit">\n{full}\n</div></details>'
+    )
+
+
+def _svg(text: str) -> str:
+    """SVG text as an element of the page (no XML declaration)."""
+    if text.startswith("<?xml"):
+        text = text[text.index("?>") + 2 :].lstrip()
+    return text
 
 
 def _bar(value: int, largest: int, text: str, exact: str) -> str:
@@ -315,9 +333,7 @@ _PAGE = """<!DOCTYPE html>
 <h2>Diagram</h2>
 <p class="controls"><button type="button" id="diagram-size">Actual size</button>
 <span class="hint">Click a layer or a block to see its row.</span></p>
-<div class="diagram fit">
 {diagram}
-</div>
 </section>
 <div class="split">
 <section id="layers">
@@ -376,6 +392,8 @@ code, pre, .kind, .shape, .num, .src, tbody th {
   padding: 8px; }
 .diagram svg { display: block; margin: 0 auto; }
 .diagram.fit svg { max-width: 100%; height: auto; }
+.view { margin-bottom: 8px; }
+.view > summary { cursor: pointer; color: var(--muted); font-size: 14px; margin-bottom: 4px; }
 .js .diagram g.node, .js .diagram g[id^="b-"] { cursor: pointer; }
 .summary-table { font-size: 13px; margin: 4px 0; }
 .summary-table table { width: auto; margin-top: 6px; }
@@ -474,8 +492,9 @@ _SCRIPT = """\
   }
   document.addEventListener("click", function (event) {
     var box = event.target.closest(".diagram g[id]");
-    if (box && /^[nb]-/.test(box.id)) {
-      var row = (box.id.charAt(0) === "n" ? "row-" : "blk-") + box.id.slice(2);
+    var named = box && /^(?:o-)?([nb])-(.*)$/.exec(box.id);
+    if (named) {
+      var row = (named[1] === "n" ? "row-" : "blk-") + named[2];
       if (document.getElementById(row)) {
         follow(row);
         location.hash = row;
@@ -494,9 +513,11 @@ _SCRIPT = """\
   });
   document.getElementById("expand-all").addEventListener("click", function () { setAll(true); });
   document.getElementById("collapse-all").addEventListener("click", function () { setAll(false); });
-  var frame = document.querySelector(".diagram"), size = document.getElementById("diagram-size");
+  var frames = document.querySelectorAll(".diagram"), size = document.getElementById("diagram-size");
   size.addEventListener("click", function () {
-    size.textContent = frame.classList.toggle("fit") ? "Actual size" : "Fit to width";
+    var fit = size.textContent !== "Actual size";
+    frames.forEach(function (f) { f.classList.toggle("fit", fit); });
+    size.textContent = fit ? "Actual size" : "Fit to width";
   });
   var depth = Number(document.querySelector("#layers table").dataset.depth);
   rows.forEach(function (row) {

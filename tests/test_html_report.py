@@ -399,19 +399,25 @@ def test_the_page_in_chromium(chromium, pages, tmp_path):
         f"(function () {{ var r = document.getElementById({anchor!r}).getBoundingClientRect();"
         " return r.top >= 0 && r.bottom <= innerHeight; })()"
     )
-    # a box of the diagram leads to its row, opening the blocks around it
+    # a box of the diagram leads to its row, opening the blocks around it: a
+    # folded block of the overview, and a layer inside a block in the full view
     b.evaluate("document.getElementById('collapse-all').click()")
     deep = next(n for n in model.nodes if n.scope and n.kind == "add")
     assert not _visible(b, f"row-{deep.name}")
-    x, y = b.evaluate(
-        f"(function () {{ var g = document.getElementById('n-{deep.name}');"
-        " g.scrollIntoView({block: 'center', inline: 'center'});"
-        " var r = g.querySelector('rect').getBoundingClientRect();"
-        " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
-    )
-    b.click_at(x, y)
-    assert b.evaluate("location.hash") == f"#row-{deep.name}"
-    assert _visible(b, f"row-{deep.name}")
+    b.evaluate("document.querySelectorAll('details.view > summary')[1].click()")  # open it
+    for box, row in (
+        (f"o-b-{block.path}", f"blk-{block.path}"),
+        (f"n-{deep.name}", f"row-{deep.name}"),
+    ):
+        x, y = b.evaluate(
+            f"(function () {{ var g = document.getElementById('{box}');"
+            " g.scrollIntoView({block: 'center', inline: 'center'});"
+            " var r = g.querySelector('rect').getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
+        b.click_at(x, y)
+        assert b.evaluate("location.hash") == f"#{row}"
+        assert _visible(b, row)
     png = _screenshot(b, tmp_path / "html_report_resnet18_clicked.png")
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert b.errors() == []
