@@ -3,6 +3,8 @@
     archc check SPEC...                 compile, report errors, print a one-line summary
     archc report SPEC [--json|--markdown|--html FILE]
     archc ir SPEC [--indent]            the inferred IR as JSON
+    archc diagram SPEC -o FILE.svg|FILE.png [--depth N]
+                                        a diagram of the graph (PNG: the diagram extra)
     archc build SPEC... [--backend keras|torch|onnx|all] [-o DIR]
                         [--weights FILE] [--opset N] [--dtype float32|float64]   (onnx)
     archc build --all [--check]         every spec in specs/, every source backend
@@ -136,6 +138,36 @@ def cmd_ir(args) -> int:
     if model is None:
         return 1
     print(model.model_dump_json(indent=2 if args.indent else None))
+    return 0
+
+
+DIAGRAM_SUFFIXES = (".svg", ".png")
+
+
+def cmd_diagram(args) -> int:
+    from archc import diagram
+
+    suffix = os.path.splitext(args.output)[1].lower()
+    if suffix not in DIAGRAM_SUFFIXES:
+        print(
+            f"archc diagram: -o {args.output}: the file's name must end in .svg or .png "
+            f"(it says which to write)",
+            file=sys.stderr,
+        )
+        return 2
+    model = _compile(args.spec, False)
+    if model is None:
+        return 1
+    lay = diagram.layout(model, args.depth)
+    data = diagram.render_png(lay) if suffix == ".png" else diagram.render_svg(lay).encode()
+    try:
+        with open(args.output, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        print(f"archc diagram: cannot write {args.output}: {e.strerror}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"wrote {args.output}  ({len(model.nodes)} nodes, {lay.width} x {lay.height} px)")
     return 0
 
 
@@ -713,6 +745,32 @@ def make_parser() -> argparse.ArgumentParser:
     i.add_argument("--indent", action="store_true", help="pretty-print")
     i.set_defaults(func=cmd_ir)
 
+    g = _command(
+        sub,
+        "diagram",
+        "draw the graph as SVG or PNG: branches side by side, blocks framed, shapes on edges",
+        "  archc diagram specs/resnet18.cnn -o resnet18.svg\n"
+        "  archc diagram specs/resnet152.cnn -o resnet152.png --depth 1   # blocks in blocks "
+        "as one box",
+    )
+    g.add_argument("spec", metavar="SPEC")
+    g.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="the file to write: .svg, or .png (needs Pillow: the diagram extra)",
+    )
+    g.add_argument(
+        "--depth",
+        type=_number(int, low=0, high=1000),
+        metavar="N",
+        help="draw blocks nested N deep or deeper as one box each (0: every block one box; "
+        "default: every block open)",
+    )
+    g.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    g.set_defaults(func=cmd_diagram)
+
     b = _command(
         sub,
         "build",
@@ -954,6 +1012,8 @@ def _needs(args) -> tuple[str, ...]:
     if args.command == "equiv":
         onnx = ("onnx", "onnxruntime") if args.against == "onnx" else ()
         return ("numpy", "tensorflow", "keras", "torch", *onnx)
+    if args.command == "diagram":
+        return ("PIL",) if args.output.lower().endswith(".png") else ()
     if args.command in ("train", "evaluate"):
         from archc.data.names import NEEDS
 

@@ -100,7 +100,7 @@ SIZE_TITLE = 11  # frame titles
 PAD_X = 8
 BOX_H = 34
 MIN_W = 124
-GAP = 26  # vertical, between units
+GAP = 30  # vertical, between units
 HGAP = 18  # horizontal, between lanes
 CORRIDOR = 10  # the width of a lane that carries only an edge
 HEADER = 20  # a frame's title band
@@ -380,6 +380,12 @@ def _arrange(units: list[_Unit], edges, out_key: str, label_output: bool) -> _Pl
             if p is not None:
                 top = max(top, y[p] + units[p].h + GAP)
         y[i] = top
+    # a unit that reads only through references `@name` (a U-Net crop) stands just
+    # above its consumer: the long way is the skip's, drawn dashed in its own lane
+    for i in range(n - 1, -1, -1):
+        if preds[i] and i in succs and all(dashed_edge[(p, i)] for p in preds[i]):
+            below = min(y[t] for t in succs[i]) - GAP - units[i].h
+            y[i] = max(y[i], below)
     # each source's continuation: its highest consumer; deeper ones get a corridor
     cont = {s: min(ts, key=lambda t: (y[t], t)) for s, ts in succs.items()}
     corridor = {(s, t) for s, ts in succs.items() for t in ts if y[t] > y[cont[s]]}
@@ -552,6 +558,41 @@ def _simplify(pts: list[tuple[int, int]]) -> list[tuple[int, int]]:
 # ---------------------------------------------------------------------------
 
 
+def _columns(heights: list[int], width: int) -> list[list[int]]:
+    """Which segments (of these heights) go in which column: one column up to
+    MAX_SINGLE_COLUMN pixels; beyond, about as many columns as make the drawing
+    square, but no more than make it noticeably shorter (a U-Net, one long segment
+    between its input and its output, stays one column). The cuts are the best
+    ones (dynamic programming over where each column starts; ties: the earliest)."""
+    n = len(heights)
+    total = sum(heights)
+    if total <= MAX_SINGLE_COLUMN:
+        return [list(range(n))]
+    most = max(1, min(n, round(math.sqrt(total / (width + COLUMN_GAP)))))
+    prefix = [0]
+    for h in heights:
+        prefix.append(prefix[-1] + h)
+    # best[j][i]: the tallest column when heights[:i] fill j columns; start[j][i]:
+    # where the last of them starts
+    best = [[total + 1] * (n + 1) for _ in range(most + 1)]
+    start = [[0] * (n + 1) for _ in range(most + 1)]
+    best[0][0] = 0
+    for j in range(1, most + 1):
+        for i in range(j, n + 1):
+            for m in range(j - 1, i):
+                v = max(best[j - 1][m], prefix[i] - prefix[m])
+                if v < best[j][i]:
+                    best[j][i], start[j][i] = v, m
+    k = next(j for j in range(1, most + 1) if best[j][n] <= best[most][n] * 1.1)
+    runs: list[list[int]] = []
+    i = n
+    for j in range(k, 0, -1):
+        m = start[j][i]
+        runs.append(list(range(m, i)))
+        i = m
+    return runs[::-1]
+
+
 def layout(model: Model, depth: int | None = None) -> Layout:
     """The diagram of `model`: blocks nested `depth` levels deep or more are drawn
     as one box each (0: every block collapsed; None: none)."""
@@ -591,21 +632,7 @@ def layout(model: Model, depth: int | None = None) -> Layout:
     def step(p: _Placed) -> int:  # from a segment's top to the next one's
         return max(p.h, p.out_bottom + GAP // 2) + GAP // 2
 
-    total = sum(step(p) for p in placed)
-    widest = max(p.w for p in placed)
-    columns: list[list[int]] = [[]]
-    if total > MAX_SINGLE_COLUMN:
-        ncols = max(1, round(math.sqrt(total / (widest + COLUMN_GAP))))
-        target = total / ncols
-    else:
-        target = total
-    height = 0
-    for k, p in enumerate(placed):
-        if columns[-1] and height + step(p) > target * 1.02:
-            columns.append([])
-            height = 0
-        columns[-1].append(k)
-        height += step(p)
+    columns = _columns([step(p) for p in placed], max(p.w for p in placed))
 
     title = model.name
     subtitle = (

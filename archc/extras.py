@@ -1,10 +1,11 @@
 """archc's optional dependencies: which command needs which package, and what to
 install when one is missing. The one place that knows the extras of pyproject.toml.
 
-`pip install archc` gives check, report, ir and build (lark, pydantic, jinja2);
-train, evaluate, equiv and `build --backend onnx` need an extra. Every framework and
-NumPy is imported lazily, inside the command that needs it, so the core commands start without
-them (tests/test_cli.py runs them with these modules blocked).
+`pip install archc` gives check, report, ir, build and `diagram -o x.svg` (lark,
+pydantic, jinja2); train, evaluate, equiv, `build --backend onnx` and `diagram -o
+x.png` need an extra. Every framework, NumPy and Pillow is imported lazily, inside
+the command that needs it, so the core commands start without them
+(tests/test_cli.py runs them with these modules blocked).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ PACKAGES = {
     "torch": ("torch", "torch"),
     "onnx": ("onnx", "onnx"),
     "onnxruntime": ("onnxruntime", "onnx"),
+    "PIL": ("pillow", "diagram"),
 }
 
 # what each backend's trainer and builds import
