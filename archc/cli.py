@@ -709,7 +709,7 @@ def make_parser() -> argparse.ArgumentParser:
         type=_input_size,
         metavar="HxWxC",
         help="compile the spec at this input size instead of its `input` line's "
-        "(299x299x3 or 299*299*3)",
+        "(299x299x3 or 299*299*3; default: the spec's)",
     )
     r.add_argument(
         "--batch",

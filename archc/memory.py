@@ -13,7 +13,8 @@ What is counted, in bytes, for a batch of `batch` samples:
   RMSprop (without momentum, not centred) one plus the step count;
 - activations kept for the backward pass: the tensors each layer's kind says its
   backward keeps (`Node.kept`, archc/ir/kinds.py: what PyTorch's autograd saves for
-  the generated code), each distinct tensor once (a tensor kept by two layers, a
+  the generated code; nothing for the layers before the first one that learns,
+  which autograd does not record), each distinct tensor once (a tensor kept by two layers, a
   layer's output that the next keeps as its input, is counted once; a view shares
   its input's memory), at 4 bytes per value for float32 and 2 for the low
   precisions (as if every layer ran in it: autocast keeps batch norm and softmax in
@@ -123,9 +124,15 @@ def estimate(model: Model, batch: int, dtype: str, optimizer: str) -> Memory:
 
     kept: dict[object, int] = {}  # tensor -> bytes, each once
     by_node: dict[str, int] = {}
+    learns: dict[str, bool] = {}  # whether a gradient flows back through the node
     for n in model.nodes:
         first = 0
-        for k, item in enumerate(n.kept(list(n.in_shapes), n.out_shape)):
+        trains = any(w.trainable for w in n.weights(list(n.in_shapes)))
+        learns[n.name] = trains or any(learns[i] for i in n.inputs)
+        # autograd records nothing where no input needs a gradient and the layer has
+        # no trainable parameters (layers before the first one that learns)
+        items = n.kept(list(n.in_shapes), n.out_shape) if learns[n.name] else ()
+        for k, item in enumerate(items):
             itemsize = act if item.itemsize is None else item.itemsize
             if item.tensor == "":
                 key: object = (n.name, k)
@@ -134,7 +141,10 @@ def estimate(model: Model, batch: int, dtype: str, optimizer: str) -> Memory:
                 name = n.name if item.tensor == "out" else n.inputs[int(item.tensor[2:])]
                 key = base[name]
                 nbytes = size(nodes[key].out_shape) * itemsize
-            if key not in kept:
+            if not item.per_sample:  # the same for any batch
+                kept[key] = nbytes
+                first += nbytes
+            elif key not in kept:
                 kept[key] = batch * nbytes
                 first += batch * nbytes
         by_node[n.name] = first

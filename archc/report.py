@@ -323,11 +323,13 @@ def _summary(model: Model, choice: MemoryChoice) -> list[tuple[str | None, str]]
             for i, (kind, rule) in enumerate(t["macs_rules"].items())
         ),
         *_memory_lines(model, choice),
-        (None, f"Input {describe(model.input_shape)} -> output {describe(model.output_shape)}"),
     ]
     train = _training_text(model)
     if train is not None:
         lines.append(("Train section", train))
+    lines.append(
+        (None, f"Input {describe(model.input_shape)} -> output {describe(model.output_shape)}")
+    )
     return lines
 
 

@@ -169,12 +169,14 @@ class Kept(NamedTuple):
     saves it for the generated code. `tensor`: "in0", "in1", ... (that input) or
     "out" (the output), shared with every other layer that keeps the same tensor;
     "" a tensor of the layer's own (a padded copy, statistics, pooling indices, a
-    mask). `elements` per sample; `itemsize` bytes per element, None for the
-    activations' dtype (float32, or the low precision of mixed-precision training)."""
+    mask). `elements` per sample (`per_sample` False: for the whole batch, as
+    batch norm's statistics per channel); `itemsize` bytes per element, None for
+    the activations' dtype (float32, or the low precision of mixed precision)."""
 
     tensor: str
     elements: int
     itemsize: int | None = None
+    per_sample: bool = True
 
 
 def size(shape: Shape) -> int:
@@ -429,7 +431,7 @@ class Normalization(Node):
         return ins[0]  # per-channel affine: each cell on its own
 
     def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
-        return (Kept("", ins[0][-1], 4),)  # the divisor, per channel
+        return (Kept("", ins[0][-1], 4, per_sample=False),)  # the divisor, per channel
 
     def weights(self, ins: list[Shape]) -> tuple[Weight, ...]:
         if self.mean is not None:
@@ -863,7 +865,7 @@ class BatchNorm(Node):
 
     def kept(self, ins: list[Shape], out: Shape) -> tuple[Kept, ...]:
         """Its input and the batch's mean and inverse deviation per channel (float32)."""
-        return (Kept("in0", size(ins[0])), Kept("", 2 * ins[0][-1], 4))
+        return (Kept("in0", size(ins[0])), Kept("", 2 * ins[0][-1], 4, per_sample=False))
 
     def describe(self) -> str:
         parts = [] if self.scale else ["no scale"]
