@@ -155,20 +155,36 @@ def _totals(model: Model, choice: report.MemoryChoice) -> str:
     )
 
 
+# The overview is the most detailed folding whose drawing is at most this wide
+# (pixels at actual size): it then fits a laptop screen unscaled.
+OVERVIEW_WIDTH = 1400
+
+
 def _diagram(model: Model) -> str:
-    """The diagram twice when the model has blocks: folded to one box per
-    top-level block (an overview that fits a screen), and with every layer. The
-    overview's element ids are prefixed `o-`, so that no id is in the page twice."""
+    """The diagram twice when the model has blocks: an overview, the blocks
+    nested deeper than some level folded to one box each (open), and every layer
+    (folded away). The overview's element ids are prefixed `o-`, so that no id is
+    in the page twice."""
     from archc import diagram
 
     full = _svg(diagram.svg(model))
     if not model.blocks:
         return f'<div class="diagram fit">\n{full}\n</div>'
-    overview = _svg(diagram.svg(model, 0))
+    levels = 1 + max(b.path.count(".") for b in model.blocks)  # depth None: all open
+    depth, drawing = 0, diagram.layout(model, 0)
+    for d in range(1, levels):
+        deeper = diagram.layout(model, d)
+        if deeper.width > OVERVIEW_WIDTH:
+            break
+        depth, drawing = d, deeper
+    overview = _svg(diagram.render_svg(drawing))
     overview = re.sub(r'(<[^>]*\s)id="', r'\1id="o-', overview).replace("url(#", "url(#o-")
+    folded = {0: "every block", 1: "blocks inside blocks"}.get(
+        depth, f"blocks nested {depth} deep or more"
+    )
     return (
-        '<details class="view" open><summary>Blocks folded, one box each</summary>\n'
-        f'<div class="diagram fit">\n{overview}\n</div></details>\n'
+        f'<details class="view" open><summary>Overview: {folded} drawn as one box'
+        f'</summary>\n<div class="diagram fit">\n{overview}\n</div></details>\n'
         '<details class="view"><summary>Every layer</summary>\n'
         f'<div class="diagram fit">\n{full}\n</div></details>'
     )

@@ -177,6 +177,24 @@ def test_every_node_and_block_has_its_row_with_the_reports_numbers(pages, name):
         assert f"<td>{escape(value)}</td>" in text or f'"2">{escape(value)}</td>' in text
 
 
+def test_the_overview_is_the_most_detailed_drawing_that_fits(pages):
+    """Inception10's overview opens the Inception blocks (their branches side by
+    side) and folds the ConvBNRelu inside them; ResNet18's opened blocks would be
+    too wide, so it folds every block. The overview's ids are its own."""
+    _, text = pages["course_inception10"]
+    ids = set(Page(text).ids)
+    assert {"o-n-inception_blk1.cat1", "o-b-inception_blk1.conv_bn_relu1"} <= ids
+    assert "o-n-inception_blk1.conv_bn_relu1.c1" not in ids
+    assert "Overview: blocks inside blocks drawn as one box" in text
+    _, text = pages["resnet18"]
+    ids = set(Page(text).ids)
+    assert "o-b-resnet_block1" in ids and "o-n-resnet_block1.add1" not in ids
+    assert "n-resnet_block1.add1" in ids  # in the full drawing
+    assert "Overview: every block drawn as one box" in text
+    for svg_id in (i for i in ids if i.startswith("o-")):
+        assert svg_id[2:] in ids or svg_id.startswith(("o-b-", "o-archc")), svg_id
+
+
 def test_bars_are_each_layers_share_of_the_largest(pages):
     model, text = pages["resnet18"]
     biggest = max(model.nodes, key=lambda n: n.params)
