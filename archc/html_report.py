@@ -394,7 +394,7 @@ h2 { font-size: 19px; margin: 22px 0 10px; }
 nav { margin-bottom: 12px; }
 a { color: var(--accent); text-decoration: none; }
 a:hover { text-decoration: underline; }
-code, pre, .kind, .shape, .num, .src, .inputs, tbody th {
+code, pre, td.kind, td.shape, td.num, td.src, td.inputs, tbody th {
   font-family: ui-monospace, "SFMono-Regular", "DejaVu Sans Mono", Menlo, Consolas, monospace;
   font-size: 13px; }
 .totals { display: flex; flex-wrap: wrap; gap: 12px; margin: 16px 0 8px; }

@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from archc import html_report, report
+from archc import diagram, html_report, report
 from archc.ir.shapes import describe
 from archc.pipeline import compile_spec, compile_text
 from tests import browser
@@ -478,6 +478,13 @@ def test_pages_load_without_errors_and_are_screenshotted(chromium, pages, tmp_pa
     path.write_text(text, encoding="utf-8")
     _load(chromium, path)
     assert chromium.evaluate("document.documentElement.className") == "js"  # the script ran
+    # the page's style leaves the diagrams' drawing alone (a class such as
+    # `shape` names a table column in the page and a kind of box in the SVG)
+    fonts = chromium.evaluate(
+        "Array.from(new Set(Array.from(document.querySelectorAll('.diagram svg text'),"
+        " t => getComputedStyle(t).fontFamily)))"
+    )
+    assert fonts == [diagram.FONT_FAMILY]
     png = _screenshot(chromium, tmp_path / f"html_report_{name}.png")
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert chromium.errors() == []
