@@ -1,13 +1,16 @@
 """`archc report --html`: the report as one self-contained HTML page.
 
-The page holds the diagram (inline SVG, archc/diagram.py), the layer table of
-archc/report.py (`rows()` and `totals()`: the counts are the report's, not
-recomputed here) with per-layer bars of parameters, MACs and activation memory,
-the totals, and the spec's source with each layer linked to its row and back.
-Everything is inline (no network access to view it); every piece of text is
-escaped; the bytes depend on the model and the sources only. Without JavaScript
-the page reads in full; the script adds collapsible blocks (collapsed below the
-top level) and opens the blocks around a row that a link leads to.
+The page holds the totals and memory figures, the diagram (inline SVG from
+archc/diagram.py: an overview with blocks folded, and every layer), the layer
+table of archc/report.py (`rows()`, `totals()` and its summary lines: the counts
+are the report's, not recomputed here) with per-layer bars of parameters, MACs
+and activation memory, and the spec's source (and its includes) with each layer
+linked to its row and back. Everything is inline (no network access to view it);
+every piece of text is escaped; the bytes depend on the model, the sources and
+the options only. Without JavaScript the page reads in full; the script folds
+blocks (those nested deeper than `depth` start folded), opens the blocks around
+a row that a link or a diagram box leads to, and switches the diagram between
+fitting the width and its actual size.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def page(
             targets.setdefault(r["anchor"], []).append((r["id"], r["path"]))
     return _PAGE.format(
         name=_e(model.name),
-        summary=_summary(model),
+        subtitle=_subtitle(model),
         totals=_totals(model, choice or report.memory_choice(model)),
         diagram=_diagram(model),
         depth=depth,
@@ -107,7 +110,7 @@ def rows_of(model: Model, files: dict[str, str]) -> list[dict]:
     return out
 
 
-def _summary(model: Model) -> str:
+def _subtitle(model: Model) -> str:
     layers = sum(1 for n in model.nodes if n.kind != "input")
     return (
         f"from <code>{_e(model.source)}</code> · input {_e(describe(model.input_shape))}"
@@ -338,7 +341,7 @@ _PAGE = """<!DOCTYPE html>
 <body>
 <header>
 <h1>{name}</h1>
-<p class="summary">{summary}</p>
+<p class="subtitle">{subtitle}</p>
 <nav><a href="#diagram">Diagram</a> · <a href="#layers">Layers</a> · <a href="#source">Source</a></nav>
 </header>
 <main>
@@ -390,7 +393,7 @@ header, main { padding: 0 24px; }
 header { padding-top: 18px; border-bottom: 1px solid var(--rule); }
 h1 { margin: 0; font-size: 26px; }
 h2 { font-size: 19px; margin: 22px 0 10px; }
-.summary { margin: 2px 0 6px; color: var(--muted); }
+.subtitle { margin: 2px 0 6px; color: var(--muted); }
 nav { margin-bottom: 12px; }
 a { color: var(--accent); text-decoration: none; }
 a:hover { text-decoration: underline; }
