@@ -83,7 +83,11 @@ FAMILIES: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
     "dropout": ("dropout", "#f6f6f6", "#a0a0a0", ("dropout", "droppath")),
 }  # fmt: skip
 BLOCK_FAMILY = ("block (collapsed)", "#f4ead6", "#8a6d3b")
+DASHED = ("shortcut / skip", "", "")  # a legend entry drawn as a dashed edge
 FAMILY_OF = {kind: fam for fam, (_, _, _, kinds) in FAMILIES.items() for kind in kinds}
+# A kind registered outside archc.ir.kinds (a test's throwaway kind) is drawn in this
+# family's grey; archc's own kinds are all listed above (tested).
+UNLISTED = "shape"
 FRAME_FILL = ("#f8f8fa", "#eeeff3")  # alternating with the nesting depth
 FRAME_STROKE = "#9a9cab"
 EDGE = "#555555"
@@ -257,7 +261,7 @@ class _Builder:
             tip.append(f"{n.macs:,} MACs")
         if n.name in self.skips:
             tip.append(f"reads @{self.skips[n.name]}")
-        box = Box("n-" + n.name, 0, 0, w, BOX_H, FAMILY_OF.get(n.kind, "shape"), lines,
+        box = Box("n-" + n.name, 0, 0, w, BOX_H, FAMILY_OF.get(n.kind, UNLISTED), lines,
                   "\n".join(tip), n.name)  # fmt: skip
         return _Unit(n.name, w, BOX_H, w // 2, n.name, _shape(n.out_shape), [box])
 
@@ -380,6 +384,7 @@ def _arrange(units: list[_Unit], edges, out_key: str, label_output: bool) -> _Pl
             if p is not None:
                 top = max(top, y[p] + units[p].h + GAP)
         y[i] = top
+    asap = list(y)
     # a unit that reads only through references `@name` (a U-Net crop) stands just
     # above its consumer: the long way is the skip's, drawn dashed in its own lane
     for i in range(n - 1, -1, -1):
@@ -429,7 +434,13 @@ def _arrange(units: list[_Unit], edges, out_key: str, label_output: bool) -> _Pl
             lane_of[i] = real[0]
         else:
             choice = None
-            for lane in sorted(lane_of[p] for p in preds[i] if p is not None and cont[p] == i):
+            # a merge continues the lane of its longest input (the main path, wherever
+            # the spec writes it), so the path runs straight through the merge
+            main_first = sorted(
+                (p for p in preds[i] if p is not None and cont[p] == i),
+                key=lambda p: (-(y[p] + units[p].h), -asap[p], lane_of[p]),
+            )
+            for lane in (lane_of[p] for p in main_first):
                 if free(lane, a, b):
                     choice = lane
                     break
@@ -560,10 +571,11 @@ def _simplify(pts: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def _columns(heights: list[int], width: int) -> list[list[int]]:
     """Which segments (of these heights) go in which column: one column up to
-    MAX_SINGLE_COLUMN pixels; beyond, about as many columns as make the drawing
-    square, but no more than make it noticeably shorter (a U-Net, one long segment
-    between its input and its output, stays one column). The cuts are the best
-    ones (dynamic programming over where each column starts; ties: the earliest)."""
+    MAX_SINGLE_COLUMN pixels; beyond, at most as many columns as make the drawing
+    about square, and the fewest whose tallest column is within a quarter of what
+    that most would give (a U-Net, one long segment from its input to its output,
+    stays one column). The cuts are the best ones (dynamic programming over where
+    each column starts; ties: the earliest)."""
     n = len(heights)
     total = sum(heights)
     if total <= MAX_SINGLE_COLUMN:
@@ -583,7 +595,7 @@ def _columns(heights: list[int], width: int) -> list[list[int]]:
                 v = max(best[j - 1][m], prefix[i] - prefix[m])
                 if v < best[j][i]:
                     best[j][i], start[j][i] = v, m
-    k = next(j for j in range(1, most + 1) if best[j][n] <= best[most][n] * 1.1)
+    k = next(j for j in range(1, most + 1) if best[j][n] <= best[most][n] * 1.25)
     runs: list[list[int]] = []
     i = n
     for j in range(k, 0, -1):
@@ -639,21 +651,10 @@ def layout(model: Model, depth: int | None = None) -> Layout:
         f"{model.params:,} parameters \u00b7 {model.macs:,} MACs \u00b7 input "
         f"{_shape(model.input_shape)} \u00b7 output {_shape(model.output_shape)}"
     )
-    families = []
-    present = {FAMILY_OF.get(n.kind, "shape") for n in model.nodes}
-    for fam, (label, fill, stroke, _) in FAMILIES.items():
-        if fam in present:
-            families.append((label, fill, stroke))
-
-    items: list = []
-    top = MARGIN + 44  # below the title and the legend (set again below)
-    # legend first, to know where the drawing starts
-    legend = list(families)
     body: list = []
     x0 = 0
     ends: list[tuple[int, int, int]] = []  # per column: out x, out bottom, right edge
     starts: list[tuple[int, int]] = []  # per column: in x, top
-    any_block = False
     for col in columns:
         left = max(placed[k].in_port for k in col)
         right = max(placed[k].w - placed[k].in_port for k in col)
@@ -681,9 +682,14 @@ def layout(model: Model, depth: int | None = None) -> Layout:
         body.append(Edge(_simplify([(ox, ob), (ox, ob + GAP // 2), (gutter, ob + GAP // 2),
                                     (gutter, it - GAP // 2), (ix, it - GAP // 2), (ix, it)]),
                          False))  # fmt: skip
-    any_block = any(isinstance(it, Box) and it.family == "block" for it in body)
-    if any_block:
+    # the legend: the colours the drawing uses, and the dashed edges if any
+    drawn = {it.family for it in body if isinstance(it, Box)}
+    legend = [(label, fill, stroke) for fam, (label, fill, stroke, _) in FAMILIES.items()
+              if fam in drawn]  # fmt: skip
+    if "block" in drawn:
         legend.append(BLOCK_FAMILY)
+    if any(isinstance(it, Edge) and it.dashed for it in body):
+        legend.append(DASHED)
     width = max(x0 - COLUMN_GAP, 1)
     height = max(
         max((it.y + it.h for it in body if isinstance(it, (Box, Frame))), default=0),
@@ -773,8 +779,17 @@ def render_svg(lay: Layout) -> str:
         '<g class="legend">',
     ]
     for x, y, label, fill, stroke in lay.legend:
+        if fill:
+            out.append(
+                f'<rect x="{x}" y="{y}" width="14" height="12" rx="2" fill="{fill}" '
+                f'stroke="{stroke}"/>'
+            )
+        else:
+            out.append(
+                f'<path d="M{x},{y + 6} L{x + 14},{y + 6}" stroke="{EDGE}" stroke-width="1.2" '
+                'stroke-dasharray="4 2"/>'
+            )
         out.append(
-            f'<rect x="{x}" y="{y}" width="14" height="12" rx="2" fill="{fill}" stroke="{stroke}"/>'
             f'<text x="{x + 20}" y="{y + 10}" font-size="{SIZE_NAME}">{escape(label)}</text>'
         )
     out.append("</g>")
@@ -890,8 +905,13 @@ def render_png(lay: Layout) -> bytes:
     text(MARGIN, MARGIN + 12, lay.title, 15, bold=True)
     text(MARGIN, MARGIN + 28, lay.subtitle, SIZE_NAME, LABEL)
     for x, y, label, fill, stroke in lay.legend:
-        draw.rounded_rectangle([x * s, y * s, (x + 14) * s, (y + 12) * s], radius=2 * s,
-                               fill=_rgb(fill), outline=_rgb(stroke), width=s)  # fmt: skip
+        if fill:
+            draw.rounded_rectangle([x * s, y * s, (x + 14) * s, (y + 12) * s], radius=2 * s,
+                                   fill=_rgb(fill), outline=_rgb(stroke), width=s)  # fmt: skip
+        else:
+            for a in (0, 6, 12):
+                draw.line([((x + a) * s, (y + 6) * s), ((x + min(a + 4, 14)) * s, (y + 6) * s)],
+                          fill=_rgb(EDGE), width=max(1, round(1.2 * s)))  # fmt: skip
         text(x + 20, y + 10, label, SIZE_NAME)
     for f in lay.frames:
         draw.rounded_rectangle([f.x * s, f.y * s, (f.x + f.w) * s, (f.y + f.h) * s],

@@ -82,6 +82,62 @@ def test_boxes_do_not_overlap_and_frames_hold_their_nodes(models, name):
             assert fx < x and x + w < fx + fw and fy < y and y + h < fy + fh, n.name
 
 
+def edges_through_boxes(lay: diagram.Layout) -> list[tuple[str, tuple]]:
+    """Edge segments that pass through the inside of a box (touching its border, where
+    an edge leaves or arrives, is not inside)."""
+    found = []
+    for e in lay.edges:
+        for (ax, ay), (bx, by) in zip(e.points, e.points[1:]):
+            x0, x1 = sorted((ax, bx))
+            y0, y1 = sorted((ay, by))
+            for b in lay.boxes:
+                if x1 > b.x and x0 < b.x + b.w and y1 > b.y and y0 < b.y + b.h:
+                    found.append((b.id, (ax, ay, bx, by)))
+    return found
+
+
+def boxes_overlapping(lay: diagram.Layout) -> list[tuple[str, str]]:
+    found = []
+    ordered = sorted(lay.boxes, key=lambda b: (b.x, b.y))
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1 :]:
+            if b.x >= a.x + a.w:
+                break
+            if overlap((a.y, a.y + a.h), (b.y, b.y + b.h)):
+                found.append((a.id, b.id))
+    return found
+
+
+@pytest.mark.parametrize("depth", [None, 0, 1])
+@pytest.mark.parametrize("name", LOOKED_AT)
+def test_no_edge_runs_through_a_box(models, name, depth):
+    lay = diagram.layout(models[name], depth)
+    assert not edges_through_boxes(lay)
+    assert not boxes_overlapping(lay)
+
+
+def test_the_edge_check_can_fail(models):
+    lay = diagram.layout(models["course_lenet5"])
+    b = lay.boxes[3]
+    lay.edges.append(diagram.Edge([(b.x + 5, b.y - 20), (b.x + 5, b.y + b.h + 20)], False))
+    assert edges_through_boxes(lay) == [(b.id, (b.x + 5, b.y - 20, b.x + 5, b.y + b.h + 20))]
+
+
+@pytest.mark.slow
+def test_every_spec_draws_without_crossings():
+    from archc.pipeline import check_spec
+
+    for path in sorted((ROOT / "specs").glob("*.cnn")):
+        model = check_spec(str(path))
+        if isinstance(model, list):  # a library of blocks
+            continue
+        for depth in (None, 1):
+            lay = diagram.layout(model, depth)
+            assert not edges_through_boxes(lay), (path.name, depth)
+            assert not boxes_overlapping(lay), (path.name, depth)
+            ET.fromstring(diagram.render_svg(lay))
+
+
 @pytest.mark.parametrize("name", LOOKED_AT)
 def test_a_merge_sits_below_all_its_inputs(models, name):
     model = models[name]
@@ -126,7 +182,8 @@ def test_the_branches_of_an_inception_module_stand_side_by_side(models):
 def test_shortcuts_and_skips_are_dashed_edges_routed_around(models):
     def dashed(model) -> int:
         root = ET.fromstring(diagram.svg(model))
-        return sum(1 for p in root.iter(f"{SVG}path") if "stroke-dasharray" in p.attrib)
+        edges = [p for p in root.iter(f"{SVG}path") if "marker-end" in p.attrib]
+        return sum(1 for p in edges if "stroke-dasharray" in p.attrib)
 
     # resnet18: the identity shortcuts (blocks 1, 2, 4, 6, 8); the projections are
     # layers of their own, drawn beside the main path
