@@ -1,7 +1,8 @@
 """The `archc` command line.
 
     archc check SPEC...                 compile, report errors, print a one-line summary
-    archc report SPEC [--json|--markdown|--html FILE]
+    archc report SPEC [--json|--markdown|--html FILE] [--depth N] [--input HxWxC]
+                      [--batch N] [--dtype ...] [--optimizer ...]
     archc ir SPEC [--indent]            the inferred IR as JSON
     archc diagram SPEC -o FILE.svg|FILE.png [--depth N]
                                         a diagram of the graph (PNG: the diagram extra)
@@ -75,6 +76,9 @@ def cmd_report(args) -> int:
 
     model = _compile(args.spec, args.json, input_shape=args.input)
     if model is None:
+        if args.input and not args.json:
+            size = " x ".join(map(str, args.input))
+            print(f"(compiled at --input {size}, not the spec's input size)", file=sys.stderr)
         return 1
     choice = report.memory_choice(model, args.batch, args.dtype, args.optimizer)
     if args.html:

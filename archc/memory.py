@@ -17,9 +17,8 @@ What is counted, in bytes, for a batch of `batch` samples:
   which autograd does not record), each distinct tensor once (a tensor kept by two layers, a
   layer's output that the next keeps as its input, is counted once; a view shares
   its input's memory), at 4 bytes per value for float32 and 2 for the low
-  precisions (as if every layer ran in it: autocast keeps batch norm and softmax in
-  float32, so mixed precision keeps somewhat more); statistics and indices at their
-  own size;
+  precisions (as if every layer ran in it; autocast keeps a few, softmax on a GPU,
+  in float32); statistics and indices at their own size;
 - the inference peak: the largest set of activations alive at once when the layers
   run in order, each tensor freed after its last reader (the input included, the
   output kept), in `dtype`, plus the weights in `dtype`.

@@ -189,6 +189,7 @@ def test_input_override_compiles_at_another_size():
 def test_input_override_errors_are_the_usual_diagnostics():
     r = _archc("report", "--input", "8x8x3", str(SPECS / "course_lenet5.cnn"))
     assert r.returncode == 1 and "E401" in r.stderr and "Traceback" not in r.stderr
+    assert "compiled at --input 8 x 8 x 3" in r.stderr
     assert r.stdout == ""
     r = _archc("report", "--input", "8x8", str(SPECS / "course_lenet5.cnn"))
     assert r.returncode == 2 and "is not an input size" in r.stderr
