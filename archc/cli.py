@@ -94,10 +94,14 @@ def cmd_report(args) -> int:
                 return 1
         depth = 0 if args.depth is None else args.depth  # the page folds the rest
         page = html_report.page(model, sources.pop(model.source), sources, choice, depth)
+        partial = args.html + ".partial"  # renamed when whole: no half-written page
         try:
-            with open(args.html, "w", encoding="utf-8", newline="\n") as f:
+            with open(partial, "w", encoding="utf-8", newline="\n") as f:
                 f.write(page)
+            os.replace(partial, args.html)
         except OSError as e:
+            if os.path.exists(partial):
+                os.remove(partial)
             print(
                 f"error: cannot write {args.html}: {e.strerror}\n"
                 "hint: the folder must exist and be writable",
