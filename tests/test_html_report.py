@@ -304,6 +304,11 @@ def test_cli_refuses_a_page_it_cannot_write(tmp_path):
     rc, _, err, _ = run_archc("report", "specs/resnet18.cnn", "--html", str(target))
     assert rc == 1 and "cannot write" in err and "Traceback" not in err
     assert not target.parent.exists()
+    folder = tmp_path / "a_folder"  # written whole, then it cannot take the folder's place
+    folder.mkdir()
+    rc, _, err, _ = run_archc("report", "specs/resnet18.cnn", "--html", str(folder))
+    assert rc == 1 and "cannot write" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_folder"]  # no partial page left
     rc, _, err, _ = run_archc("report", "specs/resnet18.cnn", "--html", "x.html", "--json")
     assert rc == 2 and "not allowed with" in err
 
