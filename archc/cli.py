@@ -1,7 +1,7 @@
 """The `archc` command line.
 
     archc check SPEC...                 compile, report errors, print a one-line summary
-    archc report SPEC [--json|--markdown] [--depth N] [--input HxWxC]
+    archc report SPEC [--json|--markdown|--html FILE] [--depth N] [--input HxWxC]
                       [--batch N] [--dtype ...] [--optimizer ...]
     archc ir SPEC [--indent]            the inferred IR as JSON
     archc diagram SPEC -o FILE.svg|FILE.png [--depth N]
@@ -90,7 +90,35 @@ def cmd_report(args) -> int:
             print(f"(compiled at --input {size}, not the spec's input size)", file=sys.stderr)
         return 1
     choice = report.memory_choice(model, args.batch, args.dtype, args.optimizer)
-    if args.json:
+    if args.html:
+        from archc import html_report
+
+        sources = {}
+        for path in (model.source, *html_report.included_files(model)):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    sources[path] = f.read()
+            except OSError as e:
+                print(f"error: cannot read {path}: {e.strerror}", file=sys.stderr)
+                return 1
+        depth = 0 if args.depth is None else args.depth  # the page folds the rest
+        page = html_report.page(model, sources.pop(model.source), sources, choice, depth)
+        partial = args.html + ".partial"  # renamed when whole: no half-written page
+        try:
+            with open(partial, "w", encoding="utf-8", newline="\n") as f:
+                f.write(page)
+            os.replace(partial, args.html)
+        except OSError as e:
+            if os.path.exists(partial):
+                os.remove(partial)
+            print(
+                f"error: cannot write {args.html}: {e.strerror}\n"
+                "hint: the folder must exist and be writable",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"wrote {args.html}")
+    elif args.json:
         print(report.as_json(model, choice))
     elif args.markdown:
         print(report.markdown(model, args.depth, choice))
@@ -740,13 +768,21 @@ def make_parser() -> argparse.ArgumentParser:
         "shapes, parameters, MACs and receptive fields",
         "  archc report specs/vgg16.cnn\n  archc report specs/resnet18.cnn --markdown\n"
         "  archc report specs/resnet152.cnn --depth 1   # blocks inside stages collapsed\n"
-        "  archc report specs/inception_v3.cnn --input 224x224x3 --batch 64 --dtype bfloat16",
+        "  archc report specs/inception_v3.cnn --input 224x224x3 --batch 64 --dtype bfloat16\n"
+        "  archc report specs/resnet18.cnn --html resnet18.html",
     )
     r.add_argument("spec", metavar="SPEC")
     fmt = r.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="as JSON (default: a text table)")
     fmt.add_argument(
         "--markdown", action="store_true", help="as a Markdown table (default: a text table)"
+    )
+    fmt.add_argument(
+        "--html",
+        metavar="FILE",
+        help="write one self-contained HTML page to FILE: diagram, table with foldable "
+        "blocks (those nested deeper than --depth start folded; default there: 0), "
+        "per-layer bars, the source linked to the rows (default: a text table)",
     )
     r.add_argument(
         "--depth",
