@@ -914,26 +914,22 @@ def permute(imp: _Import, node, f) -> None:
     imp.problem(node, f"a permutation of the axes to {dims}: archc keeps channels last")
 
 
-@converts(".contiguous", "nn.Identity", "nn.Dropout", "F.dropout", "archc.DropPath")
-def passthrough(imp: _Import, node, target) -> None:
-    """The identity at inference; Dropout is a layer of archc's (`D(rate)`)."""
+@converts(".contiguous", "nn.Identity")
+def identity(imp: _Import, node, target) -> None:
+    imp.alias(node, node.args[0])
+
+
+@converts("nn.Dropout", "F.dropout", "archc.DropPath")
+def dropout(imp: _Import, node, target) -> None:
+    """The identity at inference, a layer of archc's (`D(rate)`, `DP(rate)`) for training."""
     x = node.args[0]
-    key = _module_key(target) if hasattr(target, "forward") else target
-    if key in ("nn.Dropout", "archc.DropPath") or key is _F("dropout"):
-        rate = target.p if hasattr(target, "p") else imp.arg(node, 1, "p", 0.5)
-        kind = "droppath" if key == "archc.DropPath" else "dropout"
-        ir = imp.add(node, kind, [imp.ir_input(x)], rate=rate)
-        chw = imp.channels_first.get(imp.ir_input(x))
-        if chw is not None:
-            imp.channels_first[ir.name] = chw
-        return
-    imp.alias(node, x)
-
-
-def _F(name):
-    import torch.nn.functional as F
-
-    return getattr(F, name)
+    module = hasattr(target, "forward")
+    rate = target.p if module else imp.arg(node, 1, "p", 0.5)
+    kind = "droppath" if module and _module_key(target) == "archc.DropPath" else "dropout"
+    ir = imp.add(node, kind, [imp.ir_input(x)], rate=rate)
+    chw = imp.channels_first.get(imp.ir_input(x))
+    if chw is not None:  # elementwise: the vector keeps its order
+        imp.channels_first[ir.name] = chw
 
 
 @converts("nn.ZeroPad2d")
@@ -1239,7 +1235,12 @@ def _convert(imp: _Import, n, first, input_hwc, calls: dict[str, int]) -> None:
     ins = [imp.value.get(a.name) for a in n.all_input_nodes]
     cf = [i for i in ins if i in imp.channels_first]
     before = len(imp.problems)
-    CONVERTERS[key](imp, n, target)
+    try:
+        CONVERTERS[key](imp, n, target)
+    except AttributeError as e:  # a user's class that has only the name of archc's helper
+        if not key.startswith("archc."):
+            raise
+        return imp.problem(n, f"not archc's generated helper of that name ({e})")
     if cf and key not in _ORDER_AWARE and len(imp.problems) == before:
         made = imp.value.get(n.name)
         if made is None or made not in imp.channels_first:
