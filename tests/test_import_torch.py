@@ -139,6 +139,40 @@ class Zoo(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
+class Zoo2(nn.Module):
+    """More converters: torch's `same` with an even kernel, F.pad, average pooling
+    without the zeros counted, a transposed convolution with output padding,
+    resizing and upsampling, adaptive pooling as plain pooling, vector layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 4, padding="same")
+        self.avg = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        self.ct = nn.ConvTranspose2d(8, 8, 3, stride=2, padding=1, output_padding=1)
+        self.mish = nn.Mish()
+        self.up = nn.Upsample(scale_factor=2)
+        self.c2 = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.ada = nn.AdaptiveAvgPool2d((5, 5))
+        self.c3 = nn.Conv2d(8, 16, 3, dilation=2, padding=2, bias=False)
+        self.fc1 = nn.Linear(16, 12)
+        self.bn1 = nn.BatchNorm1d(12)
+        self.ln = nn.LayerNorm(12)
+        self.selu = nn.SELU()
+        self.fc2 = nn.Linear(12, 5)
+        self.unflat = nn.Unflatten(1, (5, 1, 1))
+
+    def forward(self, x):
+        x = self.avg(F.pad(self.c1(x), (1, 1, 2, 0)))
+        x = self.mish(self.ct(x))
+        x = F.interpolate(x, size=(20, 20), mode="bilinear", align_corners=False)
+        x = self.up(x)
+        x = F.max_pool2d(torch.tanh(self.c2(x)), 2)
+        x = self.c3(self.ada(x))
+        x = F.adaptive_max_pool2d(x, 1).view(x.size(0), -1)
+        x = self.selu(self.ln(self.bn1(self.fc1(x))))
+        return F.softplus(self.unflat(self.fc2(x)))
+
+
 # ---------------------------------------------------------------------------
 # The checks
 # ---------------------------------------------------------------------------
@@ -248,6 +282,22 @@ def test_zoo_of_converters():
     assert ir.node("bn").momentum == 0.99 and ir.node("bn").epsilon == 1e-3
     assert [n.kind for n in ir.nodes].count("shuffle") == 1
     assert [n.kind for n in ir.nodes].count("split") == 2
+
+
+# torch warns that it copies the input to pad an even kernel's `same` (a cost, not a change)
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+def test_more_converters():
+    imp = _check(Zoo2(), (16, 16, 3), min_shapes=12)
+    ir = imp.model
+    kinds = [n.kind for n in ir.nodes]
+    assert kinds == [
+        "input", "conv", "zeropad", "pool", "transposed", "activation", "resize",
+        "upsample", "conv", "pool", "pool", "conv", "globalpool", "dense", "batchnorm",
+        "layernorm", "activation", "dense", "reshape", "activation",
+    ]  # fmt: skip
+    assert ir.node("avg").padding == "same"  # count_include_pad=False: Keras's same
+    assert ir.node("ct").padding == (1, 1) and ir.node("ct").output_padding == (1, 1)
+    assert ir.node("c2").activation == "tanh"
 
 
 def test_unet():

@@ -520,6 +520,7 @@ ACT_FUNCTIONS = {
     "F.silu": "silu",
     "F.hardswish": "hard_swish",
     "F.mish": "mish",
+    "F.softplus": "softplus",
 }
 
 
@@ -558,6 +559,8 @@ def act_module(imp: _Import, node, m) -> None:
 @converts(*ACT_FUNCTIONS)
 def act_function(imp: _Import, node, f) -> None:
     key = _function_key(f) if not isinstance(f, str) else "." + f
+    if key == "F.softplus" and imp.arg(node, 1, "beta", 1) != 1:
+        return imp.problem(node, "softplus with beta other than 1: archc's softplus has beta 1")
     _activation(imp, node, node.args[0], ACT_FUNCTIONS[key], fuse=True)
 
 
