@@ -4,8 +4,9 @@ Each imported model is checked against the module itself: the parameter count
 (torch's parameters as trainable, BN running statistics as non-trainable), every
 layer's output shape against a forward hook on its module, and the Keras model
 built from the imported IR with the imported weights against the module in
-float64 (archc/equiv.py `allowed`: 1e-9 of the output scale), with batch norm in
-eval mode on random running statistics so the outputs are not trivial.
+float64 (archc/equiv.py `allowed`: 1e-9 of the output scale), the output and every
+node (`node_outputs`), with batch norm in eval mode on random running statistics so
+the outputs are not trivial.
 Models built from archc specs come back as the spec's graph. Inputs are small
 (64 x 64 x 3 for the ImageNet nets) to keep the default run short.
 """
@@ -19,6 +20,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("keras")
 
+import keras
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -31,7 +33,7 @@ from archc.language.decompile import spec_text
 from archc.pipeline import compile_spec, compile_text
 from backends.importing import ImportFailure
 from backends.pytorch.generator import model_class_name
-from backends.pytorch.importer import import_torch
+from backends.pytorch.importer import import_torch, node_outputs
 from backends.runtime import build_keras, load_module
 from backends.transfer import set_keras_weights
 from tests.references.torch_refs import BasicBlock, ResNet, counts, mobilenet_v2
@@ -255,6 +257,19 @@ def _check(module: nn.Module, hwc: tuple[int, int, int], min_shapes: int) -> obj
     assert np.abs(ref[0] - ref[1]).max() > 1e-6  # the output depends on the input
     diff = np.abs(out - ref).max()
     assert diff <= allowed(float(np.abs(ref).max()), "float64"), diff
+
+    # every node, as the module computes it (node_outputs) and as Keras does
+    # (not a transposed convolution with explicit padding: Keras crops after the layer)
+    refs = node_outputs(module, hwc, x_torch)
+    assert sorted(refs) == sorted(n.name for n in ir.nodes)
+    nodes = [n for n in ir.nodes[1:] if n.kind != "transposed" or isinstance(n.padding, str)]
+    probe = keras.Model(
+        keras_model.inputs[0], [keras_model.get_layer(n.name).output for n in nodes]
+    )
+    for n, got in zip(nodes, probe(x), strict=True):
+        want = refs[n.name]
+        err = np.abs(np.asarray(got) - want).max()
+        assert err <= allowed(float(np.abs(want).max()), "float64"), (n.name, err)
     return imp
 
 
