@@ -498,6 +498,33 @@ def test_every_problem_is_listed_at_once():
     assert "`norm` (InstanceNorm2d), reading `conv`, read by `pixel`" in text
 
 
+class TwoInputs(nn.Module):
+    def forward(self, x, y, unused=None):
+        return x + y
+
+
+class TwoOutputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x), self.conv(x + x)
+
+
+def test_several_inputs_or_outputs_are_problems():
+    with pytest.raises(ImportFailure) as e:
+        import_torch(TwoInputs(), (8, 8, 3), "tests:TwoInputs")
+    assert [(p.layer, p.why) for p in e.value.problems] == [
+        ("y", "a second input: archc's models have one")
+    ]
+    with pytest.raises(ImportFailure) as e:
+        import_torch(TwoOutputs(), (8, 8, 3), "tests:TwoOutputs")
+    whys = {p.layer: p.why for p in e.value.problems}
+    assert "several values" in whys["output"]
+    assert "called 2 times with one set of weights" in whys["conv"]
+
+
 class Branchy(nn.Module):
     def __init__(self):
         super().__init__()

@@ -1123,6 +1123,7 @@ def _propagate(gm, module, input_hwc, source: str) -> None:
     h, w, c = input_hwc
     params = list(module.parameters()) + list(module.buffers())
     dtype = next((p.dtype for p in params if p.is_floating_point()), torch.float32)
+    device = params[0].device if params else torch.device("cpu")
     modes = {m: m.training for m in module.modules()}
     current = {"node": None}
 
@@ -1134,7 +1135,7 @@ def _propagate(gm, module, input_hwc, source: str) -> None:
     try:
         module.eval()
         with torch.no_grad():
-            Recording(gm).propagate(torch.zeros(1, c, h, w, dtype=dtype))
+            Recording(gm).propagate(torch.zeros(1, c, h, w, dtype=dtype, device=device))
     except Exception as e:  # noqa: BLE001 -- the user's forward raised
         text = str(e).strip().splitlines()
         first = next((t for t in text if t.strip() and not t.startswith("ShapeProp error")), "")
@@ -1215,9 +1216,13 @@ def _read(module, input_hwc, source: str) -> _Import:
     """Trace, propagate shapes, convert every node the output depends on; every
     problem raised at once."""
     gm = _trace(module, source)
+    live = _live(gm)
+    inputs = [n for n in gm.graph.nodes if n.op == "placeholder" and n.name in live]
+    if len(inputs) > 1:  # nothing to run it on: say so before running it
+        why = "a second input: archc's models have one"
+        raise ImportFailure(source, [Problem(n.name, "input", _where(n), why) for n in inputs[1:]])
     _propagate(gm, module, input_hwc, source)
     imp = _Import(source, gm)
-    live = _live(gm)
     calls: dict[str, int] = {}
     for n in gm.graph.nodes:
         if n.op == "call_module" and n.name in live:
@@ -1268,7 +1273,7 @@ def _convert(imp: _Import, n, first, input_hwc, calls: dict[str, int]) -> None:
     target, key = _lookup(imp.gm, n)
     if key is None or key not in CONVERTERS:
         return imp.problem(n, "archc has no layer for it" + _hint(n))
-    if n.op == "call_module" and calls.get(n.target, 0) > 1 and any(target.parameters()):
+    if n.op == "call_module" and calls.get(n.target, 0) > 1 and _has_weights(target):
         return imp.problem(
             n,
             f"the module is called {calls[n.target]} times with one set of "
@@ -1311,6 +1316,10 @@ _ORDER_AWARE = {
     "F.softmax",
     ".softmax",
 }
+
+
+def _has_weights(module) -> bool:
+    return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
 
 
 def _is_chunk(n) -> bool:
