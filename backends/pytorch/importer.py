@@ -13,9 +13,11 @@ nodes, passes its input on (`nn.Identity`, `.contiguous()`), or states a
 PyTorch's conventions, as archc writes them (the torchvision specs do the same):
 
 - explicit symmetric padding stays explicit (`pN`) unless it is exactly Keras's
-  `same` for that input; padding 0 is `valid`. An nn.ZeroPad2d whose only user is
-  an unpadded convolution or pooling becomes that layer's `same` where it adds
-  exactly Keras's (uneven) `same` zeros, as the generated PyTorch code writes it.
+  `same` for that input; padding 0 is `valid`. The nn.ZeroPad2d archc's generated
+  code writes before an uneven `same` convolution (`self.c1_pad` before
+  `self.c1`) folds back into it; any other ZeroPad2d stays a layer. Max pooling's
+  padding is -inf (Keras's `same` where it adds the same cells); average pooling's
+  counts its zeros unless count_include_pad=False (then Keras's `same` or a problem).
 - batch norm: Keras momentum = 1 - torch momentum; epsilon as given (1e-5).
 - an activation module (`nn.ReLU()`) is a layer of its own; a functional one
   (`torch.relu(conv(x))`) on a convolution or linear layer that nothing else reads
@@ -33,6 +35,7 @@ PyTorch's conventions, as archc writes them (the torchvision specs do the same):
 
 Node names are the fx node names (the module's qualified name with dots as
 underscores: `layer1.0.conv1` -> `layer1_0_conv1`), made valid spec names.
+`node_outputs` gives every node's output as the module computes it, by those names.
 """
 
 from __future__ import annotations
@@ -141,9 +144,6 @@ class _Import:
 
     def is_tensor(self, a) -> bool:
         return hasattr(a, "meta") and isinstance(a.meta.get("tensor_meta"), _tensor_meta_type())
-
-    def tensor_args(self, node) -> list:
-        return [a for a in _flat(list(node.args) + list(node.kwargs.values())) if self.is_tensor(a)]
 
     def arg(self, node, i: int, name: str, default=None):
         if len(node.args) > i:
