@@ -34,7 +34,7 @@ from archc.pipeline import compile_spec, compile_text
 from backends.importing import ImportFailure
 from backends.pytorch.generator import model_class_name
 from backends.pytorch.importer import import_torch, node_outputs
-from backends.runtime import build_keras, load_module
+from backends.runtime import build_keras, build_torch, load_module
 from backends.transfer import set_keras_weights
 from tests.references.torch_refs import BasicBlock, ResNet, counts, mobilenet_v2
 
@@ -431,6 +431,27 @@ def test_the_generated_unet_comes_back_at_a_small_input():
     imp = import_torch(module, (188, 188, 1), "unet")
     assert same_graph(imp.model, _spelled_as(compiled, imp.model)) == []
     assert imp.model.output_shape == compiled.output_shape == (4, 4, 2)
+
+
+@pytest.mark.parametrize(
+    "ct",
+    [
+        "CT(3*2*2, s2, valid)",
+        "CT(3*2*2, s2, same)",
+        "CT(3*3*3, s2, same)",
+        "CT(3*3*3, s2, same, output_padding: 1)",  # archc's CroppedConvTranspose2d
+        "CT(3*4*4, s3, p1)",
+        "CT(3*3*3, s2, p1, output_padding: 1)",
+    ],
+)
+def test_a_transposed_convolution_comes_back_as_the_same_layer(ct):
+    """Several spellings are one layer (`same` or `valid` and explicit padding with
+    output padding): the imported one crops and pads as the spec's does."""
+    compiled = compile_text(f"model t\ninput 7*7*2\n{ct}\n")
+    imp = import_torch(build_torch(compiled, "float64").eval(), (7, 7, 2), "t")
+    (a,), (b,) = [[n for n in m.nodes if n.kind == "transposed"] for m in (imp.model, compiled)]
+    assert a.plan(list(a.in_shapes)) == b.plan(list(b.in_shapes))
+    assert a.out_shape == b.out_shape
 
 
 def test_the_spelling_normalisation_can_fail():

@@ -343,9 +343,13 @@ def separable(imp: _Import, node, m) -> None:
     )
 
 
-@converts("nn.ConvTranspose2d")
+@converts("nn.ConvTranspose2d", "archc.CroppedConvTranspose2d")
 def conv_transpose2d(imp: _Import, node, m) -> None:
-    from archc.ir.kinds import transpose_axis
+    """Keras's `valid` or `same` where it is the same layer, else PyTorch's explicit
+    padding and output padding; archc's helper that also crops the end (`crop`) as
+    the Keras layer (with output padding) it was generated from."""
+    from archc.ir.kinds import TransposePlan, transpose_axis
+    from archc.ir.shapes import ShapeError
 
     (x,) = node.args
     if m.padding_mode != "zeros" or m.groups != 1 or _pair(m.dilation) != (1, 1):
@@ -355,16 +359,41 @@ def conv_transpose2d(imp: _Import, node, m) -> None:
         )
     kernel, stride = _pair(m.kernel_size), _pair(m.stride)
     pad, out_pad = _pair(m.padding), _pair(m.output_padding)
+    trim = tuple(getattr(m, "crop", (0, 0)))
     n = imp.shape(x)[2:]
-    torch_size = tuple((n[i] - 1) * stride[i] + kernel[i] - 2 * pad[i] + out_pad[i] for i in (0, 1))
-    padding, output_padding = pad, (out_pad if out_pad != (0, 0) else None)
-    for candidate in ("valid", "same"):  # Keras's spelling where it is the same layer
-        plans = [transpose_axis(n[i], kernel[i], stride[i], candidate, None) for i in (0, 1)]
-        if all(
-            p.size == torch_size[i] and p.crop == pad[i] and not p.trim for i, p in enumerate(plans)
-        ):
-            padding, output_padding = candidate, None
+    want = [
+        TransposePlan(
+            (n[i] - 1) * stride[i] + kernel[i] - 2 * pad[i] + out_pad[i] - trim[i],
+            pad[i],
+            out_pad[i],
+            trim[i],
+        )
+        for i in (0, 1)
+    ]
+    # Keras's plain spellings, then PyTorch's own, then Keras's with output padding
+    candidates = [("valid", None), ("same", None)]
+    if trim == (0, 0):
+        candidates.append((pad, out_pad if out_pad != (0, 0) else None))
+    ops = [(a, b) for a in range(stride[0]) for b in range(stride[1])]
+    candidates += [(p, op) for p in ("valid", "same") for op in ops]
+    for padding, output_padding in candidates:
+        try:
+            plans = [
+                transpose_axis(
+                    n[i],
+                    kernel[i],
+                    stride[i],
+                    padding if isinstance(padding, str) else padding[i],
+                    None if output_padding is None else output_padding[i],
+                )
+                for i in (0, 1)
+            ]
+        except ShapeError:
+            continue
+        if plans == want:
             break
+    else:
+        return imp.problem(node, "a transposed convolution cropped as no Keras layer crops")
     imp.add(
         node,
         "transposed",
