@@ -546,6 +546,27 @@ def test_several_inputs_or_outputs_are_problems():
     assert "called 2 times with one set of weights" in whys["conv"]
 
 
+class InPlace(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.relu = nn.ReLU(inplace=True)
+        self.other = nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        z = self.relu(y)  # y is changed: `other` reads the changed y
+        return torch.cat([z, self.other(y)], dim=1)
+
+
+def test_an_in_place_change_read_later_is_a_problem():
+    with pytest.raises(ImportFailure) as e:
+        import_torch(InPlace(), (8, 8, 3), "tests:InPlace")
+    (p,) = e.value.problems
+    assert (p.layer, p.cls) == ("relu", "ReLU")
+    assert "changes `conv` in place, which `other` then read(s)" in p.why
+
+
 class Branchy(nn.Module):
     def __init__(self):
         super().__init__()

@@ -136,6 +136,7 @@ class _Import:
     names: set[str] = field(default_factory=set)
     output: str | None = None
     done: set[str] = field(default_factory=set)  # fx nodes a converter already read
+    order: dict[str, int] = field(default_factory=dict)  # fx node name -> its position
 
     # -- reading the fx graph ------------------------------------------------
 
@@ -1252,6 +1253,7 @@ def _read(module, input_hwc, source: str) -> _Import:
         raise ImportFailure(source, [Problem(n.name, "input", _where(n), why) for n in inputs[1:]])
     _propagate(gm, module, input_hwc, source)
     imp = _Import(source, gm)
+    imp.order = {n.name: k for k, n in enumerate(gm.graph.nodes)}
     calls: dict[str, int] = {}
     for n in gm.graph.nodes:
         if n.op == "call_module" and n.name in live:
@@ -1308,6 +1310,17 @@ def _convert(imp: _Import, n, first, input_hwc, calls: dict[str, int]) -> None:
             f"the module is called {calls[n.target]} times with one set of "
             "weights: archc gives each layer its own",
         )
+    mutated = _mutated(n, target)
+    if mutated is not None:
+        later = [
+            u.name for u in mutated.users if u is not n and imp.order[u.name] > imp.order[n.name]
+        ]
+        if later:
+            return imp.problem(
+                n,
+                f"it changes `{mutated.name}` in place, which {', '.join(f'`{u}`' for u in later)} "
+                "then read(s): archc's layers compute new tensors (drop inplace=True)",
+            )
     ins = [imp.value.get(a.name) for a in n.all_input_nodes]
     cf = [i for i in ins if i in imp.channels_first]
     before = len(imp.problems)
@@ -1345,6 +1358,18 @@ _ORDER_AWARE = {
     "F.softmax",
     ".softmax",
 }
+
+
+def _mutated(n, target):
+    """The tensor an in-place operation writes into (`x.add_(y)`, `F.relu(x,
+    inplace=True)`, `nn.ReLU(inplace=True)`), or None."""
+    inplace = n.kwargs.get("inplace", False) is True
+    if n.op == "call_method":
+        inplace = inplace or (n.target.endswith("_") and not n.target.startswith("_"))
+    elif n.op == "call_module":
+        inplace = inplace or getattr(target, "inplace", False) is True
+    first = n.args[0] if n.args else None
+    return first if inplace and hasattr(first, "users") else None
 
 
 def _has_weights(module) -> bool:
