@@ -35,7 +35,7 @@ from archc.ir.kinds import FUSABLE, KINDS, Node
 from backends.importing import Imported, ImportFailure, Problem
 
 
-class Refuse(Exception):  # noqa: N818 (a converter's answer, not an error of archc)
+class Refuse(Exception):
     """Raised by a converter: archc cannot express this layer; the message says why."""
 
 
