@@ -503,7 +503,7 @@ def test_receptive_fields_are_exact_fractions():
 def throwaway_kind():
     """A nearest-neighbour upsampling kind added the way docs/architecture.md says, in
     its places 1-5 (place 6, docs/language.md, is checked by the test below): the class,
-    its binder, one emitter per backend, its row. Nothing else is touched; it is all
+    its binder and speller, one emitter per backend, its row. Nothing else is touched; it is all
     taken away again afterwards."""
     from fractions import Fraction as F
 
@@ -537,6 +537,11 @@ def throwaway_kind():
             r.finish()
             return [(ThrowawayUp, {"size": size})]
 
+        # ... and its speller, next to it
+        @bind.spells(ThrowawayUp)
+        def spell_throwaway_up(n):
+            return f"ThrowawayUp({n.size})"
+
         # 3. and 4. one emitter per backend, in its generator's table
         KerasGenerator.LOWER["throwaway_up"] = lambda n, r: Lowered(
             [Op("layers.UpSampling2D", [n.size])]
@@ -559,7 +564,8 @@ def throwaway_kind():
         )
     finally:
         KINDS.pop("throwaway_up", None)
-        for table in (bind.SPELLINGS, bind.BINDERS, KerasGenerator.LOWER, TorchGenerator.LOWER):
+        tables = (bind.SPELLINGS, bind.BINDERS, bind.SPELLERS)
+        for table in (*tables, KerasGenerator.LOWER, TorchGenerator.LOWER):
             for key in ("ThrowawayUp", "throwaway_up"):
                 table.pop(key, None)
 
@@ -568,6 +574,7 @@ def test_a_new_kind_needs_exactly_the_documented_places(throwaway_kind):
     import re
 
     from archc.ir import Model
+    from tests.test_decompile import assert_spelling_binds_back
     from tests.test_language import test_language_doc_covers_every_layer_spelling
 
     row = throwaway_kind
@@ -575,6 +582,7 @@ def test_a_new_kind_needs_exactly_the_documented_places(throwaway_kind):
     test_rules(row)
     test_generated_lines(row)
     test_the_stated_mac_rule_matches_the_count(row)
+    assert_spelling_binds_back(_node(_model(row), row))  # the printer writes it
     if HAS_BOTH:  # weight transfer and equiv needed no change
         test_equivalence(row, "keras2torch")
         test_equivalence(row, "torch2keras")

@@ -123,3 +123,34 @@ class Model(BaseModel):
                 size *= d
             total += size
         return total
+
+
+def same_graph(a: Model, b: Model) -> list[str]:
+    """The differences between two inferred graphs, ignoring node names, scopes,
+    locations and block metadata: the same nodes in the same order, of the same
+    kind with the same fields, reading the same inputs (by position), with the
+    same shapes and counts. An empty list: the same graph."""
+    out: list[str] = []
+    if a.input_shape != b.input_shape:
+        out.append(f"input {a.input_shape} != {b.input_shape}")
+    if len(a.nodes) != len(b.nodes):
+        out.append(f"{len(a.nodes)} nodes != {len(b.nodes)} nodes")
+    pos_a = {n.name: i for i, n in enumerate(a.nodes)}
+    pos_b = {n.name: i for i, n in enumerate(b.nodes)}
+    if pos_a.get(a.output) != pos_b.get(b.output):
+        out.append(f"the output is node {pos_a.get(a.output)} != {pos_b.get(b.output)}")
+    ignored = {"name", "inputs", "scope", "loc"}
+    for i, (x, y) in enumerate(zip(a.nodes, b.nodes, strict=False)):
+        where = f"node {i} (`{x.name}` / `{y.name}`)"
+        if x.kind != y.kind:
+            out.append(f"{where}: kind {x.kind} != {y.kind}")
+            continue
+        ins_x = tuple(pos_a.get(n) for n in x.inputs)
+        ins_y = tuple(pos_b.get(n) for n in y.inputs)
+        if ins_x != ins_y:
+            out.append(f"{where}: reads nodes {ins_x} != {ins_y}")
+        fx, fy = x.model_dump(exclude=ignored), y.model_dump(exclude=ignored)
+        for key in sorted(fx.keys() | fy.keys()):
+            if fx.get(key) != fy.get(key):
+                out.append(f"{where}: {key} {fx.get(key)!r} != {fy.get(key)!r}")
+    return out

@@ -23,9 +23,11 @@ from archc.ir.kinds import (
     INITIALIZERS,
     LRN,
     Activation,
+    Add,
     BatchNorm,
     ChannelShuffle,
     ChannelSplit,
+    Concat,
     Conv2D,
     Conv2DTranspose,
     Crop,
@@ -36,8 +38,10 @@ from archc.ir.kinds import (
     Flatten,
     GlobalPool,
     GroupNorm,
+    Input,
     LayerNorm,
     LayerScale,
+    Mul,
     Node,
     Normalization,
     Pair,
@@ -76,6 +80,122 @@ def binds(kind: type[Node], *spellings: str, options: tuple[str, ...] = ()):
         return fn
 
     return register
+
+
+# Each kind's speller, next to its binder: the call text that binds back to exactly
+# the node's fields (archc/language/decompile.py prints specs with them). Every field
+# that differs from the binder's default is written; a field the language cannot
+# write is an error, never left out.
+Speller = Callable[[Node], str]
+SPELLERS: dict[str, Speller] = {}  # by IR kind, every kind in KINDS
+
+
+def spells(kind: type[Node]):
+    def register(fn: Speller) -> Speller:
+        name = kind.model_fields["kind"].default
+        if name in SPELLERS:
+            raise TypeError(f"two spellers for `{name}`")
+        SPELLERS[name] = fn
+        return fn
+
+    return register
+
+
+def spell(node: Node) -> str:
+    """The call text of `node` (for a merge, its keyword; for the input, its line)."""
+    return SPELLERS[node.kind](node)
+
+
+def _call(name: str, args: list[str]) -> str:
+    return f"{name}({', '.join(args)})" if args else name
+
+
+def _num(x: float) -> str:
+    """A number as the language reads it back exactly (repr is the shortest
+    text that gives the same float)."""
+    if isinstance(x, bool):
+        raise TypeError(f"{x!r} is not a number")
+    if isinstance(x, int):
+        return str(x)
+    text = repr(float(x))
+    if text in ("inf", "-inf", "nan"):
+        raise ValueError(f"{text} cannot be written in a spec")
+    return text
+
+
+def _tag(tag: str, p: tuple[int, ...]) -> str:
+    """`s2`, `s(2,1)`, `p1`, `p(1,0)`."""
+    return f"{tag}{p[0]}" if p[0] == p[-1] else f"{tag}({p[0]},{p[1]})"
+
+
+def _int_or_list(p: tuple[int, ...]) -> str:
+    return str(p[0]) if len(set(p)) == 1 else f"[{', '.join(str(v) for v in p)}]"
+
+
+def _padding_text(padding) -> str | None:
+    if padding == "valid":
+        return None
+    return padding if isinstance(padding, str) else _tag("p", padding)
+
+
+def _sides(pad: tuple[int, int, int, int]) -> str:
+    """(top, bottom, left, right) as ZeroPad and Crop take them: 1, 2 or 4 values."""
+    t, b, left, right = pad
+    if t == b == left == right:
+        return str(t)
+    if t == b and left == right:
+        return f"{t}, {left}"
+    return f"{t}, {b}, {left}, {right}"
+
+
+def _spell_weights_options(n: Node) -> list[str]:
+    out = []
+    if n.init is not None:
+        out.append(f"init: {n.init}")
+    if n.bias_init is not None:
+        bias = n.bias_init
+        out.append(f"bias_init: {bias if isinstance(bias, str) else _num(bias)}")
+    if getattr(n, "l2", None) is not None:
+        out.append(f"l2: {_num(n.l2)}")
+    return out
+
+
+def _spell_conv_args(n: Node, filters: bool) -> list[str]:
+    """What every convolution writes: `64*3*3` (or `3*3`), `s2`, padding, `nobias`,
+    the fused activation, dilation and the weight options."""
+    kh, kw = n.kernel
+    args = [f"{n.filters}*{kh}*{kw}" if filters else f"{kh}*{kw}"]
+    if n.stride != (1, 1):
+        args.append(_tag("s", n.stride))
+    if (pad := _padding_text(n.padding)) is not None:
+        args.append(pad)
+    if not n.use_bias:
+        args.append("nobias")
+    if n.activation is not None:
+        args.append(n.activation)
+    if getattr(n, "dilation", (1, 1)) != (1, 1):
+        args.append(f"dilation: {_int_or_list(n.dilation)}")
+    return args + _spell_weights_options(n)
+
+
+@spells(Input)
+def spell_input(n: Input) -> str:
+    return "input " + "*".join(str(d) for d in n.shape)
+
+
+@spells(Concat)
+def spell_concat(n: Concat) -> str:
+    return "concat"
+
+
+@spells(Add)
+def spell_add(n: Add) -> str:
+    return "add"
+
+
+@spells(Mul)
+def spell_mul(n: Mul) -> str:
+    return "mul"
 
 
 def layer_list() -> str:
@@ -309,6 +429,14 @@ def _yes_no(r: ArgReader, v: Any, span) -> bool:
 # ---------------------------------------------------------------------------
 
 
+@spells(Rescaling)
+def spell_rescaling(n: Rescaling) -> str:
+    args = [f"scale: {_num(n.scale)}"]
+    if n.offset != 0.0:
+        args.append(f"offset: {_num(n.offset)}")
+    return _call("Rescaling", args)
+
+
 @binds(Rescaling, "Rescaling", options=("scale", "offset"))
 def bind_rescaling(r: ArgReader, spelled: str) -> Made:
     a = r.next_pos() or r.take("scale")
@@ -319,6 +447,16 @@ def bind_rescaling(r: ArgReader, spelled: str) -> Made:
         f["offset"] = r.number(a.value, "the offset")
     r.finish()
     return [(Rescaling, f)]
+
+
+@spells(Normalization)
+def spell_normalization(n: Normalization) -> str:
+    args = []
+    if n.mean is not None:
+        args.append(f"mean: [{', '.join(_num(v) for v in n.mean)}]")
+    if n.variance is not None:
+        args.append(f"variance: [{', '.join(_num(v) for v in n.variance)}]")
+    return _call("Normalization", args)
 
 
 @binds(Normalization, "Normalization", options=("mean", "variance"))
@@ -491,6 +629,14 @@ def _equal_strides(r: ArgReader, kind: type[Node], f: dict) -> None:
         )
 
 
+@spells(Conv2D)
+def spell_conv(n: Conv2D) -> str:
+    args = _spell_conv_args(n, filters=True)
+    if n.groups != 1:
+        args.append(f"groups: {n.groups}")
+    return _call("C", args)
+
+
 @binds(Conv2D, "C", "Conv", "Conv2D", options=(*CONV_OPTIONS, "groups"))
 def bind_conv(r: ArgReader, spelled: str) -> Made:
     f = _conv_fields(r, Conv2D, CONV_FORMS["C"])
@@ -498,6 +644,14 @@ def bind_conv(r: ArgReader, spelled: str) -> Made:
         f["groups"] = r.positive_int(a.value, "the number of groups")
     r.finish()
     return [(Conv2D, f)]
+
+
+@spells(DepthwiseConv2D)
+def spell_depthwise(n: DepthwiseConv2D) -> str:
+    args = _spell_conv_args(n, filters=False)
+    if n.multiplier != 1:
+        args.append(f"multiplier: {n.multiplier}")
+    return _call("DW", args)
 
 
 @binds(
@@ -515,6 +669,14 @@ def bind_depthwise(r: ArgReader, spelled: str) -> Made:
     return [(DepthwiseConv2D, f)]
 
 
+@spells(SeparableConv2D)
+def spell_separable(n: SeparableConv2D) -> str:
+    args = _spell_conv_args(n, filters=True)
+    if n.multiplier != 1:
+        args.append(f"multiplier: {n.multiplier}")
+    return _call("SC", args)
+
+
 @binds(
     SeparableConv2D,
     "SC",
@@ -528,6 +690,14 @@ def bind_separable(r: ArgReader, spelled: str) -> Made:
     _equal_strides(r, SeparableConv2D, f)
     r.finish()
     return [(SeparableConv2D, f)]
+
+
+@spells(Conv2DTranspose)
+def spell_transposed(n: Conv2DTranspose) -> str:
+    args = _spell_conv_args(n, filters=True)
+    if n.output_padding is not None:
+        args.append(f"output_padding: {_int_or_list(n.output_padding)}")
+    return _call("CT", args)
 
 
 @binds(
@@ -570,6 +740,18 @@ def bind_transposed(r: ArgReader, spelled: str) -> Made:
     return [(Conv2DTranspose, f)]
 
 
+@spells(BatchNorm)
+def spell_batchnorm(n: BatchNorm) -> str:
+    args = []
+    if n.momentum != 0.99:
+        args.append(f"momentum: {_num(n.momentum)}")
+    if n.epsilon != 1e-3:
+        args.append(f"epsilon: {_num(n.epsilon)}")
+    if not n.scale:
+        args.append("scale: no")
+    return _call("B", args)
+
+
 @binds(
     BatchNorm,
     "B",
@@ -604,11 +786,22 @@ def _epsilon(r: ArgReader) -> dict:
     return {"epsilon": eps}
 
 
+@spells(LayerNorm)
+def spell_layernorm(n: LayerNorm) -> str:
+    return _call("LN", [f"epsilon: {_num(n.epsilon)}"] if n.epsilon != 1e-3 else [])
+
+
 @binds(LayerNorm, "LN", "LayerNorm", "LayerNormalization", options=("epsilon",))
 def bind_layernorm(r: ArgReader, spelled: str) -> Made:
     f = _epsilon(r)
     r.finish()
     return [(LayerNorm, f)]
+
+
+@spells(GroupNorm)
+def spell_groupnorm(n: GroupNorm) -> str:
+    eps = [f"epsilon: {_num(n.epsilon)}"] if n.epsilon != 1e-3 else []
+    return _call("GN", [str(n.groups), *eps])
 
 
 @binds(GroupNorm, "GN", "GroupNorm", "GroupNormalization", options=("groups", "epsilon"))
@@ -621,12 +814,26 @@ def bind_groupnorm(r: ArgReader, spelled: str) -> Made:
     return [(GroupNorm, f)]
 
 
+@spells(LayerScale)
+def spell_layerscale(n: LayerScale) -> str:
+    return _call("Scale", [_num(n.init)])
+
+
 @binds(LayerScale, "Scale", "LayerScale", options=("init",))
 def bind_layerscale(r: ArgReader, spelled: str) -> Made:
     a = r.next_pos() or r.take("init")
     init = 1e-6 if a is None else r.number(a.value, "the initial scale")
     r.finish()
     return [(LayerScale, {"init": init})]
+
+
+@spells(LRN)
+def spell_lrn(n: LRN) -> str:
+    args = [str(n.depth)] if n.depth != 5 else []
+    for key, default in (("alpha", 1e-4), ("beta", 0.75), ("bias_k", 2.0)):
+        if getattr(n, key) != default:
+            args.append(f"{key}: {_num(getattr(n, key))}")
+    return _call("LRN", args)
 
 
 @binds(LRN, "LRN", options=("depth", "alpha", "beta", "bias_k", "kernel"))
@@ -654,6 +861,19 @@ def bind_lrn(r: ArgReader, spelled: str) -> Made:
         f["bias_k"] = r.number(a.value, "k", lo=0.0)
     r.finish()
     return [(LRN, f)]
+
+
+@spells(Activation)
+def spell_activation(n: Activation) -> str:
+    if n.alpha is None or n.fn not in DEFAULT_ALPHA:
+        if n.alpha is not None:
+            raise ValueError(f"`{n.fn}` takes no alpha (the node has {n.alpha})")
+        if n.fn in DEFAULT_ALPHA:
+            raise ValueError(f"`{n.fn}` without its alpha cannot be written")
+        return f"A({n.fn})"
+    if n.alpha == DEFAULT_ALPHA[n.fn]:
+        return f"A({n.fn})"
+    return f"A({n.fn}, {_num(n.alpha)})"
 
 
 @binds(
@@ -698,6 +918,18 @@ def bind_activation(r: ArgReader, spelled: str) -> Made:
         f["alpha"] = DEFAULT_ALPHA[f["fn"]]
     r.finish()
     return [(Activation, f)]
+
+
+@spells(Pool)
+def spell_pool(n: Pool) -> str:
+    kh, kw = n.kernel
+    args = [n.op, str(kh) if kh == kw else f"{kh}*{kw}"]
+    args.append(str(n.stride[0]) if n.stride[0] == n.stride[1] else _tag("s", n.stride))
+    if (pad := _padding_text(n.padding)) is not None:
+        args.append(pad)
+    if n.ceil:
+        args.append("ceil")
+    return _call("P", args)
 
 
 @binds(
@@ -780,6 +1012,11 @@ def bind_pool(r: ArgReader, spelled: str) -> Made:
     return [(Pool, f)]
 
 
+@spells(GlobalPool)
+def spell_global_pool(n: GlobalPool) -> str:
+    return _call("GAP" if n.op == "avg" else "GMP", ["keepdims"] if n.keepdims else [])
+
+
 @binds(GlobalPool, "GAP", "GMP", "GlobalAvgPool", "GlobalMaxPool", options=("keepdims",))
 def bind_global_pool(r: ArgReader, spelled: str) -> Made:
     f: dict = {"op": "max" if spelled in ("GMP", "GlobalMaxPool") else "avg"}
@@ -811,6 +1048,14 @@ def _interpolation(r: ArgReader, f: dict, positional: list) -> None:
         _once(r, f, "interpolation", r.symbol(a.value, "interpolation", INTERPOLATIONS), a.span)
 
 
+@spells(Upsample)
+def spell_upsample(n: Upsample) -> str:
+    args = [_int_or_list(n.factor)]
+    if n.interpolation != "nearest":
+        args.append(n.interpolation)
+    return _call("Up", args)
+
+
 @binds(Upsample, "Up", "UpSampling2D", options=("kernel", "interpolation"))
 def bind_upsample(r: ArgReader, spelled: str) -> Made:
     f: dict = {}
@@ -836,6 +1081,14 @@ def bind_upsample(r: ArgReader, spelled: str) -> Made:
     return [(Upsample, f)]
 
 
+@spells(Resize)
+def spell_resize(n: Resize) -> str:
+    args = [str(n.size[0]), str(n.size[1])]
+    if n.interpolation != "bilinear":
+        args.append(n.interpolation)
+    return _call("Resize", args)
+
+
 @binds(Resize, "Resize", "Resizing", options=("height", "width", "interpolation"))
 def bind_resize(r: ArgReader, spelled: str) -> Made:
     sizes, rest = [], []
@@ -859,6 +1112,11 @@ def bind_resize(r: ArgReader, spelled: str) -> Made:
     return [(Resize, f)]
 
 
+@spells(Dropout)
+def spell_dropout(n: Dropout) -> str:
+    return f"D({_num(n.rate)})"
+
+
 @binds(Dropout, "D", "Dropout", options=("rate",))
 def bind_dropout(r: ArgReader, spelled: str) -> Made:
     a = r.next_pos() or r.take("rate")
@@ -869,6 +1127,11 @@ def bind_dropout(r: ArgReader, spelled: str) -> Made:
     if isinstance(v, Sym) and v.name in NO:
         return []
     return [(Dropout, {"rate": r.number(a.value, "the dropout rate", 0.0, 1.0, hi_open=True)})]
+
+
+@spells(DropPath)
+def spell_droppath(n: DropPath) -> str:
+    return f"DP({_num(n.rate)})"
 
 
 @binds(DropPath, "DP", "DropPath", "StochasticDepth", options=("rate",))
@@ -883,10 +1146,20 @@ def bind_droppath(r: ArgReader, spelled: str) -> Made:
     return [(DropPath, {"rate": r.number(a.value, "the drop rate", 0.0, 1.0, hi_open=True)})]
 
 
+@spells(Flatten)
+def spell_flatten(n: Flatten) -> str:
+    return "Flatten"
+
+
 @binds(Flatten, "Flatten")
 def bind_flatten(r: ArgReader, spelled: str) -> Made:
     r.finish()
     return [(Flatten, {})]
+
+
+@spells(Reshape)
+def spell_reshape(n: Reshape) -> str:
+    return _call("Reshape", [str(d) for d in n.shape])
 
 
 @binds(Reshape, "Reshape")
@@ -902,6 +1175,11 @@ def bind_reshape(r: ArgReader, spelled: str) -> Made:
             received=f"{len(dims)} values",
         )
     return [(Reshape, {"shape": tuple(dims)})]
+
+
+@spells(ZeroPad)
+def spell_zeropad(n: ZeroPad) -> str:
+    return f"ZeroPad({_sides(n.pad)})"
 
 
 @binds(ZeroPad, "ZeroPad", "ZP", "ZeroPadding2D")
@@ -926,6 +1204,11 @@ def bind_zeropad(r: ArgReader, spelled: str) -> Made:
     return [(ZeroPad, {"pad": pad})]
 
 
+@spells(Crop)
+def spell_crop(n: Crop) -> str:
+    return f"Crop({_sides(n.crop)})"
+
+
 @binds(Crop, "Crop", "Cropping2D")
 def bind_crop(r: ArgReader, spelled: str) -> Made:
     vals = []
@@ -946,6 +1229,16 @@ def bind_crop(r: ArgReader, spelled: str) -> Made:
             received=f"{len(vals)} values",
         )
     return [(Crop, {"crop": crop})]
+
+
+@spells(Dense)
+def spell_dense(n: Dense) -> str:
+    args = [str(n.units)]
+    if n.activation is not None:
+        args.append(n.activation)
+    if not n.use_bias:
+        args.append("nobias")
+    return _call("Dense", args + _spell_weights_options(n))
 
 
 @binds(
@@ -989,6 +1282,11 @@ def bind_dense(r: ArgReader, spelled: str) -> Made:
 # Channel shuffle and split (ShuffleNet), next to the merges they work with
 
 
+@spells(ChannelShuffle)
+def spell_shuffle(n: ChannelShuffle) -> str:
+    return f"Shuffle({n.groups})"
+
+
 @binds(ChannelShuffle, "Shuffle", "ChannelShuffle", options=("groups",))
 def bind_shuffle(r: ArgReader, spelled: str) -> Made:
     a = r.next_pos() or r.take("groups")
@@ -997,6 +1295,11 @@ def bind_shuffle(r: ArgReader, spelled: str) -> Made:
     groups = r.positive_int(a.value, "the number of groups")
     r.finish()
     return [(ChannelShuffle, {"groups": groups})]
+
+
+@spells(ChannelSplit)
+def spell_split(n: ChannelSplit) -> str:
+    return f"Split({n.parts}, {n.take})"
 
 
 @binds(ChannelSplit, "Split", "ChannelSplit", options=("parts", "take"))

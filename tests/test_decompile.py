@@ -1,0 +1,271 @@
+"""The spec printer (archc/language/decompile.py) and the kinds' spellers
+(archc/language/bind.py): printing any inferred IR gives a spec that compiles to
+the same graph, and printing that again gives the same text."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from archc.diagnostics import SpecError
+from archc.ir.kinds import KINDS
+from archc.ir.model import Model, same_graph
+from archc.language.bind import SPELLERS, spell
+from archc.language.decompile import names, spec_text
+from archc.pipeline import compile_spec, compile_text
+from tests.helpers import compile_str
+from tests.test_kinds import ROWS
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.cnn"))
+REPROS = sorted((ROOT / "tests" / "repros").glob("*.cnn"))
+IGNORED = {"name", "inputs", "scope", "loc"}
+
+
+def compiled(path: Path) -> Model | None:
+    try:
+        return compile_spec(str(path))
+    except SpecError:
+        return None  # a library of blocks, or a repro of an error
+
+
+MODELS = {p.name: m for p in SPECS + REPROS if (m := compiled(p)) is not None}
+
+
+# --- Keras-style bare IRs: what an importer gives the printer ---------------------
+
+KERAS_WORDS = {"conv": "conv", "batchnorm": "bn", "activation": "relu", "pool": "pool"}
+
+
+def bare(model: Model, style: str = "keras") -> Model:
+    """`model` as an importer would give it: no scopes, no blocks, every node
+    renamed in Keras's style (`bottleneck3_2_conv`: the scope path and the
+    layer's kind; `style="odd"` gives names the language cannot keep)."""
+    renamed: dict[str, str] = {}
+    used: set[str] = set()
+    for i, n in enumerate(model.nodes):
+        if n.kind == "input":
+            new = "input_layer"
+        elif style == "keras":
+            head = n.scope.replace(".", "_")
+            local = n.name.rpartition(".")[2]
+            word = KERAS_WORDS.get(n.kind, n.kind)
+            digits = re.sub(r"^\D*", "", local) or "0"
+            new = f"{head}_{digits}_{word}" if head else f"{word}_{digits}"
+        else:
+            new = ODD[i % len(ODD)] + (str(i) if i >= len(ODD) else "")
+        while new in used:
+            new += "_"
+        used.add(new)
+        renamed[n.name] = new
+    nodes = tuple(
+        n.model_copy(
+            update={
+                "name": renamed[n.name],
+                "inputs": tuple(renamed[x] for x in n.inputs),
+                "scope": "",
+                "loc": None,
+            }
+        )
+        for n in model.nodes
+    )
+    return model.model_copy(
+        update={"nodes": nodes, "output": renamed[model.output], "blocks": (), "block_defs": ()}
+    )
+
+
+# names the language cannot keep: layer spellings, words of the language, Python
+# keywords and builtins, dots and hyphens, generated names
+ODD = ["C", "B", "DW", "input", "add", "lambda", "class", "conv.1", "res-block", "c1", "x2", "len"]
+
+
+def round_trip(model: Model) -> str:
+    text = spec_text(model)
+    again = compile_text(text)
+    assert same_graph(again, model) == [], text
+    assert spec_text(again) == text, "printing is not idempotent"
+    return text
+
+
+# --- the spellers -------------------------------------------------------------------
+
+
+def test_every_kind_has_a_speller():
+    assert sorted(SPELLERS) == sorted(KINDS)
+
+
+def spelled_nodes():
+    """One node per distinct (kind, fields, input shape) of every spec and every
+    row of tests/test_kinds.py."""
+    models = list(MODELS.values())
+    for row in ROWS:
+        shape = "*".join(map(str, row.input))
+        models.append(compile_str(f"input {shape}\n{row.spec}\n"))
+    seen = {}
+    for m in models:
+        for n in m.nodes:
+            if n.kind in ("input", "add", "concat", "mul"):
+                continue
+            key = (n.kind, repr(n.model_dump(exclude=IGNORED | {"rf"})))
+            seen.setdefault(key, n)
+    return list(seen.values())
+
+
+def assert_spelling_binds_back(n) -> None:
+    """Binding the call `n`'s speller prints gives back exactly `n`'s fields."""
+    shape = "*".join(map(str, n.in_shapes[0]))
+    text = spell(n)
+    (got,) = compile_text(f"input {shape}\n{text}\n").nodes[1:]
+    fields = IGNORED | {"rf"}  # the receptive field depends on the layers before
+    assert got.model_dump(exclude=fields) == n.model_dump(exclude=fields), text
+
+
+def test_binding_the_spelled_call_gives_back_exactly_the_fields():
+    nodes = spelled_nodes()
+    assert len({n.kind for n in nodes}) == len(KINDS) - 4  # every layer kind
+    for n in nodes:
+        assert_spelling_binds_back(n)
+
+
+def test_a_field_the_language_cannot_write_is_an_error_not_dropped():
+    (node,) = compile_str("input 4*4*3\nA(relu)\n").nodes[1:]
+    with pytest.raises(ValueError, match="takes no alpha"):
+        spell(node.model_copy(update={"alpha": 0.5}))
+
+
+def test_the_spellings_are_canonical():
+    m = compile_str(
+        "input 32*32*3\n"
+        "C(64*3*3, s2, same, nobias) B(momentum: 0.999, eps: 0.001) DW(3*3, same) A(relu6)"
+        " P(max, 3, 2, same) LRN(3, alpha: 0.001)\n"
+    )
+    assert [spell(n) for n in m.nodes] == [
+        "input 32*32*3",
+        "C(64*3*3, s2, same, nobias)",
+        "B(momentum: 0.999)",
+        "DW(3*3, same)",
+        "A(relu6)",
+        "P(max, 3, 2, same)",
+        "LRN(3, alpha: 0.001)",
+    ]
+
+
+# --- round trips --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_spec_round_trips(name):
+    round_trip(MODELS[name])
+
+
+@pytest.mark.parametrize("name", ["resnet50.cnn", "unet.cnn", "densenet121.cnn", "xception.cnn"])
+def test_bare_keras_style_irs_round_trip_and_keep_their_names(name):
+    model = bare(MODELS[name])
+    text = round_trip(model)
+    again = compile_text(text)
+    mapping = names(again, model)
+    kept = [old for old, new in mapping.items() if old == new]
+    # every Keras-style name is a valid name, so every one is kept
+    assert len(kept) == len(model.nodes) - 1  # all but the input
+    assert mapping["input_layer"] == "input"
+
+
+@pytest.mark.parametrize("name", ["resnet18.cnn", "unet.cnn", "mobilenet_v3_small.cnn"])
+def test_names_the_language_refuses_are_dropped(name):
+    model = bare(MODELS[name], style="odd")
+    text = round_trip(model)
+    for refused in ("C", "B", "DW", "add", "lambda", "class", "conv.1", "res-block", "x2", "len"):
+        assert f"as {refused} " not in text and not text.endswith(f"as {refused}\n")
+
+
+def test_model_names_are_made_valid():
+    m = compile_str("input 8*8*3\nC(4*3*3)\n").model_copy(update={"name": "1st-model.v2"})
+    text = round_trip(m)
+    assert "\nmodel net_1st_model_v2\n" in "\n" + text
+
+
+def test_a_header_is_printed_as_comments():
+    m = MODELS["resnet18.cnn"]
+    text = spec_text(m, header="Imported from keras.applications.X\nby archc import")
+    assert text.startswith("# Imported from keras.applications.X\n# by archc import\nmodel ")
+
+
+# --- graphs that are not series-parallel --------------------------------------------
+
+DAGS = {
+    # DenseNet's dense block as the paper draws it: each layer reads the
+    # concatenation of every earlier map
+    "dense_all_earlier": """
+        input 16*16*8
+        C(8*3*3, same) as a0
+        C(4*3*3, same) as a1
+        concat { @a0 | @a1 } C(4*3*3, same) as a2
+        concat { @a0 | @a1 | @a2 } C(4*3*3, same) as a3
+        concat { @a0 | @a1 | @a2 | @a3 }
+    """,
+    # one tensor read by three consumers in different places
+    "three_readers": """
+        input 16*16*8
+        C(8*3*3, same) as r0
+        C(8*3*3, same) A(relu) as r1
+        add { @r0 | } C(8*1*1) as r2
+        @r0 P(max, 3, 1, same)
+        concat { @r2 | }
+    """,
+    # a U-Net with padded convolutions: skips across the whole net
+    "unet_same": """
+        input 32*32*3
+        C(8*3*3, same, relu) as e1 P(max, 2, 2) C(16*3*3, same, relu) as e2
+        P(max, 2, 2) C(32*3*3, same, relu)
+        Up(2) concat { @e2 | } C(16*3*3, same, relu)
+        Up(2) concat { | @e1 } C(8*3*3, same, relu) C(2*1*1)
+    """,
+    # branches listed out of their input order
+    "crossed": """
+        input 8*8*4
+        C(4*1*1) as left
+        @input C(4*3*3, same) as right
+        add { @right | @left }
+    """,
+}
+
+
+@pytest.mark.parametrize("name", sorted(DAGS))
+def test_graphs_that_are_not_series_parallel_round_trip(name):
+    model = compile_text(DAGS[name])
+    round_trip(model)
+    round_trip(bare(model))
+    round_trip(bare(model, style="odd"))
+
+
+# --- same_graph can fail ------------------------------------------------------------
+
+
+def test_same_graph_finds_each_kind_of_difference():
+    a = compile_text("input 8*8*3\nC(4*3*3) as y C(4*3*3, same) add { @y | }\n")
+    assert same_graph(a, a) == []
+    b = compile_text("input 8*8*3\nC(4*3*3) as y C(4*3*3, same) add { | @y }\n")
+    assert any("reads nodes" in d for d in same_graph(a, b))
+    c = compile_text("input 8*8*3\nC(4*3*3) as y C(4*3*3, same, nobias) add { @y | }\n")
+    assert any("use_bias" in d for d in same_graph(a, c))
+    d = compile_text("input 8*8*3\nC(4*3*3) as y C(4*3*3, same) concat { @y | }\n")
+    assert any("kind add != concat" in d for d in same_graph(a, d))
+    e = compile_text("input 9*9*3\nC(4*3*3) as y C(4*3*3, same) add { @y | }\n")
+    assert same_graph(a, e)  # input shape, and every shape after it
+
+
+def test_names_needs_the_same_graph():
+    a = compile_text("input 8*8*3\nC(4*3*3)\n")
+    b = compile_text("input 8*8*3\nC(5*3*3)\n")
+    with pytest.raises(ValueError, match="graphs differ"):
+        names(a, b)
+
+
+def test_printing_resnet152_takes_well_under_a_second():
+    model = bare(MODELS["resnet152.cnn"])
+    start = time.perf_counter()
+    spec_text(model)
+    assert time.perf_counter() - start < 2.0  # about 0.1 s on a quiet machine
