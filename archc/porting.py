@@ -103,6 +103,9 @@ def _keras_file(path: str, float64: bool):
 
     if not os.path.isfile(path):
         raise ImportFailure(path, [], "no such file")
+    problems = _unreadable_layers(path)
+    if problems:
+        raise ImportFailure(path, problems)
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as e:  # noqa: BLE001 (a damaged file raises anything; Keras says what)
@@ -110,6 +113,64 @@ def _keras_file(path: str, float64: bool):
             path, [], f"Keras could not load it (safe mode): {_first_line(e)}"
         ) from None
     return _as_float64(model) if float64 else model
+
+
+def _unreadable_layers(path: str) -> list:
+    """The Lambda layers and custom layer classes of a .keras file, read from its
+    config.json (JSON: data, nothing is run) before Keras loads it, so that each is
+    named with its class and neighbours rather than by the loader's first error."""
+    import json
+    import zipfile
+
+    from backends.importing import Problem
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            config = json.loads(z.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
+        raise ImportFailure(
+            path, [], f"Keras could not load it: not a .keras archive ({_first_line(e)})"
+        ) from None
+    layers = []
+
+    def collect(conf) -> None:
+        for layer in (conf.get("config") or {}).get("layers", []) or []:
+            layers.append(layer)
+            if isinstance(layer.get("config"), dict) and "layers" in layer["config"]:
+                collect(layer)
+
+    def sources(value) -> list[str]:
+        if isinstance(value, dict):
+            history = (value.get("config") or {}).get("keras_history")
+            if value.get("class_name") == "__keras_tensor__" and history:
+                return [history[0]]
+            return [n for v in value.values() for n in sources(v)]
+        if isinstance(value, list):
+            return [n for v in value for n in sources(v)]
+        return []
+
+    collect(config)
+    reads = {
+        (layer.get("config") or {}).get("name"): sources(layer.get("inbound_nodes", []))
+        for layer in layers
+    }
+    problems = []
+    for layer in layers:
+        cls, name = layer.get("class_name", "?"), (layer.get("config") or {}).get("name", "?")
+        module = layer.get("module") or ""
+        if cls == "Lambda":
+            why = "a Lambda layer runs arbitrary Python code, which archc does not read"
+        elif not module.startswith("keras") or layer.get("registered_name") not in (None, cls):
+            why = (
+                f"a custom layer class (from {module or 'an unnamed module'}): archc reads "
+                "Keras's built-in layers only; write it with built-in layers"
+            )
+        else:
+            continue
+        ins = ", ".join(reads.get(name, [])) or "the model's input"
+        outs = ", ".join(n for n, r in reads.items() if name in r) or "the model's output"
+        problems.append(Problem(name, cls, f"reads {ins}, read by {outs}", why))
+    return problems
 
 
 def _as_float64(model):
@@ -355,7 +416,7 @@ def _keras_run(model, x, wanted: dict[str, str]):
     out = np.asarray(model(x, training=False))
     if not have:
         return out, {}
-    probe = keras.Model(model.inputs, [layer.output for layer in have.values()])
+    probe = keras.Model(model.inputs[0], [layer.output for layer in have.values()])
     values = probe(x, training=False)
     values = values if isinstance(values, (list, tuple)) else [values]
     return out, {n: np.asarray(v) for n, v in zip(have, values)}

@@ -14,6 +14,9 @@ scale) (archc/equiv.py `allowed`).
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -325,3 +328,137 @@ def test_nested_sequential_models_are_flattened():
     stem = keras.Sequential([layers.Conv2D(4, 2, strides=2), layers.LayerNormalization()])
     ir = import_keras(_functional(lambda x: layers.Activation("relu")(stem(x))), "t").model
     assert [n.kind for n in ir.nodes] == ["input", "conv", "layernorm", "activation"]
+
+
+# ---------------------------------------------------------------------------
+# The command: archc import
+# ---------------------------------------------------------------------------
+
+
+def _small_keras(path):
+    """A small functional model with every weight non-trivial, saved as .keras."""
+    import keras
+    from keras import layers
+
+    x = keras.Input((12, 12, 3))
+    y = layers.Conv2D(8, 3, padding="same", use_bias=False, name="stem")(x)
+    y = layers.BatchNormalization(name="stem_bn")(y)
+    y = layers.Activation("relu", name="stem_relu")(y)
+    z = layers.DepthwiseConv2D(3, padding="same", name="dw")(y)
+    z = layers.BatchNormalization(name="dw_bn")(z)
+    y = layers.Add(name="residual")([y, z])
+    y = layers.MaxPooling2D(2, name="pool")(y)
+    y = layers.GlobalAveragePooling2D(name="gap")(y)
+    y = layers.Dense(4, name="head")(y)
+    model = keras.Model(x, y, name="small")
+    _randomize(model, seed=3)
+    model.save(path)
+    return model
+
+
+def _archc(*argv, capsys):
+    from archc.cli import main
+
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_a_keras_file_round_trips(tmp_path, capsys):
+    import numpy as np
+
+    from archc.pipeline import compile_spec
+    from backends.transfer import load_weights
+
+    source = str(tmp_path / "small.keras")
+    model = _small_keras(source)
+    spec, weights = str(tmp_path / "small.cnn"), str(tmp_path / "small.npz")
+    rc, out, err = _archc(
+        "import", source, "-o", spec, "--weights", weights, "--check", capsys=capsys
+    )
+    assert rc == 0, err
+    assert "small: ok" in out and "no node diverges" in out
+    with open(spec, encoding="utf-8") as f:
+        text = f.read()
+    assert text.startswith(f"# Imported by `archc import` from {source} (keras)")
+    ir = compile_spec(spec)
+    assert (ir.params, ir.trainable, ir.nontrainable) == _counts(model)
+    saved = load_weights(weights)
+    assert np.array_equal(saved["stem/kernel"], model.get_layer("stem").get_weights()[0])
+    assert np.array_equal(saved["dw_bn/moving_variance"], model.get_layer("dw_bn").get_weights()[3])
+    # the same source gives the same bytes
+    again = str(tmp_path / "again.cnn")
+    assert _archc("import", source, "-o", again, capsys=capsys)[0] == 0
+    with open(again, encoding="utf-8") as f:
+        assert f.read() == text
+
+
+def _refused(tmp_path, capsys, *argv):
+    spec, weights = tmp_path / "out.cnn", tmp_path / "out.npz"
+    rc, _, err = _archc("import", *argv, "-o", str(spec), "--weights", str(weights), capsys=capsys)
+    assert rc == 1
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert not spec.exists() and not weights.exists()
+    return err
+
+
+def test_bad_sources_are_clear_errors_and_write_nothing(tmp_path, capsys):
+    import keras
+    from keras import layers
+
+    x = keras.Input((8, 8, 3), name="pixels")
+    lam = str(tmp_path / "lambda.keras")
+    keras.Model(x, layers.Lambda(lambda t: t * 2.0, name="twice")(x)).save(lam)
+    assert "`twice` (Lambda), reads pixels, read by the model's output" in _refused(
+        tmp_path, capsys, lam
+    )
+
+    class Doubling(layers.Layer):  # not registered: a loader cannot know it
+        def call(self, t):
+            return t * 2.0
+
+    custom = str(tmp_path / "custom.keras")
+    keras.Model(x, Doubling(name="mine")(x)).save(custom)
+    err = _refused(tmp_path, capsys, custom)
+    assert "`mine` (Doubling), reads pixels" in err and "custom layer class" in err
+
+    good = str(tmp_path / "good.keras")
+    _small_keras(good)
+    truncated = tmp_path / "truncated.keras"
+    with open(good, "rb") as f:
+        data = f.read()
+    truncated.write_bytes(data[: len(data) // 2])
+    assert "could not load" in _refused(tmp_path, capsys, str(truncated))
+
+    assert "no such file" in _refused(tmp_path, capsys, str(tmp_path / "absent.keras"))
+    err = _refused(tmp_path, capsys, "archc_no_such_module_xyz:build")
+    assert "no module named 'archc_no_such_module_xyz'" in err
+    nets = tmp_path / "nets.py"
+    nets.write_text(
+        "import keras\n"
+        "def boom():\n"
+        "    raise RuntimeError('no GPU here')\n"
+        "def lambda_net():\n"
+        "    x = keras.Input((8, 8, 3))\n"
+        "    y = keras.layers.Conv2D(2, 3, name='c')(x)\n"
+        "    return keras.Model(x, keras.layers.Lambda(lambda t: t + 1, name='plus')(y))\n",
+        encoding="utf-8",
+    )
+    assert "boom() raised RuntimeError: no GPU here" in _refused(tmp_path, capsys, f"{nets}:boom")
+    assert "no callable 'nope'" in _refused(tmp_path, capsys, f"{nets}:nope")
+    err = _refused(tmp_path, capsys, f"{nets}:lambda_net")
+    assert "`plus` (Lambda), reads c, the model's output" in err
+    assert "has no model 'NoSuchNet'" in _refused(tmp_path, capsys, "keras.applications.NoSuchNet")
+
+
+def test_the_command_exits_1_without_a_traceback(tmp_path):
+    spec = tmp_path / "out.cnn"
+    r = subprocess.run(
+        [sys.executable, "-m", "archc", "import", "archc_no_such_module_xyz:net", "-o", str(spec)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr and "no module named" in r.stderr
+    assert not spec.exists()
