@@ -4,6 +4,7 @@ the same graph, and printing that again gives the same text."""
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from pathlib import Path
@@ -167,10 +168,13 @@ def test_bare_keras_style_irs_round_trip_and_keep_their_names(name):
     text = round_trip(model)
     again = compile_text(text)
     mapping = names(again, model)
-    kept = [old for old, new in mapping.items() if old == new]
-    # every Keras-style name is a valid name, so every one is kept
-    assert len(kept) == len(model.nodes) - 1  # all but the input
     assert mapping["input_layer"] == "input"
+    for old, new in mapping.items():
+        scope, _, _ = new.rpartition(".")
+        if scope:  # in a block instance, named after its layers' common prefix
+            assert old.startswith(scope + "_"), (old, new)
+        elif old != "input_layer":  # at the top level every Keras-style name is kept
+            assert old == new
 
 
 @pytest.mark.parametrize("name", ["resnet18.cnn", "unet.cnn", "mobilenet_v3_small.cnn"])
@@ -239,6 +243,65 @@ def test_graphs_that_are_not_series_parallel_round_trip(name):
     round_trip(model)
     round_trip(bare(model))
     round_trip(bare(model, style="odd"))
+
+
+def random_dag(seed: int) -> str:
+    """A random graph of 8 x 8 x 4 tensors: layers and merges reading random
+    earlier tensors, every tensor used, all of them concatenated at the end."""
+    r = random.Random(seed)
+    lines = ["input 8*8*4"]
+    named, unused = ["input"], {"input"}
+    layers = ["C(4*3*3, same)", "B", "A(relu)", "DW(3*3, same)", "P(max, 3, 1, same)", "D(0.1)"]
+    for k in range(r.randint(2, 14)):
+        if r.random() < 0.4 and len(named) >= 2:
+            ins = r.sample(named, r.randint(2, min(3, len(named))))
+            op = r.choice(["add", "mul", "concat"])
+            branches = " | ".join(f"@{x}" + r.choice(["", " A(relu)"]) for x in ins)
+            text = f"{op} {{ {branches} }}" + (" C(4*1*1)" if op == "concat" else "")
+        else:
+            ins = [r.choice(named)]
+            text = f"@{ins[0]} " + " ".join(r.sample(layers, r.randint(1, 3)))
+        lines.append(f"{text} as n{k}")
+        unused -= set(ins)
+        named.append(f"n{k}")
+        unused.add(f"n{k}")
+    last = sorted(unused) * 2 if len(unused) == 1 else sorted(unused)
+    lines.append("concat { " + " | ".join(f"@{x}" for x in last) + " }")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_graphs_round_trip(seed):
+    model = compile_text(random_dag(seed))
+    round_trip(model)
+    round_trip(bare(model, style="odd"))
+
+
+# --- repetition recovered -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "at_most"),
+    [("resnet152.cnn", 80), ("densenet121.cnn", 90), ("inception_v3.cnn", 120)],
+)
+def test_repeated_structure_becomes_blocks_from_the_bare_graph(name, at_most):
+    model = MODELS[name]
+    for bare_model in (bare(model), bare(model, style="odd")):
+        text = round_trip(bare_model)
+        assert "\nblock " in text
+        assert len(text.splitlines()) <= at_most, text  # not hundreds of flat lines
+
+
+def test_varying_fields_become_parameters_and_multiples_are_written_so():
+    text = round_trip(bare(MODELS["resnet50.cnn"]))
+    assert "block Residual2(filters) {" in text
+    assert "C((4*filters)*1*1) B(epsilon: 1.001e-05)" in text
+    assert "Residual2(128) as bottleneck5" in text  # named after its layers' prefix
+
+
+def test_identical_unnamed_instances_are_repeated():
+    text = round_trip(bare(MODELS["resnet50.cnn"], style="odd"))
+    assert re.search(r"^Residual2\(128\) x3$", text, re.MULTILINE), text
 
 
 # --- same_graph can fail ------------------------------------------------------------
