@@ -1,0 +1,454 @@
+"""`import_torch`: a PyTorch nn.Module -> archc IR + weights (backends/pytorch/importer.py).
+
+Each imported model is checked against the module itself: the parameter count
+(torch's parameters as trainable, BN running statistics as non-trainable), every
+layer's output shape against a forward hook on its module, and the Keras model
+built from the imported IR with the imported weights against the module in
+float64 (archc/equiv.py `allowed`: 1e-9 of the output scale), with batch norm in
+eval mode on random running statistics so the outputs are not trivial.
+Models built from archc specs come back as the spec's graph. Inputs are small
+(64 x 64 x 3 for the ImageNet nets) to keep the default run short.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("keras")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from archc.equiv import allowed  # noqa: E402
+from archc.ir.shapes import same_padding  # noqa: E402
+from archc.pipeline import compile_spec, compile_text  # noqa: E402
+from backends.importing import ImportFailure  # noqa: E402
+from backends.pytorch.importer import import_torch  # noqa: E402
+from backends.runtime import build_keras, load_module  # noqa: E402
+from backends.transfer import set_keras_weights  # noqa: E402
+from tests.references.torch_refs import BasicBlock, ResNet, counts, mobilenet_v2  # noqa: E402
+
+# ---------------------------------------------------------------------------
+# Modules written for these tests
+# ---------------------------------------------------------------------------
+
+
+class LeNet(nn.Module):
+    """Flatten of a 16 x 5 x 5 map into Linear: torch's channels-first order."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
+        self.pool1 = nn.AvgPool2d(2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.pool2 = nn.MaxPool2d(2)
+        self.flatten = nn.Flatten()
+        self.drop = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 10)
+
+    def forward(self, x):
+        x = self.pool1(torch.sigmoid(self.conv1(x)))
+        x = self.pool2(torch.sigmoid(self.conv2(x)))
+        x = F.relu(self.fc1(self.drop(self.flatten(x))))
+        return torch.softmax(self.fc2(x), dim=1)
+
+
+def _double_conv(cin, cout):
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """A small U-Net: padded double convolutions, max pooling, transposed
+    convolutions up (one bilinear upsampling), skips concatenated."""
+
+    def __init__(self, channels=(8, 16, 32), classes=3):
+        super().__init__()
+        c1, c2, c3 = channels
+        self.enc1 = _double_conv(3, c1)
+        self.enc2 = _double_conv(c1, c2)
+        self.bottom = _double_conv(c2, c3)
+        self.pool = nn.MaxPool2d(2)
+        self.up2 = nn.ConvTranspose2d(c3, c2, 2, stride=2)
+        self.dec2 = _double_conv(2 * c2, c2)
+        self.up1 = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.dec1 = _double_conv(c2 + c1, c1)
+        self.head = nn.Conv2d(c1, classes, 1)
+
+    def forward(self, x):
+        e1 = self.enc1(x)
+        e2 = self.enc2(self.pool(e1))
+        b = self.bottom(self.pool(e2))
+        d2 = self.dec2(torch.cat([self.up2(b), e2], dim=1))
+        d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
+        return self.head(d1)
+
+
+class Zoo(nn.Module):
+    """Many converters at once: grouped, dilated and uneven-`same` convolutions,
+    norms, parameterised activations, padded and ceil pooling, squeeze-and-
+    excitation, channel split and shuffle, global mean."""
+
+    def __init__(self):
+        super().__init__()
+        self.pad = nn.ZeroPad2d((0, 1, 0, 1))
+        self.stem = nn.Conv2d(3, 16, 3, stride=2)  # Keras `same` at an even input
+        self.gn = nn.GroupNorm(4, 16, eps=1e-3)
+        self.act1 = nn.LeakyReLU(0.25)
+        self.grouped = nn.Conv2d(16, 16, 3, padding=2, dilation=2, groups=4)
+        self.lrn = nn.LocalResponseNorm(5, alpha=1e-3, beta=0.75, k=2.0)
+        self.act2 = nn.ELU(alpha=0.5)
+        self.avg = nn.AvgPool2d(3, stride=2, padding=1)  # zeros counted
+        self.dw = nn.Conv2d(16, 32, 3, padding=1, groups=16)
+        self.bn = nn.BatchNorm2d(32, eps=1e-3, momentum=0.01)
+        self.prelu = nn.PReLU(32)
+        self.se_pool = nn.AdaptiveAvgPool2d(1)
+        self.se_fc = nn.Conv2d(32, 32, 1)
+        self.maxpool = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        self.right = nn.Conv2d(16, 16, 1)
+        self.gelu = nn.GELU(approximate="tanh")
+        self.hs = nn.Hardswish()
+        self.fc = nn.Linear(32, 7)
+
+    def forward(self, x):
+        x = self.act1(self.gn(self.stem(self.pad(x))))
+        x = self.act2(self.lrn(self.grouped(x)))
+        x = self.prelu(self.bn(self.dw(self.avg(x))))
+        x = x * torch.sigmoid(self.se_fc(self.se_pool(x)))
+        x = self.maxpool(x)
+        a, b = x.chunk(2, dim=1)
+        x = torch.cat([a, F.silu(self.right(b))], dim=1)
+        n, c, h, w = x.size()
+        x = x.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+        x = self.hs(self.gelu(x))
+        return self.fc(x.mean((2, 3)))
+
+
+# ---------------------------------------------------------------------------
+# The checks
+# ---------------------------------------------------------------------------
+
+
+def _randomize(module: nn.Module, seed: int = 0) -> None:
+    """He-uniform kernels (torch's default init lets a deep MobileNetV2's signal
+    fade until every input gives the same output) and random batch-norm
+    statistics, gamma and beta."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")
+        if isinstance(m, nn.BatchNorm2d):
+            with torch.no_grad():
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) * 1.5 + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+
+
+def _hwc(shape) -> tuple[int, ...]:
+    shape = tuple(shape)
+    return (shape[2], shape[3], shape[1]) if len(shape) == 4 else shape[1:]
+
+
+def _hook_shapes(module: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, ...]]:
+    """Every leaf module's output shape (H x W x C), keyed as the importer names it
+    (the qualified name, dots as underscores; `layer` before a leading digit)."""
+    shapes, handles = {}, []
+    for name, m in module.named_modules():
+        if name and not list(m.children()):
+            key = name.replace(".", "_")
+            key = "layer" + key if key[0].isdigit() else key
+
+            def hook(_m, _i, out, key=key):
+                shapes.setdefault(key, _hwc(out.shape))
+
+            handles.append(m.register_forward_hook(hook))
+    with torch.no_grad():
+        module(x)
+    for h in handles:
+        h.remove()
+    return shapes
+
+
+def _check(module: nn.Module, hwc: tuple[int, int, int], min_shapes: int) -> object:
+    """Import `module` at `hwc` and check counts, shapes and the float64 Keras build."""
+    _randomize(module)
+    module = module.double().eval()
+    imp = import_torch(module, hwc, "test")
+    ir = imp.model
+    params, stats = counts(module)
+    assert (ir.trainable, ir.nontrainable) == (params, stats)
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, *hwc))
+    x_torch = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+    hooks = _hook_shapes(module, x_torch[:1])
+    compared = 0
+    for n in ir.nodes:
+        if n.name in hooks:
+            want = hooks[n.name]
+            got = n.out_shape
+            if n.kind == "globalpool" and not n.keepdims:  # GAP then flatten: one node
+                got = (1, 1, *got)
+            assert got == want, n.name
+            compared += 1
+    assert compared >= min_shapes
+
+    keras_model = build_keras(ir, "float64")
+    set_keras_weights(ir, keras_model, imp.weights)
+    with torch.no_grad():
+        ref = module(x_torch).numpy()
+    if ref.ndim == 4:
+        ref = ref.transpose(0, 2, 3, 1)
+    out = np.asarray(keras_model(x))
+    assert out.shape == ref.shape
+    assert np.abs(ref[0] - ref[1]).max() > 1e-6  # the output depends on the input
+    diff = np.abs(out - ref).max()
+    assert diff <= allowed(float(np.abs(ref).max()), "float64"), diff
+    return imp
+
+
+def test_lenet_flatten_into_linear_is_permuted_to_channels_last():
+    imp = _check(LeNet(), (28, 28, 1), min_shapes=7)
+    kinds = [n.kind for n in imp.model.nodes]
+    assert kinds == [
+        "input", "conv", "pool", "conv", "pool", "flatten", "dropout", "dense", "dense"
+    ]  # fmt: skip
+    assert imp.model.node("conv1").activation == "sigmoid"  # torch.sigmoid(conv) fused
+    assert imp.model.node("fc2").activation == "softmax"
+    assert imp.model.node("conv1").padding == "same"
+
+
+def test_zoo_of_converters():
+    imp = _check(Zoo(), (32, 32, 3), min_shapes=12)
+    ir = imp.model
+    assert ir.node("stem").padding == "same"  # ZeroPad2d((0, 1, 0, 1)) + conv: Keras same
+    assert "pad" not in [n.name for n in ir.nodes]
+    assert ir.node("grouped").groups == 4 and ir.node("grouped").dilation == (2, 2)
+    assert ir.node("dw").kind == "depthwise" and ir.node("dw").multiplier == 2
+    assert ir.node("avg").padding == (1, 1)
+    assert ir.node("maxpool").ceil
+    assert ir.node("act1").alpha == 0.25
+    assert ir.node("bn").momentum == 0.99 and ir.node("bn").epsilon == 1e-3
+    assert [n.kind for n in ir.nodes].count("shuffle") == 1
+    assert [n.kind for n in ir.nodes].count("split") == 2
+
+
+def test_unet():
+    _check(UNet(), (32, 32, 3), min_shapes=30)
+
+
+def test_resnet18_and_its_float64_check():
+    imp = _check(ResNet(BasicBlock, [2, 2, 2, 2]), (64, 64, 3), min_shapes=52)
+    assert imp.model.node("layer1_0_conv1").padding == "same"  # 3x3 s1 p1
+    assert imp.model.node("conv1").padding == (3, 3)  # 7x7 s2 p3 is not Keras's same
+    assert "layer1_0_conv1/kernel" in imp.weights
+
+
+@pytest.mark.slow
+def test_mobilenet_v2():
+    imp = _check(mobilenet_v2(), (64, 64, 3), min_shapes=140)
+    assert imp.model.node("layer3_conv_0").kind == "depthwise"
+
+
+# ---------------------------------------------------------------------------
+# Models built from archc specs come back as the spec's graph
+# ---------------------------------------------------------------------------
+
+
+def _pads(n) -> tuple | str:
+    """A window layer's padding as the zeros it adds ((top, bottom), (left, right))."""
+    if n.padding == "valid":
+        return ((0, 0), (0, 0))
+    if n.padding == "same":
+        h, w = n.in_shapes[0][:2]
+        dil = getattr(n, "dilation", (1, 1))
+        return (
+            same_padding(h, n.kernel[0], n.stride[0], dil[0]),
+            same_padding(w, n.kernel[1], n.stride[1], dil[1]),
+        )
+    return ((n.padding[0],) * 2, (n.padding[1],) * 2)
+
+
+IGNORED = {"name", "inputs", "scope", "loc", "init", "bias_init", "l2", "rf", "padding"}
+
+
+def _graph(model) -> list:
+    """The graph without names: each node's kind, fields (padding as the zeros it
+    adds, which `same` and `pN` can both spell), shapes and counts, and its inputs
+    by position."""
+    index = {n.name: i for i, n in enumerate(model.nodes)}
+    out = []
+    for n in model.nodes:
+        fields = {k: v for k, v in n.model_dump().items() if k not in IGNORED}
+        if hasattr(n, "padding") and n.kind != "transposed":
+            fields["padding"] = _pads(n)
+        elif n.kind == "transposed":
+            fields["padding"] = n.padding
+        out.append((tuple(index[i] for i in n.inputs), fields))
+    return out
+
+
+def _same_graph(a, b) -> list[str]:
+    ga, gb = _graph(a), _graph(b)
+    if len(ga) != len(gb):
+        return [f"{len(ga)} nodes against {len(gb)}"]
+    return [
+        f"node {k} ({a.nodes[k].name} / {b.nodes[k].name}): {x} != {y}"
+        for k, (x, y) in enumerate(zip(ga, gb))
+        if x != y
+    ]
+
+
+def _generated(name: str, cls: str):
+    return getattr(load_module(f"generated/torch/{name}.py", f"gen_{name}"), cls)
+
+
+@pytest.mark.parametrize(
+    ("spec", "file", "cls", "kwargs"),
+    [
+        ("specs/resnet18.cnn", "resnet18", "Resnet18", {}),
+        ("specs/course_inception10.cnn", "inception10", "Inception10", {}),
+    ],
+)
+def test_a_generated_model_comes_back_as_its_spec(spec, file, cls, kwargs):
+    compiled = compile_spec(spec)
+    module = _generated(file, cls)(**kwargs).eval()
+    imp = import_torch(module, compiled.input_shape, file)
+    assert _same_graph(imp.model, compiled) == []
+    assert (imp.model.trainable, imp.model.nontrainable) == (compiled.trainable, compiled.nontrainable)
+
+
+def test_the_generated_unet_comes_back_at_a_small_input():
+    text = open("specs/unet.cnn", encoding="utf-8").read().replace("input 572*572*1", "input 188*188*1")
+    compiled = compile_text(text, path="specs/unet.cnn")
+    module = _generated("unet", "Unet")().eval()  # Crop2d reads the size at run time
+    imp = import_torch(module, (188, 188, 1), "unet")
+    assert _same_graph(imp.model, compiled) == []
+    assert imp.model.output_shape == compiled.output_shape == (4, 4, 2)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("archc.language.decompile") is None,
+    reason="archc/language/decompile.py (s3/decompile) is not merged yet",
+)
+def test_the_printed_spec_compiles_to_the_same_graph():
+    from archc.language.decompile import same_graph, spec_text
+
+    compiled = compile_spec("specs/resnet18.cnn")
+    module = _generated("resnet18", "Resnet18")().eval()
+    imp = import_torch(module, compiled.input_shape, "resnet18")
+    assert same_graph(imp.model, compiled) == []
+    again = compile_text(spec_text(imp.model, "# imported"), path="<imported>")
+    assert same_graph(again, imp.model) == []
+
+
+# ---------------------------------------------------------------------------
+# What archc cannot express: every problem, at once
+# ---------------------------------------------------------------------------
+
+
+class Custom(nn.Module):
+    def forward(self, x):
+        return x * 2
+
+
+class Unsupported(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = nn.InstanceNorm2d(8)
+        self.pixel = nn.PixelShuffle(2)
+        self.custom = Custom()
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        x = self.pixel(self.norm(self.conv(x)))
+        x = self.custom(x) + self.bias
+        return x.permute(0, 2, 3, 1)
+
+
+def test_every_problem_is_listed_at_once():
+    with pytest.raises(ImportFailure) as e:
+        import_torch(Unsupported(), (8, 8, 3), "tests:Unsupported")
+    problems = {(p.layer, p.cls) for p in e.value.problems}
+    assert ("norm", "InstanceNorm2d") in problems
+    assert ("pixel", "PixelShuffle") in problems
+    assert ("mul", "operator.mul") in problems  # x * 2: a constant
+    assert ("bias", "a tensor attribute") in problems
+    assert ("permute", "Tensor.permute") in problems
+    text = e.value.render()
+    assert text.startswith("error: tests:Unsupported has 5 layers archc cannot express:")
+    assert "`norm` (InstanceNorm2d), reading `conv`, read by `pixel`" in text
+
+
+class Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return self.conv(x)
+        return x
+
+
+def test_data_dependent_control_flow_is_a_trace_failure():
+    with pytest.raises(ImportFailure) as e:
+        import_torch(Branchy(), (8, 8, 3), "tests:Branchy")
+    assert e.value.problems == []
+    assert "torch.fx cannot trace Branchy" in e.value.message
+    assert "TraceError" in e.value.message
+
+
+class Raises(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, 3)  # the input has 3 channels
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_a_forward_that_raises_names_the_layer():
+    with pytest.raises(ImportFailure) as e:
+        import_torch(Raises(), (8, 8, 3), "tests:Raises")
+    (p,) = e.value.problems
+    assert (p.layer, p.cls) == ("conv", "Conv2d")
+    assert "RuntimeError on a zero input 1 x 3 x 8 x 8" in p.why
+
+
+class FlattenOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return torch.flatten(self.conv(x), 1)
+
+
+def test_a_channels_first_vector_that_no_linear_reads_is_a_problem():
+    with pytest.raises(ImportFailure) as e:
+        import_torch(FlattenOut(), (8, 8, 3), "tests:FlattenOut")
+    assert "channels-first order" in e.value.problems[0].why
+
+
+def test_importing_leaves_the_module_as_it_was():
+    m = ResNet(BasicBlock, [1, 1, 1, 1]).train()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    import_torch(m, (32, 32, 3), "resnet")
+    assert m.training and all(c.training for c in m.modules())
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
