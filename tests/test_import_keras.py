@@ -393,6 +393,27 @@ def test_a_keras_file_round_trips(tmp_path, capsys):
         assert f.read() == text
 
 
+def test_an_application_with_a_weights_file(tmp_path, capsys):
+    import keras
+    import numpy as np
+
+    from backends.transfer import load_weights
+
+    model = keras.applications.MobileNet(weights=None, input_shape=(32, 32, 3))
+    _randomize(model, seed=5)
+    saved = str(tmp_path / "mobilenet.weights.h5")
+    model.save_weights(saved)
+    spec, weights = str(tmp_path / "m.cnn"), str(tmp_path / "m.npz")
+    argv = ("keras.applications.MobileNet", "--input", "32x32x3", "--source-weights", saved)
+    rc, _, err = _archc("import", *argv, "-o", spec, "--weights", weights, capsys=capsys)
+    assert rc == 0, err
+    got = load_weights(weights)
+    assert len(got) == sum(len(layer.weights) for layer in model.layers)
+    bn = model.get_layer("conv_dw_3_bn").get_weights()
+    names = [k for k in got if k.endswith("/moving_mean")]
+    assert any(np.array_equal(got[k], bn[2]) for k in names)
+
+
 def _refused(tmp_path, capsys, *argv):
     spec, weights = tmp_path / "out.cnn", tmp_path / "out.npz"
     rc, _, err = _archc("import", *argv, "-o", str(spec), "--weights", str(weights), capsys=capsys)
