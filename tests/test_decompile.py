@@ -98,10 +98,28 @@ def test_every_kind_has_a_speller():
     assert sorted(SPELLERS) == sorted(KINDS)
 
 
+# options the specs and the rows of tests/test_kinds.py rarely write
+OPTIONS = [
+    (
+        "input 8*8*3\nC(4*3*3, linear) A(leaky_relu, 0.2) A(elu) CT(4*3*3, s2, same, output_padding: 1)"
+        " SC(8*3*3, multiplier: 2, bias_init: zeros) Up([2, 3], bilinear) Resize(5, 7, nearest)"
+        " GN(2, epsilon: 1e-05) LN Scale(0.5) Crop(1, 0, 1, 2) Reshape(2, 8, 8) Flatten"
+        " Dense(3, linear, nobias, init: he_normal, bias_init: 0.5, l2: 0.001)"
+    ),
+    (
+        "input 16*16*4\nRescaling(scale: 0.5, offset: -1) Normalization(mean: [1, 2, 3.5, 4],"
+        " variance: [1, 2, 3, 4]) DW(3*3, p(1,0), multiplier: 2, dilation: [2, 1], l2: 0.01, relu)"
+        " C(8*3*3, s(2,1), p(1,2), groups: 2, init: glorot_normal) P(avg, 3*2, s(2,1), p1, ceil)"
+        " LRN(3, alpha: 0.001, beta: 0.5, bias_k: 1) B(scale: no, epsilon: 0.0001) DP(0.1)"
+        " Shuffle(2) Split(4, 3) ZeroPad(1, 2) GMP(keepdims)"
+    ),
+]
+
+
 def spelled_nodes():
-    """One node per distinct (kind, fields, input shape) of every spec and every
-    row of tests/test_kinds.py."""
-    models = list(MODELS.values())
+    """One node per distinct (kind, fields, input shape) of every spec, every
+    row of tests/test_kinds.py and OPTIONS."""
+    models = list(MODELS.values()) + [compile_text(text) for text in OPTIONS]
     for row in ROWS:
         shape = "*".join(map(str, row.input))
         models.append(compile_str(f"input {shape}\n{row.spec}\n"))
@@ -332,3 +350,32 @@ def test_printing_resnet152_takes_well_under_a_second():
     start = time.perf_counter()
     spec_text(model)
     assert time.perf_counter() - start < 2.0  # about 0.1 s on a quiet machine
+
+
+def test_a_block_is_not_named_after_the_model():
+    model = bare(MODELS["resnet18.cnn"]).model_copy(update={"name": "residual"})
+    text = round_trip(model)
+    assert "block Residual " not in text and "block Residual(" not in text
+
+
+def test_keras_block_names_name_the_instances():
+    """A small ResNet whose layers carry Keras's names (`conv2_block1_1_conv`,
+    `conv2_block1_1_add`): each block is an instance named `conv2_block1`."""
+    spec = """
+        block Basic(ch, s=1) {
+            add { C(ch*3*3, s(s), same) B A(relu) C(ch*3*3, same) B | C(ch*1*1, s(s)) B } A(relu)
+        }
+        input 32*32*3
+        C(16*3*3, same) as stem
+        Basic(16) as conv2_block1  Basic(16) as conv2_block2
+        Basic(32, s=2) as conv3_block1  Basic(32, s=2) as conv3_block2
+        GAP Dense(10, softmax) as predictions
+    """
+    model = bare(compile_text(spec))
+    assert "conv2_block1_1_conv" in {n.name for n in model.nodes}
+    text = round_trip(model)
+    for k in ("conv2_block1", "conv2_block2", "conv3_block1", "conv3_block2"):
+        assert f") as {k}\n" in text, text
+    assert "Residual(16, 1) as conv2_block1" in text, text
+    mapping = names(compile_text(text), model)
+    assert mapping["conv3_block2_1_add"].startswith("conv3_block2.")

@@ -11,10 +11,19 @@ on a model an importer built from Keras or PyTorch:
    branches are series-parallel (`add { ... | ... }`, each branch's layers in the
    order the graph lists them), and references `@name` where a tensor is read
    out of that order (U-Net's skips, DenseNet's concatenations);
-2. repetition: runs between single-tensor cut points that share a structural
-   signature become `block` definitions whose varying fields are parameters;
+2. repetition: the top-level items are cut into runs where the names' block
+   prefix changes (Keras's `conv2_block1_`), or, without names, around each sum
+   and concatenation; runs that share a structure (kinds, wiring, the fields
+   that are not numbers) become instances of a `block` whose varying numbers are
+   parameters named after their field (`filters`, `k`, `s`), a multiple of one
+   written so (`4*filters`), identical unnamed instances in a row as `xN`;
 3. names: a node's name is kept (`as NAME`) where the language accepts it as a
-   name; a tensor read by a reference is named (its own name, or `t1`, `t2`...).
+   name, an instance is named after its layers' common prefix, a name inside a
+   block body is kept where it is the same in every instance; a tensor read by a
+   reference is named (its own name, or `t1`, `t2`...).
+
+The printed spec's nodes are the model's nodes in the same order, so the names
+it compiles to map to the model's by position (`names`).
 
 Each kind's call text is its speller in archc/language/bind.py, next to its binder.
 """
@@ -60,14 +69,10 @@ class Merge:
     branches: list[list] = field(default_factory=list)  # each a list of items
 
 
-Item = Layer | Ref | Merge
-
-
 class Graph:
     """The node list with the indices the structure needs."""
 
     def __init__(self, model: Model):
-        self.model = model
         self.nodes = list(model.nodes)
         self.pos = {n.name: i for i, n in enumerate(self.nodes)}
         if self.nodes[0].kind != "input" or any(n.kind == "input" for n in self.nodes[1:]):
@@ -75,6 +80,7 @@ class Graph:
         if self.pos[model.output] != len(self.nodes) - 1:
             raise ValueError("the output must be the last node")
         self.ins = [tuple(self.pos[x] for x in n.inputs) for n in self.nodes]
+        self.model_class = model_name(model.name).replace("_", "").lower()
         self.users: list[list[int]] = [[] for _ in self.nodes]
         for i, ins in enumerate(self.ins):
             for j in ins:
@@ -82,7 +88,7 @@ class Graph:
                     raise ValueError(f"`{self.nodes[i].name}` reads a later node")
                 if i not in self.users[j]:
                     self.users[j].append(i)
-        # cut[i]: the first index >= i after which only node `index`'s output is live
+        # cut_after[i]: nothing before node i is read after it (only i's output is live)
         last = [max(u) if u else i for i, u in enumerate(self.users)]
         self.cut_after = []
         reach = -1
@@ -166,11 +172,14 @@ def branch_spans(g: Graph, cur: int, lo: int, m: int) -> list | None:
 # ---------------------------------------------------------------------------
 
 
-def name_problem(name: str) -> str | None:
-    """Why the compiler would refuse `name` for a layer (its own rule), or None."""
-    from archc.passes.expand import identifier_problem  # the compiler's one rule
+def name_problem(name: str, kind: str = "node") -> str | None:
+    """Why compiling would refuse `name` as a `kind` (node, model, block,
+    parameter), or None. The printer asks the compiler's own rule (which asks the
+    backends, backends/names.py) rather than restating it; it is imported when a
+    spec is printed, so importing the language package still loads only the IR."""
+    from archc.passes.expand import identifier_problem
 
-    return identifier_problem(name, "node")
+    return identifier_problem(name, kind)
 
 
 def model_name(name: str) -> str:
@@ -178,9 +187,7 @@ def model_name(name: str) -> str:
     if text[0].isdigit():
         text = "net_" + text
     for candidate in (text, f"{text}_net", "imported"):
-        from archc.passes.expand import identifier_problem
-
-        if identifier_problem(candidate, "model") is None:
+        if name_problem(candidate, "model") is None:
             return candidate
     raise AssertionError(text)
 
@@ -224,6 +231,10 @@ PARAM_NAMES = {
     "init": "scale",
 }
 
+# fields whose parameters may be written with each other's (`4*filters`,
+# `Reshape(1, 1, filters)`): channel counts
+FAMILIES = {"filters": "channels", "units": "channels", "shape": "channels"}
+
 
 @dataclass
 class Instance:
@@ -241,7 +252,6 @@ class BlockDef:
     name: str
     params: list[str]
     items: list  # the first instance's items
-    lo: int  # the first instance's first node
     texts: dict[int, str]  # node of the first instance -> its call, with the parameters
     local: dict[int, str]  # node of the first instance -> its name in the body
 
@@ -274,8 +284,9 @@ def nodes_of(item) -> list[int]:
 
 def split_units(g: Graph, items: list, hidden: frozenset[int]) -> list[list]:
     """The top-level items cut into runs: where the names' block prefixes change
-    (Keras's `conv2_block1_`, `block_3_`), or, where names say nothing, before
-    each merge. A reference stays with the item it leads to."""
+    (Keras's `conv2_block1_`, `block_3_`), or, where names say nothing, around
+    each sum or concatenation (with the activations right after it: ResNet's
+    `add { ... } A(relu)`). A reference stays with the item it leads to."""
     groups: list[list] = []  # items with their references
     pending: list = []
     for it in items:
@@ -297,13 +308,27 @@ def split_units(g: Graph, items: list, hidden: frozenset[int]) -> list[list]:
             cut = len(m.group(1) if m else "") < min(len(a), len(b))
         elif a or b:
             cut = True
-        else:  # nothing in the names: a run ends before each merge
-            cut = isinstance(grp[-1], Merge)
+        else:  # nothing in the names: a sum or concatenation is a run of its own
+            cut = (
+                joins(g, grp[-1])
+                or (joins(g, units[-1][-1]) and not isinstance(grp[-1], Layer))
+                or (
+                    isinstance(grp[-1], Layer)
+                    and g.kind(grp[-1].index) != "activation"
+                    and any(joins(g, it) for it in units[-1])
+                )
+            )
         if cut:
             units.append(list(grp))
         else:
             units[-1].extend(grp)
     return units
+
+
+def joins(g: Graph, item) -> bool:
+    """A sum or a concatenation: where a residual block, a dense layer or an
+    Inception module ends (a product is a gate inside one: squeeze-excitation)."""
+    return isinstance(item, Merge) and g.kind(item.index) in ("add", "concat")
 
 
 def fields_of(node) -> list[str]:
@@ -386,7 +411,7 @@ def make_block(g: Graph, name: str, units: list[tuple[list, int, int]]) -> list[
         vec = tuple(cs[k][3] for cs in comps)
         if len(set(vec)) == 1:
             continue
-        family = PARAM_NAMES.get(f, f)
+        family = FAMILIES.get(f, f)
         expr = None
         for p, pv, fam in zip(params, vectors, families, strict=True):
             if fam != family:
@@ -406,7 +431,7 @@ def make_block(g: Graph, name: str, units: list[tuple[list, int, int]]) -> list[
                         expr = f"{p}//{ratios.pop()}"
                         break
         if expr is None:
-            expr = fresh_param(family, params)
+            expr = fresh_param(PARAM_NAMES.get(f, f), params)
             params.append(expr)
             vectors.append(vec)
             families.append(family)
@@ -414,7 +439,7 @@ def make_block(g: Graph, name: str, units: list[tuple[list, int, int]]) -> list[
     items0, lo0, hi0 = units[0]
     texts = {i: templated(g.nodes[i], i - lo0, exprs) for i in range(lo0, hi0)}
     local = local_names(g, units, set(params))
-    block = BlockDef(name, params, items0, lo0, texts, local)
+    block = BlockDef(name, params, items0, texts, local)
     return [
         Instance(block, tuple(vec[k] for vec in vectors), items, lo, hi)
         for k, (items, lo, hi) in enumerate(units)
@@ -422,9 +447,7 @@ def make_block(g: Graph, name: str, units: list[tuple[list, int, int]]) -> list[
 
 
 def fresh_param(family: str, params: list[str]) -> str:
-    from archc.passes.expand import identifier_problem
-
-    base = family if identifier_problem(family, "parameter") is None else "v"
+    base = family if name_problem(family, "parameter") is None else "v"
     name, k = base, 1
     while name in params:
         k += 1
@@ -534,8 +557,6 @@ def grouped(g: Graph, items: list, hidden: frozenset[int]) -> list:
 def block_name(g: Graph, items: list, taken: set[str]) -> str:
     """`Residual`, `Mixed` (a concatenation), `Gated` (a product) or `Stage` (no
     kept name is one of their functions' names: `usable`)."""
-    from archc.passes.expand import identifier_problem
-
     kinds = {g.kind(i) for it in items for i in nodes_of(it)}
     base = (
         "Residual"
@@ -547,7 +568,11 @@ def block_name(g: Graph, items: list, taken: set[str]) -> str:
         else "Stage"
     )
     name, k = base, 1
-    while name in taken or identifier_problem(name, "block") is not None:
+    while (
+        name in taken
+        or name.lower() == g.model_class  # the model's PyTorch class, lower case
+        or name_problem(name, "block") is not None
+    ):
         k += 1
         name = f"{base}{k}"
     return name
@@ -699,10 +724,9 @@ def collapse(items: list) -> None:
 
 
 def generated_instance(name: str, blocks: set[str]) -> bool:
-    """`residual2`: the name archc gives an instance of the block `Residual`."""
-    from archc.passes.expand import snake
-
-    return any(re.fullmatch(rf"{re.escape(snake(b))}[0-9]+", name) for b in blocks)
+    """`residual2`: the name archc gives an instance of the block `Residual` (the
+    printer's block names are one word and digits: their snake case is lower case)."""
+    return any(re.fullmatch(rf"{re.escape(b.lower())}[0-9]+", name) for b in blocks)
 
 
 def assign_names(g: Graph, items: list, referenced: set[int]) -> dict[int, str]:
