@@ -126,6 +126,7 @@ class _Import:
     nodes: list[_IRNode] = field(default_factory=list)
     by_name: dict[str, _IRNode] = field(default_factory=dict)
     value: dict[str, str] = field(default_factory=dict)  # fx node name -> IR node name
+    channels_last: dict[str, str] = field(default_factory=dict)  # permuted fx -> IR input
     chunks: dict[str, tuple[str, int]] = field(default_factory=dict)  # fx -> (IR input, parts)
     channels_first: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
@@ -139,8 +140,6 @@ class _Import:
         return tuple(node.meta["tensor_meta"].shape)
 
     def is_tensor(self, a) -> bool:
-        import torch
-
         return hasattr(a, "meta") and isinstance(a.meta.get("tensor_meta"), _tensor_meta_type())
 
     def tensor_args(self, node) -> list:
@@ -156,10 +155,10 @@ class _Import:
 
     def producer(self, fx_node) -> _IRNode | None:
         """The IR node an fx tensor is, when nothing else reads that fx node."""
-        name = self.value.get(fx_node.name)
-        if name is None or len(fx_node.users) != 1:
-            return None
-        return self.by_name.get(name)
+        ir = self.by_name.get(self.value.get(fx_node.name))
+        if ir is None or ir.fx is not fx_node or len(fx_node.users) != 1:
+            return None  # made elsewhere (an alias may have other readers), or read twice
+        return ir
 
     # -- writing the IR ------------------------------------------------------
 
@@ -182,8 +181,6 @@ class _Import:
 
     def alias(self, node, fx_input) -> None:
         self.value[node.name] = self.value[fx_input.name]
-        if self.value[fx_input.name] in self.channels_first:
-            pass  # the same IR node: its order is already recorded
 
     def problem(self, node, why: str) -> None:
         self.problems.append(Problem(_layer(node), _cls(self.gm, node), _where(node), why))
@@ -273,12 +270,15 @@ def _window_padding(pad: tuple[int, int], in_shape, kernel, stride, dilation=(1,
 
 
 def _fuse_zeropad(imp: _Import, node, x, kernel, stride, dilation=(1, 1)) -> str | None:
-    """When `x` is a zero padding nothing else reads that adds exactly Keras's
-    `same` zeros for its input, drop it: the layer reading it is `same` on the
-    padding's input (returned). Else None."""
+    """When `x` is the nn.ZeroPad2d archc's generated code puts before a `same`
+    convolution with uneven zeros (`self.c1_pad` before `self.c1`), nothing else
+    reads it and it adds exactly Keras's `same` zeros for its input, drop it: the
+    layer reading it is `same` on the padding's input (returned). Else None."""
     pad = imp.producer(x)
-    if pad is None or pad.kind != "zeropad":
+    if pad is None or pad.kind != "zeropad" or pad.fx.op != "call_module":
         return None
+    if node.op != "call_module" or pad.fx.target != node.target + "_pad":
+        return None  # only archc's own `<layer>_pad`: a user's ZeroPad2d stays a layer
     src = pad.fx.args[0]
     (t, b), (left, right) = _same(imp.shape(src), kernel, stride, dilation)
     if tuple(pad.fields["pad"]) != (t, b, left, right):
@@ -307,13 +307,40 @@ def conv2d(imp: _Import, node, m) -> None:
             fused = _fuse_zeropad(imp, node, x, kernel, stride, dilation)
             if fused is not None:
                 src, padding = fused, "same"
-    common = dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation)
+    common = {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation}
     common["use_bias"] = m.bias is not None
     cin, cout, groups = m.in_channels, m.out_channels, m.groups
     if groups > 1 and groups == cin:
         imp.add(node, "depthwise", [src], m, multiplier=cout // cin, **common)
     else:
         imp.add(node, "conv", [src], m, filters=cout, groups=groups, **common)
+
+
+@converts("archc.SeparableConv2d")
+def separable(imp: _Import, node, m) -> None:
+    """archc's generated helper: a depthwise then a 1x1 pointwise convolution."""
+    (x,) = node.args
+    dw, pw = m.depthwise, m.pointwise
+    kernel, stride, dilation = _pair(dw.kernel_size), _pair(dw.stride), _pair(dw.dilation)
+    padding = _window_padding(_pair(dw.padding), imp.shape(x), kernel, stride, dilation)
+    src = imp.ir_input(x)
+    if padding == "valid":
+        fused = _fuse_zeropad(imp, node, x, kernel, stride, dilation)
+        if fused is not None:
+            src, padding = fused, "same"
+    imp.add(
+        node,
+        "separable",
+        [src],
+        m,
+        filters=pw.out_channels,
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        multiplier=dw.out_channels // dw.in_channels,
+        use_bias=pw.bias is not None,
+    )
 
 
 @converts("nn.ConvTranspose2d")
@@ -378,11 +405,11 @@ def batchnorm(imp: _Import, node, m) -> None:
             node,
             "batch norm without running statistics or with a cumulative average (momentum=None)",
         )
-    if not m.affine:
+    scale = not type(m).__name__.endswith("NoScale")  # archc's helper: beta, no gamma
+    if not m.affine and scale:
         return imp.problem(node, "batch norm without gamma and beta (affine=False)")
     if len(imp.shape(x)) not in (2, 4) or imp.ir_input(x) in imp.channels_first:
         return imp.problem(node, "batch norm over anything but channels or a vector's features")
-    scale = not type(m).__name__.endswith("NoScale")
     imp.add(
         node,
         "batchnorm",
@@ -419,6 +446,29 @@ def layernorm(imp: _Import, node, m) -> None:
             "and beta; this one normalises other axes",
         )
     imp.add(node, "layernorm", [imp.ir_input(x)], m, epsilon=m.eps)
+
+
+@converts("archc.LayerScale")
+def layerscale(imp: _Import, node, m) -> None:
+    """archc's helper: x * gamma per channel. `init` (what training from scratch
+    starts at) is gamma's value where every channel has the same, else ConvNeXt's 1e-6."""
+    values = {float(v) for v in m.gamma.detach().cpu().reshape(-1)}
+    init = values.pop() if len(values) == 1 else 1e-6
+    imp.add(node, "layerscale", [imp.ir_input(node.args[0])], m, init=init)
+
+
+@converts("archc.Normalization")
+def normalization(imp: _Import, node, m) -> None:
+    """archc's helper: given statistics are constants (buffers it does not save),
+    else weights (mean, variance, count)."""
+    if "mean" in m._non_persistent_buffers_set:
+        mean = tuple(float(v) for v in m.mean.reshape(-1))
+        var = tuple(float(v) for v in m.variance.reshape(-1))
+        if len(set(mean)) == 1 and len(set(var)) == 1:  # one value for every channel
+            mean, var = mean[:1], var[:1]
+        imp.add(node, "normalization", [imp.ir_input(node.args[0])], mean=mean, variance=var)
+    else:
+        imp.add(node, "normalization", [imp.ir_input(node.args[0])], m)
 
 
 @converts("nn.LocalResponseNorm")
@@ -500,6 +550,8 @@ def _activation(imp: _Import, node, x, fn: str, alpha=None, module=None, fuse=Fa
 
 @converts(*ACT_MODULES)
 def act_module(imp: _Import, node, m) -> None:
+    if getattr(m, "beta", 1) != 1:  # nn.Softplus(beta): archc's softplus is log(1 + e^x)
+        return imp.problem(node, f"softplus with beta={m.beta}: archc's softplus has beta 1")
     _activation(imp, node, node.args[0], ACT_MODULES[_module_key(m)], module=m)
 
 
@@ -592,11 +644,8 @@ def _pool(imp: _Import, node, x, op, kernel, stride, pad, ceil, count_include_pa
     src = imp.ir_input(x)
     if pad == (0, 0):
         padding = "valid"
-        fused = None if ceil else _fuse_zeropad(imp, node, x, kernel, stride)
-        if fused is not None and op == "max":
-            src, padding = fused, "same"
-        elif fused is not None:  # average pooling counts the zeros: keep the padding
-            imp.by_name[imp.value[x.name]].dropped = False
+        # a zero padding before stays a layer: max pooling would let its zeros win
+        # where Keras's `same` ignores the padding, average pooling counts them
     elif ceil:
         padding = pad
     else:
@@ -641,7 +690,9 @@ def avgpool(imp: _Import, node, m) -> None:
 
 @converts("F.max_pool2d")
 def maxpool_f(imp: _Import, node, f) -> None:
-    a = lambda i, name, d=None: imp.arg(node, i, name, d)  # noqa: E731
+    def a(i, name, d=None):
+        return imp.arg(node, i, name, d)
+
     if _pair(a(4, "dilation", 1)) != (1, 1) or a(6, "return_indices", False):
         return imp.problem(node, "max pooling with dilation or returned indices")
     _pool(
@@ -658,7 +709,9 @@ def maxpool_f(imp: _Import, node, f) -> None:
 
 @converts("F.avg_pool2d")
 def avgpool_f(imp: _Import, node, f) -> None:
-    a = lambda i, name, d=None: imp.arg(node, i, name, d)  # noqa: E731
+    def a(i, name, d=None):
+        return imp.arg(node, i, name, d)
+
     if a(6, "divisor_override") is not None:
         return imp.problem(node, "average pooling with divisor_override")
     _pool(
@@ -735,9 +788,11 @@ _CHANNELS_FIRST = (
 
 def _flatten(imp: _Import, node, x) -> None:
     shape = imp.shape(x)
+    if x.name in imp.channels_last:  # x.permute(0, 2, 3, 1) then flatten: archc's own
+        return imp.add(node, "flatten", [imp.channels_last[x.name]])
     if len(shape) == 2:
         return imp.alias(node, x)
-    n, c, h, w = shape
+    _, c, h, w = shape
     pool = imp.producer(x)
     if pool is not None and pool.kind == "globalpool" and pool.fields["keepdims"]:
         pool.fields["keepdims"] = False  # GAP then flatten: one GAP
@@ -785,6 +840,15 @@ def view(imp: _Import, node, f) -> None:
     )
 
 
+@converts("nn.Unflatten")
+def unflatten(imp: _Import, node, m) -> None:
+    x = node.args[0]
+    src = imp.shape(x)
+    if len(src) != 2 or m.dim != 1 or tuple(m.unflattened_size) != (src[1], 1, 1):
+        return imp.problem(node, "an Unflatten other than a vector to C x 1 x 1")
+    imp.add(node, "reshape", [imp.ir_input(x)], shape=(1, 1, src[1]))
+
+
 def _shuffle(imp: _Import, node, x, src, dst) -> bool:
     """ShuffleNet's channel shuffle: view(N, g, C/g, H, W), transpose(1, 2),
     (contiguous), view back to N x C x H x W (or flatten(1, 2))."""
@@ -797,12 +861,12 @@ def _shuffle(imp: _Import, node, x, src, dst) -> bool:
     if sorted(int(d) % 5 for d in t.args[1:3]) != [1, 2]:
         return False
     nxt = t
-    while len(nxt.users) == 1 and list(nxt.users)[0].target == "contiguous":
-        nxt = list(nxt.users)[0]
+    while len(nxt.users) == 1 and next(iter(nxt.users)).target == "contiguous":
+        nxt = next(iter(nxt.users))
     if len(nxt.users) != 1:
         return False
-    back = list(nxt.users)[0]
-    if back.target not in ("view", "reshape", torch_flatten()) or imp.shape(back) != src:
+    back = next(iter(nxt.users))
+    if back.target not in ("view", "reshape", "flatten", torch_flatten()) or imp.shape(back) != src:
         return False
     ir = imp.add(node, "shuffle", [imp.ir_input(x)], groups=dst[1])
     for passed in (t, *_chain(t, back)):
@@ -820,31 +884,52 @@ def torch_flatten():
 def _chain(start, end):
     out, n = [], start
     while n is not end:
-        n = list(n.users)[0]
+        n = next(iter(n.users))
         out.append(n)
     return out
 
 
-@converts(".contiguous", "nn.Identity", "nn.Dropout", "F.dropout", "archc.DropPath")
-def passthrough(imp: _Import, node, target) -> None:
-    """The identity at inference; Dropout is a layer of archc's (`D(rate)`)."""
+@converts(".permute")
+def permute(imp: _Import, node, f) -> None:
+    """Only x.permute(0, 2, 3, 1) read by a flatten alone: the channels-last
+    flatten archc's Flatten is (the generated PyTorch code writes it so)."""
     x = node.args[0]
-    key = _module_key(target) if hasattr(target, "forward") else target
-    if key in ("nn.Dropout", "archc.DropPath") or key is _F("dropout"):
-        rate = target.p if hasattr(target, "p") else imp.arg(node, 1, "p", 0.5)
-        kind = "droppath" if key == "archc.DropPath" else "dropout"
-        ir = imp.add(node, kind, [imp.ir_input(x)], rate=rate)
-        chw = imp.channels_first.get(imp.ir_input(x))
-        if chw is not None:
-            imp.channels_first[ir.name] = chw
+    dims = tuple(_flat(node.args[1:])) or tuple(_flat([node.kwargs.get("dims", ())]))
+    users = list(node.users)
+    flattens = ("flatten", torch_flatten(), "view", "reshape")
+    reader = (
+        _module_key(imp.gm.get_submodule(users[0].target))
+        if users and users[0].op == "call_module"
+        else None
+    )
+    if (
+        dims == (0, 2, 3, 1)
+        and len(users) == 1
+        and (users[0].target in flattens or reader == "nn.Flatten")
+        and len(imp.shape(users[0])) == 2
+    ):
+        imp.channels_last[node.name] = imp.ir_input(x)
+        imp.value[node.name] = UNKNOWN  # nothing but the flatten reads it
         return
-    imp.alias(node, x)
+    imp.problem(node, f"a permutation of the axes to {dims}: archc keeps channels last")
 
 
-def _F(name):
-    import torch.nn.functional as F
+@converts(".contiguous", "nn.Identity")
+def identity(imp: _Import, node, target) -> None:
+    imp.alias(node, node.args[0])
 
-    return getattr(F, name)
+
+@converts("nn.Dropout", "F.dropout", "archc.DropPath")
+def dropout(imp: _Import, node, target) -> None:
+    """The identity at inference, a layer of archc's (`D(rate)`, `DP(rate)`) for training."""
+    x = node.args[0]
+    module = hasattr(target, "forward")
+    rate = target.p if module else imp.arg(node, 1, "p", 0.5)
+    kind = "droppath" if module and _module_key(target) == "archc.DropPath" else "dropout"
+    ir = imp.add(node, kind, [imp.ir_input(x)], rate=rate)
+    chw = imp.channels_first.get(imp.ir_input(x))
+    if chw is not None:  # elementwise: the vector keeps its order
+        imp.channels_first[ir.name] = chw
 
 
 @converts("nn.ZeroPad2d")
@@ -869,6 +954,16 @@ def _zeropad(imp, node, x, pad) -> None:
     imp.add(node, "zeropad", [imp.ir_input(x)], pad=(t, b, left, right))
 
 
+@converts("archc.Rescaling")
+def rescaling(imp: _Import, node, m) -> None:
+    imp.add(node, "rescaling", [imp.ir_input(node.args[0])], scale=m.scale, offset=m.offset)
+
+
+@converts("archc.Reshape")
+def reshape_helper(imp: _Import, node, m) -> None:
+    imp.add(node, "reshape", [imp.ir_input(node.args[0])], shape=tuple(m.shape))
+
+
 @converts("archc.Crop2d")
 def crop(imp: _Import, node, m) -> None:
     imp.add(node, "crop", [imp.ir_input(node.args[0])], crop=(m.top, m.bottom, m.left, m.right))
@@ -878,11 +973,11 @@ def crop(imp: _Import, node, m) -> None:
 def upsample(imp: _Import, node, target) -> None:
     x = node.args[0]
     if hasattr(target, "forward"):
-        size, scale = target.size, target.scale_factor
+        scale = target.scale_factor
         mode, align = target.mode, target.align_corners
         antialias = False
     else:
-        size, scale = imp.arg(node, 1, "size"), imp.arg(node, 2, "scale_factor")
+        scale = imp.arg(node, 2, "scale_factor")
         mode, align = imp.arg(node, 3, "mode", "nearest"), imp.arg(node, 4, "align_corners")
         antialias = imp.arg(node, 6, "antialias", False)
     (h, w), (oh, ow) = imp.shape(x)[2:], imp.shape(node)[2:]
@@ -903,6 +998,8 @@ def upsample(imp: _Import, node, target) -> None:
             factor=(oh // h, ow // w),
             interpolation=interpolation,
         )
+    elif scale is not None:
+        imp.problem(node, f"resampling by {scale}, not a whole factor: give the output size")
     elif mode == "nearest" and not whole:
         imp.problem(
             node,
@@ -1066,8 +1163,11 @@ def _live(gm) -> set[str]:
 
 def _model_name(module) -> str:
     name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type(module).__name__).lower()
+    from backends.names import problem
+
     name = re.sub(r"\W", "_", name).strip("_") or "model"
-    return name if not name[0].isdigit() else "model_" + name
+    name = name if not name[0].isdigit() else "model_" + name
+    return name if problem("model", name) is None else name + "_model"
 
 
 def import_torch(module, input_hwc: tuple[int, int, int], source: str) -> Imported:
@@ -1135,7 +1235,12 @@ def _convert(imp: _Import, n, first, input_hwc, calls: dict[str, int]) -> None:
     ins = [imp.value.get(a.name) for a in n.all_input_nodes]
     cf = [i for i in ins if i in imp.channels_first]
     before = len(imp.problems)
-    CONVERTERS[key](imp, n, target)
+    try:
+        CONVERTERS[key](imp, n, target)
+    except AttributeError as e:  # a user's class that has only the name of archc's helper
+        if not key.startswith("archc."):
+            raise
+        return imp.problem(n, f"not archc's generated helper of that name ({e})")
     if cf and key not in _ORDER_AWARE and len(imp.problems) == before:
         made = imp.value.get(n.name)
         if made is None or made not in imp.channels_first:
