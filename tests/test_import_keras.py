@@ -173,6 +173,48 @@ def test_application_imports_exactly(app):
     assert float(np.ptp(ref, axis=0).max()) > 1e3 * allowed(scale, "float64")
 
 
+# The spec printer (archc/language/decompile.py) keeps Keras's `X_pad` names beside
+# `X`, which clash with the PyTorch attribute archc gives X's own padding (E211):
+# the command then refuses to write, naming archc's bug. For s3/decompile to fix.
+PRINTER_CLASH = {"MobileNetV3Small", "MobileNetV3Large", "EfficientNetB0"}
+
+
+@pytest.mark.parametrize(
+    "app",
+    [
+        pytest.param(
+            a,
+            marks=([pytest.mark.slow] if slow else [])
+            + (
+                [pytest.mark.xfail(reason="printer name clash (PRINTER_CLASH)", strict=False)]
+                if a in PRINTER_CLASH
+                else []
+            ),
+        )
+        for a, (_, slow) in APPS.items()
+    ],
+)
+def test_application_prints_as_a_spec_of_the_same_graph(app):
+    """What `archc import` does after importing: print the spec, compile it, check
+    it is the imported graph (porting.printed raises ImportFailure otherwise), and
+    key the weights by the spec's node names."""
+    import keras
+
+    from archc import porting
+    from backends.keras.importer import import_keras
+
+    side = APPS[app][0]
+    model = getattr(keras.applications, app)(weights=None, input_shape=(side, side, 3))
+    imported = import_keras(model, f"keras.applications.{app}")
+    ported = porting.printed(imported, model, None, f"{app}.cnn")
+    assert ported.model.params == model.count_params()
+    assert len(ported.spec.splitlines()) < len(ported.model.nodes)  # blocks, not a flat list
+    expected = {
+        f"{n.name}/{w.role}" for n in ported.model.nodes for w in n.weights(list(n.in_shapes))
+    }
+    assert set(ported.weights) == expected
+
+
 # ---------------------------------------------------------------------------
 # What the importer carries and what it refuses, on small hand-built models
 # ---------------------------------------------------------------------------
