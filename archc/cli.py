@@ -109,7 +109,6 @@ def cmd_import(args) -> int:
             input_hwc=args.input,
             name=args.name,
             source_weights=args.source_weights,
-            float64=args.check,
             spec_path=args.output,
         )
         result = porting.check(ported) if args.check else None

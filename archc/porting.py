@@ -47,18 +47,17 @@ class Ported:
 APPLICATIONS = "keras.applications."
 
 
-def load(source: str, input_hwc: tuple[int, int, int] | None, source_weights: str | None,
-         float64: bool):  # fmt: skip
-    """(the model, its framework). Keras models are built in float64 when `float64`
-    (for --check): a .keras file's layers are rebuilt from its config in float64."""
+def load(source: str, input_hwc: tuple[int, int, int] | None, source_weights: str | None):
+    """(the model, its framework), as the source defines it (its own dtype: the
+    weights written are the source's values; --check compares float64 copies)."""
     if source.startswith(APPLICATIONS):
-        return _application(source, input_hwc, source_weights, float64), "keras"
+        return _application(source, input_hwc, source_weights), "keras"
     if source_weights is not None:
         raise ImportFailure(source, [], "--source-weights applies to keras.applications.NAME only")
     if source.endswith(".keras") and ":" not in source:
-        return _keras_file(source, float64), "keras"
+        return _keras_file(source), "keras"
     if ":" in source:
-        return _callable(source, float64)
+        return _callable(source)
     raise ImportFailure(
         source,
         [],
@@ -67,15 +66,7 @@ def load(source: str, input_hwc: tuple[int, int, int] | None, source_weights: st
     )
 
 
-def _keras_dtype(float64: bool):
-    import contextlib
-
-    from backends.runtime import keras_dtype
-
-    return keras_dtype("float64") if float64 else contextlib.nullcontext()
-
-
-def _application(source, input_hwc, source_weights, float64):
+def _application(source, input_hwc, source_weights):
     import keras
 
     name = source[len(APPLICATIONS) :]
@@ -89,8 +80,7 @@ def _application(source, input_hwc, source_weights, float64):
     if input_hwc is not None:
         kwargs["input_shape"] = input_hwc
     try:
-        with _keras_dtype(float64):
-            model = build(**kwargs)
+        model = build(**kwargs)
         if source_weights is not None:
             model.load_weights(source_weights)
     except Exception as e:  # noqa: BLE001 (Keras's own message says what is wrong)
@@ -98,7 +88,7 @@ def _application(source, input_hwc, source_weights, float64):
     return model
 
 
-def _keras_file(path: str, float64: bool):
+def _keras_file(path: str):
     import keras
 
     if not os.path.isfile(path):
@@ -112,7 +102,7 @@ def _keras_file(path: str, float64: bool):
         raise ImportFailure(
             path, [], f"Keras could not load it (safe mode): {_first_line(e)}"
         ) from None
-    return _as_float64(model) if float64 else model
+    return model
 
 
 def _unreadable_layers(path: str) -> list:
@@ -174,7 +164,8 @@ def _unreadable_layers(path: str) -> list:
 
 
 def _as_float64(model):
-    """The same functional model with its layers in float64 and the same weights."""
+    """A copy of a Keras model with its layers in float64 and the same weights (its
+    config, data, with every dtype float64, rebuilt from Keras's own classes)."""
     import keras
 
     def rewrite(value):
@@ -190,10 +181,13 @@ def _as_float64(model):
     clone = type(model).from_config(rewrite(model.get_config()))
     clone.set_weights([keras.ops.convert_to_numpy(w).astype("float64") if "float" in str(w.dtype)
                        else w for w in model.get_weights()])  # fmt: skip
+    for layer in clone.layers:  # Normalization derives its constants from its weights
+        if hasattr(layer, "finalize_state") and type(layer).__name__ == "Normalization":
+            layer.finalize_state()
     return clone
 
 
-def _callable(source: str, float64: bool):
+def _callable(source: str):
     where, _, attr = source.rpartition(":")
     if where.endswith(".py") or os.sep in where:
         if not os.path.isfile(where):
@@ -212,11 +206,10 @@ def _callable(source: str, float64: bool):
         module = None
         loader = None
     try:
-        with _keras_dtype(float64):
-            if loader is None:
-                module = importlib.import_module(where)
-            else:
-                loader.exec_module(module)
+        if loader is None:
+            module = importlib.import_module(where)
+        else:
+            loader.exec_module(module)
     except Exception as e:  # noqa: BLE001 (the user's module may raise anything)
         raise ImportFailure(
             source, [], f"importing {where} raised {type(e).__name__}: {_first_line(e)}"
@@ -225,8 +218,7 @@ def _callable(source: str, float64: bool):
     if not callable(fn):
         raise ImportFailure(source, [], f"{where} has no callable {attr!r}")
     try:
-        with _keras_dtype(float64):
-            obj = fn()
+        obj = fn()
     except Exception as e:  # noqa: BLE001 (the user's callable may raise anything)
         raise ImportFailure(
             source, [], f"{attr}() raised {type(e).__name__}: {_first_line(e)}"
@@ -236,7 +228,7 @@ def _callable(source: str, float64: bool):
     if keras is not None and isinstance(obj, keras.Model):
         return obj, "keras"
     if torch is not None and isinstance(obj, torch.nn.Module):
-        return (obj.double() if float64 else obj), "torch"
+        return obj, "torch"
     raise ImportFailure(
         source, [], f"{attr}() returned a {type(obj).__name__}, not a keras.Model or nn.Module"
     )
@@ -257,10 +249,9 @@ def port(
     input_hwc: tuple[int, int, int] | None = None,
     name: str | None = None,
     source_weights: str | None = None,
-    float64: bool = False,
     spec_path: str = "<imported>",
 ) -> Ported:
-    original, framework = load(source, input_hwc, source_weights, float64)
+    original, framework = load(source, input_hwc, source_weights)
     if framework == "keras":
         from backends.keras.importer import import_keras
 
@@ -327,10 +318,13 @@ def write(ported: Ported, spec_path: str, weights_path: str | None) -> None:
 
 
 def check(ported: Ported, batch: int = 2, seed: int = 0):
-    """The source model and the compiled spec built in the other framework, both
-    float64 with the imported weights, on the same random inputs (archc/equiv.py's
-    `raw_inputs`): the output and every node that has an output in both (by name),
-    as `archc equiv --nodes` compares them. Returns an archc.equiv.Result."""
+    """A float64 copy of the source model against the compiled spec built in the
+    other framework in float64 with the weights `archc import` writes, on the same
+    random inputs (archc/equiv.py's `raw_inputs`): the output and every node that
+    has an output in both (by name), as `archc equiv --nodes` compares them.
+    Returns an archc.equiv.Result."""
+    import copy
+
     import numpy as np
     import torch
 
@@ -350,15 +344,17 @@ def check(ported: Ported, batch: int = 2, seed: int = 0):
         transfer.set_torch_weights(ir, other, ported.weights)
         with torch.no_grad(), equiv._keras_functions(ir, "float64", measured):
             out, seen = _torch_run(other, xt, {n: n for n in comparable})
-        ref, refs = _keras_run(ported.original, x, {n: spec_name[n] for n in comparable})
+        source = _as_float64(ported.original)
+        ref, refs = _keras_run(source, x, {n: spec_name[n] for n in comparable})
     else:
         direction = "torch2keras"
         other = build_keras(ir, "float64")
         transfer.set_keras_weights(ir, other, ported.weights)
-        modules = {q.replace(".", "_"): q for q, _ in ported.original.named_modules()}
+        source = copy.deepcopy(ported.original).double().eval()
+        modules = {q.replace(".", "_"): q for q, _ in source.named_modules()}
         wanted = {n: modules[spec_name[n]] for n in comparable if spec_name[n] in modules}
         with torch.no_grad():
-            ref, refs = _torch_run(ported.original.eval(), xt, wanted)
+            ref, refs = _torch_run(source, xt, wanted)
         out, seen = _keras_run(other, x, {n: n for n in wanted})
     diff = float(np.abs(out - ref).max())
     scale = float(np.abs(ref).max())
