@@ -76,6 +76,8 @@ def _randomize(model, seed: int) -> None:
                 value = rng.normal(0, 0.1, shape)
             elif role == "gamma" or cls == "LayerScale":
                 value = rng.uniform(0.5, 1.5, shape)
+            elif role == "alpha":  # PReLU's slopes
+                value = rng.uniform(0.05, 0.3, shape)
             elif role == "count":
                 continue
             else:
@@ -276,6 +278,52 @@ def test_settings_are_carried():
     assert by_kind["dropout"].rate == 0.3
     assert (by_kind["rescaling"].scale, by_kind["rescaling"].offset) == (1 / 127.5, -1.0)
     assert by_kind["dense"].activation == "softmax"
+
+
+def test_the_other_layers_compute_keras_function_in_float64():
+    """The converters no application above uses, run: the PyTorch build of the
+    imported IR computes the Keras model's output to 1e-9."""
+    import keras
+    import numpy as np
+    from keras import layers
+
+    from archc.equiv import allowed
+    from backends.keras.importer import import_keras
+    from backends.runtime import keras_dtype
+
+    def build(x):
+        x = layers.Normalization(mean=[0.5, -0.2, 0.1], variance=[2.0, 1.0, 0.5])(x)
+        x = layers.SeparableConv2D(6, 3, dilation_rate=2, padding="same", depth_multiplier=2)(x)
+        x = layers.GroupNormalization(groups=3, epsilon=1e-4)(x)
+        x = layers.LeakyReLU(0.1)(x)
+        x = layers.Conv2DTranspose(4, 3, strides=2, padding="same", output_padding=1)(x)
+        x = layers.PReLU(shared_axes=[1, 2])(x)
+        x = layers.Cropping2D(((1, 2), (0, 3)))(x)
+        x = layers.UpSampling2D(2)(x)
+        x = layers.ELU(0.7)(x)
+        x = layers.Resizing(10, 12, interpolation="nearest")(x)
+        x = layers.Dropout(0.2, noise_shape=(None, 1, 1, 1))(x)
+        x = layers.Conv2D(3, 3, activation="tanh")(x)
+        x = layers.GlobalMaxPooling2D()(x)
+        x = layers.Reshape((1, 1, 3))(x)
+        x = layers.Flatten()(x)
+        return layers.Activation("softmax")(x)
+
+    with keras_dtype("float64"):
+        model = _functional(build, shape=(8, 8, 3))
+    _randomize(model, seed=2)
+    imported = import_keras(model, "mixed")
+    assert [n.kind for n in imported.model.nodes][1:] == [
+        "normalization", "separable", "groupnorm", "activation", "transposed", "activation",
+        "crop", "upsample", "activation", "resize", "droppath", "conv", "globalpool",
+        "reshape", "flatten", "activation",
+    ]  # fmt: skip
+    x = np.random.default_rng(1).normal(size=(2, 8, 8, 3)) * 3.0
+    ref = np.asarray(model(x, training=False))
+    out = _run_torch(imported, x)
+    assert float(np.abs(out - ref).max()) <= allowed(float(np.abs(ref).max()), "float64")
+    assert float(np.ptp(ref, axis=0).max()) > 1e-3
+    assert keras.config.floatx() == "float32"  # keras_dtype restored it
 
 
 def test_hard_sigmoid_and_hard_swish_written_as_operations_are_folded():
