@@ -100,8 +100,11 @@ def _hwc(text: str) -> tuple[int, int, int]:
 
 
 def cmd_import(args) -> int:
-    from archc import porting
+    from archc import extras, porting
     from backends.importing import ImportFailure
+
+    if not args.verbose:  # a module:callable source imports its framework itself
+        extras.quiet_frameworks()
 
     try:
         ported = porting.port(
