@@ -217,6 +217,46 @@ def test_application_prints_as_a_spec_of_the_same_graph(app):
     assert set(ported.weights) == expected
 
 
+# Specs whose generated Keras model imports back to the spec's own graph. The
+# others of specs/ differ in spelling, not function: archc's generated helper
+# layers (LayerScale, LocalResponseNormalization, NegInfPadding2D before a max
+# pooling) are classes of the generated module, which the importer refuses like any
+# custom class, and explicit padding `pN` is generated as ZeroPadding2D + a valid
+# layer, which imports as those two nodes.
+ROUND_TRIP = {
+    "resnet18.cnn": False,
+    "mobilenet_v3_small.cnn": False,
+    "efficientnet_b0.cnn": False,
+    "course_inception10.cnn": False,
+    "textbook_cifar10.cnn": False,
+    "densenet121.cnn": True,
+    "inception_v3.cnn": True,
+    "xception.cnn": True,
+    "mobilenet.cnn": True,
+    "mobilenet_v2.cnn": True,
+    "mobilenet_v3_large.cnn": True,
+    "resnet50.cnn": True,
+    "book_googlenet.cnn": True,
+    "course_alexnet8.cnn": True,
+    "digits_cnn.cnn": True,
+}
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [pytest.param(s, marks=[pytest.mark.slow] if slow else []) for s, slow in ROUND_TRIP.items()],
+)
+def test_a_spec_built_in_keras_imports_back_to_its_graph(spec):
+    from archc.ir.model import same_graph
+    from archc.pipeline import compile_spec
+    from backends.keras.importer import import_keras
+    from backends.runtime import build_keras
+
+    ir = compile_spec(os.path.join(os.path.dirname(__file__), "..", "specs", spec))
+    imported = import_keras(build_keras(ir), spec)
+    assert same_graph(imported.model, ir) == []
+
+
 # ---------------------------------------------------------------------------
 # What the importer carries and what it refuses, on small hand-built models
 # ---------------------------------------------------------------------------
