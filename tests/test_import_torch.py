@@ -4,8 +4,9 @@ Each imported model is checked against the module itself: the parameter count
 (torch's parameters as trainable, BN running statistics as non-trainable), every
 layer's output shape against a forward hook on its module, and the Keras model
 built from the imported IR with the imported weights against the module in
-float64 (archc/equiv.py `allowed`: 1e-9 of the output scale), with batch norm in
-eval mode on random running statistics so the outputs are not trivial.
+float64 (archc/equiv.py `allowed`: 1e-9 of the output scale), the output and every
+node (`node_outputs`), with batch norm in eval mode on random running statistics so
+the outputs are not trivial.
 Models built from archc specs come back as the spec's graph. Inputs are small
 (64 x 64 x 3 for the ImageNet nets) to keep the default run short.
 """
@@ -19,6 +20,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("keras")
 
+import keras
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -31,7 +33,7 @@ from archc.language.decompile import spec_text
 from archc.pipeline import compile_spec, compile_text
 from backends.importing import ImportFailure
 from backends.pytorch.generator import model_class_name
-from backends.pytorch.importer import import_torch
+from backends.pytorch.importer import import_torch, node_outputs
 from backends.runtime import build_keras, load_module
 from backends.transfer import set_keras_weights
 from tests.references.torch_refs import BasicBlock, ResNet, counts, mobilenet_v2
@@ -139,6 +141,40 @@ class Zoo(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
+class Zoo2(nn.Module):
+    """More converters: torch's `same` with an even kernel, F.pad, average pooling
+    without the zeros counted, a transposed convolution with output padding,
+    resizing and upsampling, adaptive pooling as plain pooling, vector layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 4, padding="same")
+        self.avg = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        self.ct = nn.ConvTranspose2d(8, 8, 3, stride=2, padding=1, output_padding=1)
+        self.mish = nn.Mish()
+        self.up = nn.Upsample(scale_factor=2)
+        self.c2 = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.ada = nn.AdaptiveAvgPool2d((5, 5))
+        self.c3 = nn.Conv2d(8, 16, 3, dilation=2, padding=2, bias=False)
+        self.fc1 = nn.Linear(16, 12)
+        self.bn1 = nn.BatchNorm1d(12)
+        self.ln = nn.LayerNorm(12)
+        self.selu = nn.SELU()
+        self.fc2 = nn.Linear(12, 5)
+        self.unflat = nn.Unflatten(1, (5, 1, 1))
+
+    def forward(self, x):
+        x = self.avg(F.pad(self.c1(x), (1, 1, 2, 0)))
+        x = self.mish(self.ct(x))
+        x = F.interpolate(x, size=(20, 20), mode="bilinear", align_corners=False)
+        x = self.up(x)
+        x = F.max_pool2d(torch.tanh(self.c2(x)), 2)
+        x = self.c3(self.ada(x))
+        x = F.adaptive_max_pool2d(x, 1).view(x.size(0), -1)
+        x = self.selu(self.ln(self.bn1(self.fc1(x))))
+        return F.softplus(self.unflat(self.fc2(x)))
+
+
 # ---------------------------------------------------------------------------
 # The checks
 # ---------------------------------------------------------------------------
@@ -221,6 +257,19 @@ def _check(module: nn.Module, hwc: tuple[int, int, int], min_shapes: int) -> obj
     assert np.abs(ref[0] - ref[1]).max() > 1e-6  # the output depends on the input
     diff = np.abs(out - ref).max()
     assert diff <= allowed(float(np.abs(ref).max()), "float64"), diff
+
+    # every node, as the module computes it (node_outputs) and as Keras does
+    # (not a transposed convolution with explicit padding: Keras crops after the layer)
+    refs = node_outputs(module, hwc, x_torch)
+    assert sorted(refs) == sorted(n.name for n in ir.nodes)
+    nodes = [n for n in ir.nodes[1:] if n.kind != "transposed" or isinstance(n.padding, str)]
+    probe = keras.Model(
+        keras_model.inputs[0], [keras_model.get_layer(n.name).output for n in nodes]
+    )
+    for n, got in zip(nodes, probe(x), strict=True):
+        want = refs[n.name]
+        err = np.abs(np.asarray(got) - want).max()
+        assert err <= allowed(float(np.abs(want).max()), "float64"), (n.name, err)
     return imp
 
 
@@ -248,6 +297,22 @@ def test_zoo_of_converters():
     assert ir.node("bn").momentum == 0.99 and ir.node("bn").epsilon == 1e-3
     assert [n.kind for n in ir.nodes].count("shuffle") == 1
     assert [n.kind for n in ir.nodes].count("split") == 2
+
+
+# torch warns that it copies the input to pad an even kernel's `same` (a cost, not a change)
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+def test_more_converters():
+    imp = _check(Zoo2(), (16, 16, 3), min_shapes=12)
+    ir = imp.model
+    kinds = [n.kind for n in ir.nodes]
+    assert kinds == [
+        "input", "conv", "zeropad", "pool", "transposed", "activation", "resize",
+        "upsample", "conv", "pool", "pool", "conv", "globalpool", "dense", "batchnorm",
+        "layernorm", "activation", "dense", "reshape", "activation",
+    ]  # fmt: skip
+    assert ir.node("avg").padding == "same"  # count_include_pad=False: Keras's same
+    assert ir.node("ct").padding == (1, 1) and ir.node("ct").output_padding == (1, 1)
+    assert ir.node("c2").activation == "tanh"
 
 
 def test_unet():

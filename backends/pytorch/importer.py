@@ -520,6 +520,7 @@ ACT_FUNCTIONS = {
     "F.silu": "silu",
     "F.hardswish": "hard_swish",
     "F.mish": "mish",
+    "F.softplus": "softplus",
 }
 
 
@@ -558,6 +559,8 @@ def act_module(imp: _Import, node, m) -> None:
 @converts(*ACT_FUNCTIONS)
 def act_function(imp: _Import, node, f) -> None:
     key = _function_key(f) if not isinstance(f, str) else "." + f
+    if key == "F.softplus" and imp.arg(node, 1, "beta", 1) != 1:
+        return imp.problem(node, "softplus with beta other than 1: archc's softplus has beta 1")
     _activation(imp, node, node.args[0], ACT_FUNCTIONS[key], fuse=True)
 
 
@@ -1172,6 +1175,45 @@ def _model_name(module) -> str:
 
 def import_torch(module, input_hwc: tuple[int, int, int], source: str) -> Imported:
     """An nn.Module as an archc IR with its weights, for an input H x W x C."""
+    imp = _read(module, input_hwc, source)
+    return _finish(imp, module, input_hwc, source)
+
+
+def node_outputs(module, input_hwc: tuple[int, int, int], x) -> dict[str, Any]:
+    """Every imported node's output as the module computes it on `x` (N x C x H x W),
+    keyed by the node names `import_torch` gives (the same import, run again), as
+    NumPy arrays in archc's layout (N x H x W x C; a flattened map in channels-last
+    order), in the module's current mode: for a per-node comparison with another
+    build. Each value is copied when its graph node runs, so an in-place
+    operation after it (`nn.ReLU(inplace=True)`) does not change it, and a module
+    called twice gives each call's output to its own node."""
+    import torch
+    import torch.fx
+
+    imp = _read(module, input_hwc, "module")
+    last = {imp.value[f.name]: f.name for f in imp.gm.graph.nodes if f.name in imp.value}
+    wanted = {f: n for n, f in last.items() if n in imp.by_name and not imp.by_name[n].dropped}
+    seen: dict[str, Any] = {}
+
+    class Recording(torch.fx.Interpreter):
+        def run_node(self, n):
+            out = super().run_node(n)
+            if n.name in wanted and isinstance(out, torch.Tensor):
+                name, a = wanted[n.name], out.detach().cpu().clone().numpy()
+                chw = imp.channels_first.get(name)
+                if chw is not None:  # a flattened map in channels-last order, as archc's
+                    a = a.reshape(len(a), *chw).transpose(0, 2, 3, 1).reshape(len(a), -1)
+                seen[name] = a.transpose(0, 2, 3, 1) if a.ndim == 4 else a
+            return out
+
+    with torch.no_grad():
+        Recording(imp.gm).run(x)
+    return seen
+
+
+def _read(module, input_hwc, source: str) -> _Import:
+    """Trace, propagate shapes, convert every node the output depends on; every
+    problem raised at once."""
     gm = _trace(module, source)
     _propagate(gm, module, input_hwc, source)
     imp = _Import(source, gm)
@@ -1189,7 +1231,7 @@ def import_torch(module, input_hwc: tuple[int, int, int], source: str) -> Import
                 imp.value[n.name] = UNKNOWN
     if imp.problems:
         raise ImportFailure(source, imp.problems)
-    return _finish(imp, module, input_hwc, source)
+    return imp
 
 
 UNKNOWN = "?"  # the IR value of a tensor whose node is a problem
