@@ -350,12 +350,14 @@ def check(ported: Ported, batch: int = 2, seed: int = 0):
         direction = "torch2keras"
         other = build_keras(ir, "float64")
         transfer.set_keras_weights(ir, other, ported.weights)
+        from backends.pytorch.importer import node_outputs
+
         source = copy.deepcopy(ported.original).double().eval()
-        modules = {q.replace(".", "_"): q for q, _ in source.named_modules()}
-        wanted = {n: modules[spec_name[n]] for n in comparable if spec_name[n] in modules}
         with torch.no_grad():
-            ref, refs = _torch_run(source, xt, wanted)
-        out, seen = _keras_run(other, x, {n: n for n in wanted})
+            ref = _nhwc(source(xt).numpy())
+            by_import = node_outputs(source, ir.input_shape, xt)
+        refs = {n: by_import[spec_name[n]] for n in comparable if spec_name[n] in by_import}
+        out, seen = _keras_run(other, x, {n: n for n in refs})
     diff = float(np.abs(out - ref).max())
     scale = float(np.abs(ref).max())
     result = equiv.Result(diff, scale, equiv.TOLERANCE["float64"], "float64", direction,

@@ -544,6 +544,27 @@ def test_an_application_with_a_weights_file(tmp_path, capsys):
     assert any(np.array_equal(got[k], bn[2]) for k in names)
 
 
+def test_a_pytorch_callable_goes_to_the_pytorch_importer(tmp_path, capsys):
+    """The command's dispatch: an nn.Module from module:callable is imported by
+    backends/pytorch/importer.py and checked against the spec's Keras build."""
+    nets = tmp_path / "tnets.py"
+    nets.write_text(
+        "import torch.nn as nn\n"
+        "def net():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),\n"
+        "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))\n",
+        encoding="utf-8",
+    )
+    spec = str(tmp_path / "t.cnn")
+    assert "needs --input" in _refused(tmp_path, capsys, f"{nets}:net")
+    rc, out, err = _archc("import", f"{nets}:net", "--input", "16x16x3", "-o", spec, "--check",
+                          capsys=capsys)  # fmt: skip
+    assert rc == 0, err
+    assert "torch2keras, float64" in out and "no node diverges" in out
+    with open(spec, encoding="utf-8") as f:
+        assert f.readline().startswith(f"# Imported by `archc import` from {nets}:net (torch)")
+
+
 def _refused(tmp_path, capsys, *argv):
     spec, weights = tmp_path / "out.cnn", tmp_path / "out.npz"
     rc, _, err = _archc("import", *argv, "-o", str(spec), "--weights", str(weights), capsys=capsys)
