@@ -449,6 +449,23 @@ def test_several_outputs_are_refused():
         import_keras(model, "two")
 
 
+def test_a_nested_subclassed_model_is_a_custom_class():
+    import keras
+    from keras import layers
+
+    class Block(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = layers.Conv2D(4, 3)
+
+        def call(self, x):
+            return self.conv(x)
+
+    failure = _problems(lambda x: layers.ReLU()(Block()(x)))
+    assert [p.cls for p in failure.problems] == ["Block"]
+    assert "custom layer class" in failure.problems[0].why
+
+
 def test_nested_sequential_models_are_flattened():
     import keras
     from keras import layers

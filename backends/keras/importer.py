@@ -649,7 +649,14 @@ class _Walk:
 
 
 def _is_model(op) -> bool:
-    return isinstance(op, _keras().Model)
+    """A nested functional or Sequential model (a subclassed one has no graph to
+    flatten: it is a layer of a custom class)."""
+    if not isinstance(op, _keras().Model):
+        return False
+    try:
+        return bool(op.inputs) and bool(op.outputs)
+    except (AttributeError, ValueError):
+        return False
 
 
 def _is_layer(op) -> bool:
