@@ -103,8 +103,10 @@ def cmd_import(args) -> int:
     from archc import extras, porting
     from backends.importing import ImportFailure
 
-    if not args.verbose:  # a module:callable source imports its framework itself
-        extras.quiet_frameworks()
+    # a module:callable source imports its framework itself: TensorFlow, where it is
+    # installed, is imported first and quietly (its start-up lines come from C++)
+    if not args.verbose and ":" in args.source and not extras.missing(["tensorflow"]):
+        extras.import_framework("tensorflow")
 
     try:
         ported = porting.port(
