@@ -540,6 +540,28 @@ def test_a_keras_file_round_trips(tmp_path, capsys):
         assert f.read() == text
 
 
+def test_a_failed_check_writes_nothing(tmp_path, capsys, monkeypatch):
+    from archc import porting
+
+    real = porting.check
+
+    def diverging(ported, **kw):  # the real comparison, then one node made to diverge
+        result = real(ported, **kw)
+        result.nodes[0].diff = 10 * result.nodes[0].allowed
+        return result
+
+    monkeypatch.setattr(porting, "check", diverging)
+    source = str(tmp_path / "small.keras")
+    _small_keras(source)
+    spec, weights = tmp_path / "s.cnn", tmp_path / "s.npz"
+    rc, out, err = _archc(
+        "import", source, "-o", str(spec), "--weights", str(weights), "--check", capsys=capsys
+    )
+    assert rc == 1 and "DIVERGES" in out and "first node to diverge: stem" in out
+    assert "the check failed: nothing written" in err
+    assert not spec.exists() and not weights.exists()
+
+
 def test_an_application_with_a_weights_file(tmp_path, capsys):
     import keras
     import numpy as np
