@@ -217,12 +217,12 @@ def test_application_prints_as_a_spec_of_the_same_graph(app):
     assert set(ported.weights) == expected
 
 
-# Specs whose generated Keras model imports back to the spec's own graph. The
-# others of specs/ differ in spelling, not function: archc's generated helper
-# layers (LayerScale, LocalResponseNormalization, NegInfPadding2D before a max
-# pooling) are classes of the generated module, which the importer refuses like any
-# custom class, and explicit padding `pN` is generated as ZeroPadding2D + a valid
-# layer, which imports as those two nodes.
+# Specs whose generated Keras model imports back to the spec's own graph (archc's
+# generated helper layers LayerScale, LocalResponseNormalization and GeluTanh are
+# read as the kinds they were generated from). The others of specs/ differ in
+# spelling, not function: explicit padding `pN` is generated as ZeroPadding2D (or
+# archc's NegInfPadding2D before a max pooling, which the importer refuses like a
+# custom class) and a valid layer, which import as those two nodes.
 ROUND_TRIP = {
     "resnet18.cnn": False,
     "mobilenet_v3_small.cnn": False,
@@ -239,6 +239,8 @@ ROUND_TRIP = {
     "book_googlenet.cnn": True,
     "course_alexnet8.cnn": True,
     "digits_cnn.cnn": True,
+    "convnext_tiny.cnn": True,  # archc's LayerScale helper
+    "googlenet.cnn": True,  # archc's LocalResponseNormalization helper
 }
 
 
@@ -254,6 +256,20 @@ def test_a_spec_built_in_keras_imports_back_to_its_graph(spec):
 
     ir = compile_spec(os.path.join(os.path.dirname(__file__), "..", "specs", spec))
     imported = import_keras(build_keras(ir), spec)
+    assert same_graph(imported.model, ir) == []
+
+
+def test_archc_helper_layers_import_as_their_kinds():
+    from archc.ir.model import same_graph
+    from archc.pipeline import compile_text
+    from backends.keras.importer import import_keras
+    from backends.runtime import build_keras
+
+    ir = compile_text(
+        "model helpers\ninput 8*8*6\nC(6*3*3, same) LRN(depth: 3, alpha: 2e-4) "
+        "Scale(0.5) A(gelu_tanh) GAP Dense(2)\n"
+    )
+    imported = import_keras(build_keras(ir), "helpers")
     assert same_graph(imported.model, ir) == []
 
 

@@ -355,6 +355,46 @@ def stochastic_depth(c: Call) -> Node:
     return c.node("droppath", rate=float(c.layer.drop_path_rate))
 
 
+# archc's own helper layers of generated Keras code (backends/keras/generator.py
+# HELPERS), known by the name they are registered under: "archc>LayerScale".
+ARCHC_HELPERS: dict[str, Converter] = {}
+
+
+def _archc_helper(op) -> Converter | None:
+    name = _keras().saving.get_registered_name(type(op))
+    return ARCHC_HELPERS.get(name)
+
+
+def _helper(cls: str):
+    def register(fn: Converter) -> Converter:
+        ARCHC_HELPERS[f"archc>{cls}"] = fn
+        return fn
+
+    return register
+
+
+@_helper("LayerScale")
+def archc_layerscale(c: Call) -> Node:
+    return c.node("layerscale", init=float(c.layer.init))
+
+
+@_helper("LocalResponseNormalization")
+def archc_lrn(c: Call) -> Node:
+    layer = c.layer
+    return c.node(
+        "lrn",
+        depth=int(layer.depth),
+        alpha=float(layer.alpha),
+        beta=float(layer.beta),
+        bias_k=float(layer.k),
+    )
+
+
+@_helper("GeluTanh")
+def archc_gelu_tanh(c: Call) -> Node:
+    return c.node("activation", fn="gelu_tanh")
+
+
 @imports("Activation")
 def activation(c: Call) -> Node | None:
     name = _activation_name(c.layer.activation)
@@ -869,6 +909,8 @@ def import_keras(model, source: str) -> Imported:
                     )
             elif _class(op) in NEVER:
                 raise Refuse(NEVER[_class(op)])
+            elif _archc_helper(op) is not None:
+                made = _archc_helper(op)(call)
             elif _class(op) not in CONVERTERS or not type(op).__module__.startswith("keras.src."):
                 raise Refuse(
                     "a custom layer class: archc reads Keras's built-in layers only "
