@@ -34,7 +34,7 @@ from archc.pipeline import compile_spec, compile_text
 from backends.importing import ImportFailure
 from backends.pytorch.generator import model_class_name
 from backends.pytorch.importer import import_torch, node_outputs
-from backends.runtime import build_keras, load_module
+from backends.runtime import build_keras, build_torch, load_module
 from backends.transfer import set_keras_weights
 from tests.references.torch_refs import BasicBlock, ResNet, counts, mobilenet_v2
 
@@ -433,6 +433,27 @@ def test_the_generated_unet_comes_back_at_a_small_input():
     assert imp.model.output_shape == compiled.output_shape == (4, 4, 2)
 
 
+@pytest.mark.parametrize(
+    "ct",
+    [
+        "CT(3*2*2, s2, valid)",
+        "CT(3*2*2, s2, same)",
+        "CT(3*3*3, s2, same)",
+        "CT(3*3*3, s2, same, output_padding: 1)",  # archc's CroppedConvTranspose2d
+        "CT(3*4*4, s3, p1)",
+        "CT(3*3*3, s2, p1, output_padding: 1)",
+    ],
+)
+def test_a_transposed_convolution_comes_back_as_the_same_layer(ct):
+    """Several spellings are one layer (`same` or `valid` and explicit padding with
+    output padding): the imported one crops and pads as the spec's does."""
+    compiled = compile_text(f"model t\ninput 7*7*2\n{ct}\n")
+    imp = import_torch(build_torch(compiled, "float64").eval(), (7, 7, 2), "t")
+    (a,), (b,) = [[n for n in m.nodes if n.kind == "transposed"] for m in (imp.model, compiled)]
+    assert a.plan(list(a.in_shapes)) == b.plan(list(b.in_shapes))
+    assert a.out_shape == b.out_shape
+
+
 def test_the_spelling_normalisation_can_fail():
     compiled = compile_spec("specs/resnet18.cnn")
     module = _generated("resnet18", "Resnet18")().eval()
@@ -496,6 +517,54 @@ def test_every_problem_is_listed_at_once():
     text = e.value.render()
     assert text.startswith("error: tests:Unsupported has 5 layers archc cannot express:")
     assert "`norm` (InstanceNorm2d), reading `conv`, read by `pixel`" in text
+
+
+class TwoInputs(nn.Module):
+    def forward(self, x, y, unused=None):
+        return x + y
+
+
+class TwoOutputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x), self.conv(x + x)
+
+
+def test_several_inputs_or_outputs_are_problems():
+    with pytest.raises(ImportFailure) as e:
+        import_torch(TwoInputs(), (8, 8, 3), "tests:TwoInputs")
+    assert [(p.layer, p.why) for p in e.value.problems] == [
+        ("y", "a second input: archc's models have one")
+    ]
+    with pytest.raises(ImportFailure) as e:
+        import_torch(TwoOutputs(), (8, 8, 3), "tests:TwoOutputs")
+    whys = {p.layer: p.why for p in e.value.problems}
+    assert "several values" in whys["output"]
+    assert "called 2 times with one set of weights" in whys["conv"]
+
+
+class InPlace(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.relu = nn.ReLU(inplace=True)
+        self.other = nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        z = self.relu(y)  # y is changed: `other` reads the changed y
+        return torch.cat([z, self.other(y)], dim=1)
+
+
+def test_an_in_place_change_read_later_is_a_problem():
+    with pytest.raises(ImportFailure) as e:
+        import_torch(InPlace(), (8, 8, 3), "tests:InPlace")
+    (p,) = e.value.problems
+    assert (p.layer, p.cls) == ("relu", "ReLU")
+    assert "changes `conv` in place, which `other` then read(s)" in p.why
 
 
 class Branchy(nn.Module):

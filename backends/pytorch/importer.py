@@ -13,9 +13,11 @@ nodes, passes its input on (`nn.Identity`, `.contiguous()`), or states a
 PyTorch's conventions, as archc writes them (the torchvision specs do the same):
 
 - explicit symmetric padding stays explicit (`pN`) unless it is exactly Keras's
-  `same` for that input; padding 0 is `valid`. An nn.ZeroPad2d whose only user is
-  an unpadded convolution or pooling becomes that layer's `same` where it adds
-  exactly Keras's (uneven) `same` zeros, as the generated PyTorch code writes it.
+  `same` for that input; padding 0 is `valid`. The nn.ZeroPad2d archc's generated
+  code writes before an uneven `same` convolution (`self.c1_pad` before
+  `self.c1`) folds back into it; any other ZeroPad2d stays a layer. Max pooling's
+  padding is -inf (Keras's `same` where it adds the same cells); average pooling's
+  counts its zeros unless count_include_pad=False (then Keras's `same` or a problem).
 - batch norm: Keras momentum = 1 - torch momentum; epsilon as given (1e-5).
 - an activation module (`nn.ReLU()`) is a layer of its own; a functional one
   (`torch.relu(conv(x))`) on a convolution or linear layer that nothing else reads
@@ -33,6 +35,7 @@ PyTorch's conventions, as archc writes them (the torchvision specs do the same):
 
 Node names are the fx node names (the module's qualified name with dots as
 underscores: `layer1.0.conv1` -> `layer1_0_conv1`), made valid spec names.
+`node_outputs` gives every node's output as the module computes it, by those names.
 """
 
 from __future__ import annotations
@@ -133,6 +136,7 @@ class _Import:
     names: set[str] = field(default_factory=set)
     output: str | None = None
     done: set[str] = field(default_factory=set)  # fx nodes a converter already read
+    order: dict[str, int] = field(default_factory=dict)  # fx node name -> its position
 
     # -- reading the fx graph ------------------------------------------------
 
@@ -141,9 +145,6 @@ class _Import:
 
     def is_tensor(self, a) -> bool:
         return hasattr(a, "meta") and isinstance(a.meta.get("tensor_meta"), _tensor_meta_type())
-
-    def tensor_args(self, node) -> list:
-        return [a for a in _flat(list(node.args) + list(node.kwargs.values())) if self.is_tensor(a)]
 
     def arg(self, node, i: int, name: str, default=None):
         if len(node.args) > i:
@@ -343,9 +344,13 @@ def separable(imp: _Import, node, m) -> None:
     )
 
 
-@converts("nn.ConvTranspose2d")
+@converts("nn.ConvTranspose2d", "archc.CroppedConvTranspose2d")
 def conv_transpose2d(imp: _Import, node, m) -> None:
-    from archc.ir.kinds import transpose_axis
+    """Keras's `valid` or `same` where it is the same layer, else PyTorch's explicit
+    padding and output padding; archc's helper that also crops the end (`crop`) as
+    the Keras layer (with output padding) it was generated from."""
+    from archc.ir.kinds import TransposePlan, transpose_axis
+    from archc.ir.shapes import ShapeError
 
     (x,) = node.args
     if m.padding_mode != "zeros" or m.groups != 1 or _pair(m.dilation) != (1, 1):
@@ -355,16 +360,41 @@ def conv_transpose2d(imp: _Import, node, m) -> None:
         )
     kernel, stride = _pair(m.kernel_size), _pair(m.stride)
     pad, out_pad = _pair(m.padding), _pair(m.output_padding)
+    trim = tuple(getattr(m, "crop", (0, 0)))
     n = imp.shape(x)[2:]
-    torch_size = tuple((n[i] - 1) * stride[i] + kernel[i] - 2 * pad[i] + out_pad[i] for i in (0, 1))
-    padding, output_padding = pad, (out_pad if out_pad != (0, 0) else None)
-    for candidate in ("valid", "same"):  # Keras's spelling where it is the same layer
-        plans = [transpose_axis(n[i], kernel[i], stride[i], candidate, None) for i in (0, 1)]
-        if all(
-            p.size == torch_size[i] and p.crop == pad[i] and not p.trim for i, p in enumerate(plans)
-        ):
-            padding, output_padding = candidate, None
+    want = [
+        TransposePlan(
+            (n[i] - 1) * stride[i] + kernel[i] - 2 * pad[i] + out_pad[i] - trim[i],
+            pad[i],
+            out_pad[i],
+            trim[i],
+        )
+        for i in (0, 1)
+    ]
+    # Keras's plain spellings, then PyTorch's own, then Keras's with output padding
+    candidates = [("valid", None), ("same", None)]
+    if trim == (0, 0):
+        candidates.append((pad, out_pad if out_pad != (0, 0) else None))
+    ops = [(a, b) for a in range(stride[0]) for b in range(stride[1])]
+    candidates += [(p, op) for p in ("valid", "same") for op in ops]
+    for padding, output_padding in candidates:
+        try:
+            plans = [
+                transpose_axis(
+                    n[i],
+                    kernel[i],
+                    stride[i],
+                    padding if isinstance(padding, str) else padding[i],
+                    None if output_padding is None else output_padding[i],
+                )
+                for i in (0, 1)
+            ]
+        except ShapeError:
+            continue
+        if plans == want:
             break
+    else:
+        return imp.problem(node, "a transposed convolution cropped as no Keras layer crops")
     imp.add(
         node,
         "transposed",
@@ -1123,6 +1153,7 @@ def _propagate(gm, module, input_hwc, source: str) -> None:
     h, w, c = input_hwc
     params = list(module.parameters()) + list(module.buffers())
     dtype = next((p.dtype for p in params if p.is_floating_point()), torch.float32)
+    device = params[0].device if params else torch.device("cpu")
     modes = {m: m.training for m in module.modules()}
     current = {"node": None}
 
@@ -1134,7 +1165,7 @@ def _propagate(gm, module, input_hwc, source: str) -> None:
     try:
         module.eval()
         with torch.no_grad():
-            Recording(gm).propagate(torch.zeros(1, c, h, w, dtype=dtype))
+            Recording(gm).propagate(torch.zeros(1, c, h, w, dtype=dtype, device=device))
     except Exception as e:  # noqa: BLE001 -- the user's forward raised
         text = str(e).strip().splitlines()
         first = next((t for t in text if t.strip() and not t.startswith("ShapeProp error")), "")
@@ -1215,9 +1246,14 @@ def _read(module, input_hwc, source: str) -> _Import:
     """Trace, propagate shapes, convert every node the output depends on; every
     problem raised at once."""
     gm = _trace(module, source)
+    live = _live(gm)
+    inputs = [n for n in gm.graph.nodes if n.op == "placeholder" and n.name in live]
+    if len(inputs) > 1:  # nothing to run it on: say so before running it
+        why = "a second input: archc's models have one"
+        raise ImportFailure(source, [Problem(n.name, "input", _where(n), why) for n in inputs[1:]])
     _propagate(gm, module, input_hwc, source)
     imp = _Import(source, gm)
-    live = _live(gm)
+    imp.order = {n.name: k for k, n in enumerate(gm.graph.nodes)}
     calls: dict[str, int] = {}
     for n in gm.graph.nodes:
         if n.op == "call_module" and n.name in live:
@@ -1268,12 +1304,23 @@ def _convert(imp: _Import, n, first, input_hwc, calls: dict[str, int]) -> None:
     target, key = _lookup(imp.gm, n)
     if key is None or key not in CONVERTERS:
         return imp.problem(n, "archc has no layer for it" + _hint(n))
-    if n.op == "call_module" and calls.get(n.target, 0) > 1 and any(target.parameters()):
+    if n.op == "call_module" and calls.get(n.target, 0) > 1 and _has_weights(target):
         return imp.problem(
             n,
             f"the module is called {calls[n.target]} times with one set of "
             "weights: archc gives each layer its own",
         )
+    mutated = _mutated(n, target)
+    if mutated is not None:
+        later = [
+            u.name for u in mutated.users if u is not n and imp.order[u.name] > imp.order[n.name]
+        ]
+        if later:
+            return imp.problem(
+                n,
+                f"it changes `{mutated.name}` in place, which {', '.join(f'`{u}`' for u in later)} "
+                "then read(s): archc's layers compute new tensors (drop inplace=True)",
+            )
     ins = [imp.value.get(a.name) for a in n.all_input_nodes]
     cf = [i for i in ins if i in imp.channels_first]
     before = len(imp.problems)
@@ -1311,6 +1358,22 @@ _ORDER_AWARE = {
     "F.softmax",
     ".softmax",
 }
+
+
+def _mutated(n, target):
+    """The tensor an in-place operation writes into (`x.add_(y)`, `F.relu(x,
+    inplace=True)`, `nn.ReLU(inplace=True)`), or None."""
+    inplace = n.kwargs.get("inplace", False) is True
+    if n.op == "call_method":
+        inplace = inplace or (n.target.endswith("_") and not n.target.startswith("_"))
+    elif n.op == "call_module":
+        inplace = inplace or getattr(target, "inplace", False) is True
+    first = n.args[0] if n.args else None
+    return first if inplace and hasattr(first, "users") else None
+
+
+def _has_weights(module) -> bool:
+    return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
 
 
 def _is_chunk(n) -> bool:
