@@ -10,6 +10,9 @@
     archc build SPEC... [--backend keras|torch|onnx|all] [-o DIR]
                         [--weights FILE] [--opset N] [--dtype float32|float64]   (onnx)
     archc build --all [--check]         every spec in specs/, every source backend
+    archc import SOURCE -o SPEC.cnn [--weights OUT.npz] [--input HxWxC] [--check]
+                                        a .keras file, keras.applications.NAME or
+                                        module:callable as a spec and its weights
     archc equiv SPEC [--dtype ...] [--direction ...] [--nodes] [--against onnx]
                                         Keras and PyTorch builds (and ONNX in onnxruntime)
                                         compute the same function
@@ -256,6 +259,51 @@ def _replace_file(path: str, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _hwc(text: str) -> tuple[int, int, int]:
+    """An image input size for `archc import --input` (H x W x C only)."""
+    size = _input_size(text)
+    if len(size) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HxWxC (e.g. 224x224x3)")
+    return size
+
+
+def cmd_import(args) -> int:
+    from archc import extras, porting
+    from backends.importing import ImportFailure
+
+    # a module:callable source imports its framework itself: TensorFlow, where it is
+    # installed, is imported first and quietly (its start-up lines come from C++)
+    if not args.verbose and ":" in args.source and not extras.missing(["tensorflow"]):
+        extras.import_framework("tensorflow")
+
+    try:
+        ported = porting.port(
+            args.source,
+            input_hwc=args.input,
+            name=args.name,
+            source_weights=args.source_weights,
+            spec_path=args.output,
+        )
+        result = porting.check(ported) if args.check else None
+    except ImportFailure as e:
+        print(e.render(), file=sys.stderr)
+        return 1
+    if result is not None:
+        from archc import equiv
+
+        print(equiv.report(ported.model, result))
+        if not result.ok:
+            print(f"error: the check failed: nothing written to {args.output}", file=sys.stderr)
+            return 1
+    porting.write(ported, args.output, args.weights)
+    m = ported.model
+    print(
+        f"imported {args.source}: {len(m.nodes) - 1} layers, {m.params:,} params "
+        f"-> {args.output}" + (f", weights -> {args.weights}" if args.weights else "")
+    )
+    return 0
 
 
 # `archc build` options some backends take (the registry says which: Backend.options)
@@ -877,6 +925,55 @@ def make_parser() -> argparse.ArgumentParser:
         "--diff", action="store_true", help="write nothing; print the changes as a unified diff"
     )
     f.set_defaults(func=cmd_fmt)
+    im = _command(
+        sub,
+        "import",
+        "bring a Keras or PyTorch model in as a spec and its weights, verified",
+        "  archc import model.keras -o model.cnn --weights model.npz --check\n"
+        "  archc import keras.applications.ResNet50 --input 64x64x3 -o resnet50.cnn\n"
+        "  archc import nets.py:build_unet --input 64x64x1 -o unet.cnn --weights unet.npz",
+    )
+    im.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="a .keras file, keras.applications.NAME, or module:callable (a module name "
+        "or path/to/file.py; called without arguments, it returns a keras.Model or a "
+        "torch nn.Module)",
+    )
+    im.add_argument("-o", "--output", required=True, metavar="SPEC.cnn", help="the spec to write")
+    im.add_argument(
+        "--weights",
+        metavar="OUT.npz",
+        help="write the source's weights keyed by the spec's node names (default: none)",
+    )
+    im.add_argument(
+        "--input",
+        type=_hwc,
+        metavar="HxWxC",
+        help="the input size: a PyTorch module's (required), or a keras.applications "
+        "model's input_shape (default: the application's own)",
+    )
+    im.add_argument(
+        "--source-weights",
+        metavar="FILE",
+        help="a Keras weights file to load into keras.applications.NAME (default: "
+        "weights=None, Keras's initial values)",
+    )
+    im.add_argument("--name", help="the spec's model name (default: the source model's)")
+    im.add_argument(
+        "--check",
+        action="store_true",
+        help="run the source model and the spec built in the other framework, float64, "
+        "with the weights, on the same random input; print every node's divergence as "
+        "`archc equiv --nodes` does; write nothing and exit 1 when they differ",
+    )
+    im.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="let the frameworks print their start-up and log lines",
+    )
+    im.set_defaults(func=cmd_import)
 
     b = _command(
         sub,
@@ -1121,6 +1218,10 @@ def _needs(args) -> tuple[str, ...]:
         return ("numpy", "tensorflow", "keras", "torch", *onnx)
     if args.command == "diagram":
         return ("PIL",) if args.output.lower().endswith(".png") else ()
+    if args.command == "import":  # module:callable imports what it returns (Keras or torch)
+        keras_source = args.source.startswith("keras.") or args.source.endswith(".keras")
+        keras = ("tensorflow", "keras") if keras_source or args.check else ()
+        return ("numpy", *keras, *(("torch",) if args.check else ()))
     if args.command in ("train", "evaluate"):
         from archc.data.names import NEEDS
 

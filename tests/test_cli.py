@@ -111,6 +111,7 @@ def test_core_commands_import_no_optional_package(tmp_path):
         (("equiv", "specs/digits_cnn.cnn"), "keras"),
         (("build", "specs/digits_cnn.cnn", "--backend", "onnx"), "onnx"),
         (("equiv", "specs/digits_cnn.cnn", "--against", "onnx"), "keras,onnx"),
+        (("import", "model.keras", "-o", "model.cnn"), "keras"),
     ],
 )
 def test_a_missing_extra_is_named_not_a_traceback(args, extra):
