@@ -11,6 +11,13 @@ as raw operations, not layers; exactly these are recognised:
 - `x * hard_sigmoid(x)`, the hard swish written out -> `A(hard_swish)`;
 - `x + y` of two tensors (ConvNeXt's residual sum) -> `add`.
 
+archc's own generated layers are read back as what they were generated from: its
+helper classes (`archc>LayerScale`, ...; ARCHC_HELPERS) as their kinds, and its
+explicit padding, the layer `X.pad` before a `valid` X, folded into X
+(`_fold_padding`: exactly the generator's pattern; any other ZeroPadding2D stays a
+zero-padding node). The nodes come in the order the model called its layers
+(`_call_order`), so a model generated from a spec imports to that spec's graph.
+
 Everything else (a Lambda, a custom layer class, any other operation, a layer
 called twice, several inputs or outputs, an unknown spatial size, channels-first
 data, a setting without an archc equivalent) is a `Problem` naming the layer, its
@@ -916,6 +923,49 @@ def _fold_padding(walk: _Walk) -> None:
         x.ceil = ceil
 
 
+def _call_order(walk: _Walk) -> list[_Step]:
+    """The steps in the order the source model called its layers (a generated
+    model's: its spec's order), as far as Keras records it: each layer's calls on
+    a tensor are listed in call order (the producer's `_outbound_nodes`). The
+    reverse postorder of a walk from the input along the readers, each tensor's
+    readers taken last-called first, gives back that order for archc's branches
+    and skip connections (a U-Net's `@enc1 Crop(88)` after the decoder it joins),
+    where the walk back from the output places a layer at its input's first
+    reader. Readers Keras did not list (a nested model's) follow in walk order;
+    should the walk from the input not reach every step, the walk's order stays."""
+    index = {id(step): k for k, step in enumerate(walk.steps)}
+
+    def readers(step: _Step) -> list[_Step]:
+        called = {id(n): k for k, n in enumerate(getattr(step.op, "_outbound_nodes", []))}
+        found = {
+            id(r): r
+            for t in step.node.output_tensors
+            for r in walk.consumers.get(id(walk.resolve(t)), [])
+        }
+        order = sorted(
+            found.values(), key=lambda r: (called.get(id(r.node), len(called)), index[id(r)])
+        )
+        return order[::-1]
+
+    visited: set[int] = set()
+    post: list[_Step] = []
+    for root in walk.steps[::-1]:
+        if root.node.input_tensors or id(root) in visited:  # from the input(s) only
+            continue
+        visited.add(id(root))
+        stack = [(root, iter(readers(root)))]
+        while stack:
+            step, pending = stack[-1]
+            following = next((r for r in pending if id(r) not in visited), None)
+            if following is None:
+                post.append(step)
+                stack.pop()
+            else:
+                visited.add(id(following))
+                stack.append((following, iter(readers(following))))
+    return post[::-1] if len(post) == len(walk.steps) else walk.steps
+
+
 def _shape(t) -> tuple:
     return tuple(t.shape[1:])
 
@@ -956,6 +1006,7 @@ def import_keras(model, source: str) -> Imported:
         )
     for t in outputs:
         walk.visit(t)
+    walk.steps = _call_order(walk)
     _fold_patterns(walk)
     _fold_padding(walk)
 
