@@ -334,8 +334,8 @@ def test_a_spec_imports_back_but_for_untraced_spellings(spec):
 def test_archc_padding_and_helpers_fold_back():
     """Every pattern of backends/keras/generator.py's explicit padding and pooling:
     zeros before a convolution, depthwise, separable and average pooling, -inf
-    before a max pooling, ceil mode's overhang (max and average), and the channel
-    shuffle and split helpers."""
+    before a max pooling, ceil mode's overhang (max and average), the crop after a
+    transposed convolution, and the channel shuffle and split helpers."""
     from archc.ir.model import same_graph
     from archc.pipeline import compile_text
     from backends.keras.importer import import_keras
@@ -346,11 +346,13 @@ def test_archc_padding_and_helpers_fold_back():
         "C(8*3*3, p(1, 2)) DW(3*3, p1) SC(8*3*3, p(2, 1)) P(max, 3, 1, p1) "
         "P(avg, 3, 1, p1) P(max, 2, 2, ceil) P(max, 3, 2, p1, ceil) "
         "P(avg, 2, 2, ceil) P(avg, 3, 2, p1, ceil) "
-        "concat { Split(2, 0) | Split(2, 1) C(4*1*1) } Shuffle(2) GAP Dense(2)\n"
+        "concat { Split(2, 0) | Split(2, 1) C(4*1*1) } Shuffle(2) "
+        "CT(4*3*3, s2, p1) CT(4*3*3, s2, p(1, 2), output_padding: 1) GAP Dense(2)\n"
     )
     assert [n.ceil for n in ir.nodes if n.kind == "pool"] == [False] * 2 + [True] * 4
     model = build_keras(ir)
     assert sum(layer.name.endswith(".pad") for layer in model.layers) == 8
+    assert sum(layer.name.endswith(".crop") for layer in model.layers) == 2
     assert sum(type(layer).__name__ == "CeilAveragePooling2D" for layer in model.layers) == 2
     imported = import_keras(model, "folds")
     assert same_graph(imported.model, ir) == []
@@ -385,6 +387,28 @@ def test_a_users_own_zero_padding_stays_a_layer():
         ("conv", "valid"),
         ("conv", "valid"),
         ("add", None),
+    ]
+
+
+def test_a_users_own_crop_after_a_transposed_convolution_stays_a_layer():
+    import keras
+
+    from backends.keras.importer import import_keras
+
+    def build(x):
+        y = keras.layers.Conv2DTranspose(4, 3, strides=2, name="t1")(x)
+        y = keras.layers.Cropping2D(1, name="crop1")(y)
+        y = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same", name="t2")(y)
+        return keras.layers.Cropping2D(1, name="t2.crop")(y)
+
+    ir = import_keras(_functional(build, (4, 4, 3)), "users").model
+    kinds = [(n.kind, getattr(n, "padding", None)) for n in ir.nodes]
+    assert kinds == [
+        ("input", None),
+        ("transposed", "valid"),
+        ("crop", None),
+        ("transposed", "same"),
+        ("crop", None),
     ]
 
 

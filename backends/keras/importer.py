@@ -286,11 +286,13 @@ def transposed(c: Call) -> Node:
     fields = _window_fields(c)
     if fields.pop("dilation") != (1, 1):
         raise Refuse("a dilated transposed convolution has no archc equivalent")
-    op = layer.output_padding
+    op = None if layer.output_padding is None else _pair(layer.output_padding)
+    if c.padding is not None and op == (0, 0):  # explicit padding's default, as PyTorch's
+        op = None
     return c.node(
         "transposed",
         filters=int(layer.filters),
-        output_padding=None if op is None else _pair(op),
+        output_padding=op,
         init=_init(layer.kernel_initializer),
         l2=_l2(layer.kernel_regularizer),
         **fields,
@@ -675,6 +677,7 @@ class _Step:
     absorbed: bool = False  # part of a pattern folded into a later step
     padding: tuple[int, int] | str | None = None  # folded from archc's `<layer>.pad`
     ceil: bool = False
+    output: Any = None  # the tensor its node computes, where not its own (`X.crop`'s)
 
 
 @dataclass
@@ -867,8 +870,11 @@ def _fold_padding(walk: _Walk) -> None:
     generator's pattern, name and structure both (the padding layer is named
     `X.pad`, X reads only it and is its only reader, X pads `valid`, the padding
     is symmetric; for a max pooling, its -inf overhang is the one PyTorch's ceil
-    mode gives). A ZeroPadding2D of any other name or place stays a zero-padding
-    layer, as in backends/pytorch/importer.py's rule for `_pad`."""
+    mode gives). A transposed convolution's is the crop `X.crop` after a `valid` X
+    (symmetric, X's only reader; Keras's output padding 0 is then archc's default,
+    None, as the PyTorch importer reads it). A ZeroPadding2D or Cropping2D of any
+    other name or place stays a layer, as in backends/pytorch/importer.py's rule
+    for `_pad`."""
     from archc.ir.shapes import ShapeError, ceil_window_output
 
     for step in walk.steps:
@@ -921,6 +927,33 @@ def _fold_padding(walk: _Walk) -> None:
         x.fold_input = walk.resolve(step.node.input_tensors[0])
         x.padding = "valid" if (top, left) == (0, 0) else (top, left)
         x.ceil = ceil
+    producer = {id(walk.resolve(t)): s for s in walk.steps for t in s.node.output_tensors}
+    for step in walk.steps:  # a transposed convolution's explicit padding: `X.crop` after X
+        op = step.op
+        if (
+            not _is_layer(op)
+            or not op.name.endswith(".crop")
+            or _padding_class(op) != "Cropping2D"
+            or len(step.node.input_tensors) != 1
+            or getattr(op, "data_format", "channels_last") != "channels_last"
+        ):
+            continue
+        x = producer.get(id(walk.resolve(step.node.input_tensors[0])))
+        (top, bottom), (left, right) = op.cropping
+        if (
+            x is None
+            or not _is_layer(x.op)
+            or x.op.name + ".crop" != op.name
+            or _padding_class(x.op) != "Conv2DTranspose"
+            or len(walk.uses[id(x.op)]) != 1
+            or x.op.padding != "valid"
+            or walk.consumers.get(id(walk.resolve(x.node.output_tensors[0])), []) != [step]
+            or (top, left) != (bottom, right)
+            or (top, left) == (0, 0)
+        ):
+            continue
+        step.absorbed = True
+        x.padding, x.output = (top, left), walk.resolve(step.node.output_tensors[0])
 
 
 def _call_order(walk: _Walk) -> list[_Step]:
@@ -1028,12 +1061,13 @@ def import_keras(model, source: str) -> Imported:
 
     def refuse(step: _Step, why: str) -> None:
         walk.problems.append(Problem(step.op.name, _class(step.op), where(step), why))
-        for t in step.node.output_tensors:  # downstream layers are still converted
+        outs = [*step.node.output_tensors, *([step.output] if step.output is not None else [])]
+        for t in outs:  # downstream layers are still converted
             names[id(walk.resolve(t))] = step.op.name
 
     for step in walk.steps:
         op, node = step.op, step.node
-        out = walk.resolve(node.output_tensors[0])
+        out = step.output if step.output is not None else walk.resolve(node.output_tensors[0])
         if step.absorbed:
             continue
         if _is_layer(op) and len(walk.uses[id(op)]) > 1:
