@@ -11,6 +11,13 @@ as raw operations, not layers; exactly these are recognised:
 - `x * hard_sigmoid(x)`, the hard swish written out -> `A(hard_swish)`;
 - `x + y` of two tensors (ConvNeXt's residual sum) -> `add`.
 
+archc's own generated layers are read back as what they were generated from: its
+helper classes (`archc>LayerScale`, ...; ARCHC_HELPERS) as their kinds, and its
+explicit padding, the layer `X.pad` before a `valid` X, folded into X
+(`_fold_padding`: exactly the generator's pattern; any other ZeroPadding2D stays a
+zero-padding node). The nodes come in the order the model called its layers
+(`_call_order`), so a model generated from a spec imports to that spec's graph.
+
 Everything else (a Lambda, a custom layer class, any other operation, a layer
 called twice, several inputs or outputs, an unknown spatial size, channels-first
 data, a setting without an archc equivalent) is a `Problem` naming the layer, its
@@ -49,6 +56,9 @@ class Call:
     in_shapes: list[tuple]  # Keras's input shapes, batch axis dropped
     out_shape: tuple
     reshape_weights: bool = False  # a converter sets it where Keras's tensors are reshaped
+    # explicit padding (h, w) folded from archc's generated `<layer>.pad` (_fold_padding)
+    padding: tuple[int, int] | None = None
+    ceil: bool = False  # a max pooling's -inf overhang folded from its `.pad` (PyTorch's ceil)
 
     def node(self, kind: str, **fields: Any) -> Node:
         return KINDS[kind](name=self.name, inputs=self.inputs, **fields)
@@ -188,18 +198,20 @@ def _pair(value) -> tuple[int, int]:
     return (int(value[0]), int(value[1]))
 
 
-def _padding(layer) -> str:
-    if layer.padding not in ("same", "valid"):
-        raise Refuse(f"padding `{layer.padding}` has no archc equivalent (same or valid)")
-    return layer.padding
+def _padding(c: Call) -> str | tuple[int, int]:
+    """The layer's `same` or `valid`, or the explicit padding folded into it."""
+    if c.layer.padding not in ("same", "valid"):
+        raise Refuse(f"padding `{c.layer.padding}` has no archc equivalent (same or valid)")
+    return c.layer.padding if c.padding is None else c.padding
 
 
-def _window_fields(layer) -> dict:
+def _window_fields(c: Call) -> dict:
+    layer = c.layer
     _channels_last(layer)
     return {
         "kernel": _pair(layer.kernel_size),
         "stride": _pair(layer.strides),
-        "padding": _padding(layer),
+        "padding": _padding(c),
         "dilation": _pair(layer.dilation_rate),
         "use_bias": bool(layer.use_bias),
         "activation": _fused(layer),
@@ -228,7 +240,7 @@ def conv2d(c: Call) -> Node:
         groups=int(layer.groups),
         init=_init(layer.kernel_initializer),
         l2=_l2(layer.kernel_regularizer),
-        **_window_fields(layer),
+        **_window_fields(c),
     )
 
 
@@ -241,7 +253,7 @@ def depthwise(c: Call) -> Node:
         multiplier=int(layer.depth_multiplier),
         init=_init(layer.depthwise_initializer),
         l2=_l2(layer.depthwise_regularizer),
-        **_window_fields(layer),
+        **_window_fields(c),
     )
 
 
@@ -263,7 +275,7 @@ def separable(c: Call) -> Node:
         filters=int(layer.filters),
         multiplier=int(layer.depth_multiplier),
         init=init,
-        **_window_fields(layer),
+        **_window_fields(c),
     )
 
 
@@ -271,14 +283,16 @@ def separable(c: Call) -> Node:
 def transposed(c: Call) -> Node:
     layer = c.layer
     _no_regularizers(layer, "bias_regularizer", "activity_regularizer")
-    fields = _window_fields(layer)
+    fields = _window_fields(c)
     if fields.pop("dilation") != (1, 1):
         raise Refuse("a dilated transposed convolution has no archc equivalent")
-    op = layer.output_padding
+    op = None if layer.output_padding is None else _pair(layer.output_padding)
+    if c.padding is not None and op == (0, 0):  # explicit padding's default, as PyTorch's
+        op = None
     return c.node(
         "transposed",
         filters=int(layer.filters),
-        output_padding=None if op is None else _pair(op),
+        output_padding=op,
         init=_init(layer.kernel_initializer),
         l2=_l2(layer.kernel_regularizer),
         **fields,
@@ -395,6 +409,41 @@ def archc_gelu_tanh(c: Call) -> Node:
     return c.node("activation", fn="gelu_tanh")
 
 
+def _overhang(c: Call, kernel, stride, padding) -> tuple[int, int]:
+    """The cells past the padded input that the last window of PyTorch's ceil-mode
+    pooling covers, per axis, for Keras's output size (backends/keras/generator.py
+    `_ceil_pool`'s rule)."""
+    pad = (0, 0) if isinstance(padding, str) else padding
+    return tuple(
+        max((c.out_shape[i] - 1) * stride[i] + kernel[i] - c.in_shapes[0][i] - 2 * pad[i], 0)
+        for i in (0, 1)
+    )
+
+
+@_helper("CeilAveragePooling2D")
+def archc_ceil_avg_pool(c: Call) -> Node:
+    """PyTorch's ceil-mode average pooling, with the zeros of its `.pad` if any."""
+    layer = c.layer
+    kernel, stride = _pair(layer.pool_size), _pair(layer.strides)
+    padding = "valid" if c.padding is None else c.padding
+    if tuple(layer.overhang) != _overhang(c, kernel, stride, padding):
+        raise Refuse(
+            f"its overhang {tuple(layer.overhang)} is not the one archc's ceil pooling "
+            f"gives for this input ({_overhang(c, kernel, stride, padding)})"
+        )
+    return c.node("pool", op="avg", kernel=kernel, stride=stride, padding=padding, ceil=True)
+
+
+@_helper("ChannelShuffle")
+def archc_shuffle(c: Call) -> Node:
+    return c.node("shuffle", groups=int(c.layer.groups))
+
+
+@_helper("ChannelSplit")
+def archc_split(c: Call) -> Node:
+    return c.node("split", parts=int(c.layer.parts), take=int(c.layer.take))
+
+
 @imports("Activation")
 def activation(c: Call) -> Node | None:
     name = _activation_name(c.layer.activation)
@@ -459,7 +508,8 @@ def _pool(c: Call, op: str) -> Node:
         op=op,
         kernel=_pair(layer.pool_size),
         stride=_pair(layer.strides),
-        padding=_padding(layer),
+        padding=_padding(c),
+        ceil=c.ceil,
     )
 
 
@@ -625,6 +675,9 @@ class _Step:
     fold: str | None = None  # a recognised pattern: hard_sigmoid, hard_swish
     fold_input: Any = None  # the pattern's input tensor
     absorbed: bool = False  # part of a pattern folded into a later step
+    padding: tuple[int, int] | str | None = None  # folded from archc's `<layer>.pad`
+    ceil: bool = False
+    output: Any = None  # the tensor its node computes, where not its own (`X.crop`'s)
 
 
 @dataclass
@@ -790,6 +843,162 @@ def _fold_patterns(walk: _Walk) -> None:
                 break
 
 
+# archc's generated explicit padding (backends/keras/generator.py): the layer
+# `X.pad` before the layer `X`, which pads `valid`: zeros before a convolution or
+# an average pooling, archc's -inf NegInfPadding2D before a max pooling
+PADDED = {
+    "ZeroPadding2D": {
+        "Conv2D",
+        "DepthwiseConv2D",
+        "SeparableConv2D",
+        "AveragePooling2D",
+        "archc>CeilAveragePooling2D",
+    },
+    "archc>NegInfPadding2D": {"MaxPooling2D"},
+}
+
+
+def _padding_class(op) -> str:
+    """A built-in layer's class, or an archc helper's registered name."""
+    if type(op).__module__.startswith("keras.src."):
+        return _class(op)
+    return _keras().saving.get_registered_name(type(op))
+
+
+def _fold_padding(walk: _Walk) -> None:
+    """Fold archc's own explicit padding into the layer it pads: exactly the
+    generator's pattern, name and structure both (the padding layer is named
+    `X.pad`, X reads only it and is its only reader, X pads `valid`, the padding
+    is symmetric; for a max pooling, its -inf overhang is the one PyTorch's ceil
+    mode gives). A transposed convolution's is the crop `X.crop` after a `valid` X
+    (symmetric, X's only reader; Keras's output padding 0 is then archc's default,
+    None, as the PyTorch importer reads it). A ZeroPadding2D or Cropping2D of any
+    other name or place stays a layer, as in backends/pytorch/importer.py's rule
+    for `_pad`."""
+    from archc.ir.shapes import ShapeError, ceil_window_output
+
+    for step in walk.steps:
+        op = step.op
+        if not _is_layer(op) or not op.name.endswith(".pad") or step.absorbed:
+            continue
+        allowed = PADDED.get(_padding_class(op))
+        if allowed is None or len(step.node.output_tensors) != 1:
+            continue
+        readers = walk.consumers.get(id(walk.resolve(step.node.output_tensors[0])), [])
+        if len(readers) != 1:
+            continue
+        x = readers[0]
+        if (
+            not _is_layer(x.op)
+            or x.op.name + ".pad" != op.name
+            or _padding_class(x.op) not in allowed
+            or len(walk.uses[id(x.op)]) != 1
+            or len(x.node.input_tensors) != 1
+            or getattr(x.op, "padding", "valid") != "valid"
+            or getattr(op, "data_format", "channels_last") != "channels_last"
+        ):
+            continue
+        (top, bottom), (left, right) = op.padding
+        ceil = (bottom, right) != (top, left)
+        if ceil:  # PyTorch's ceil mode: the overhang past the bottom and right
+            if _class(x.op) != "MaxPooling2D" or bottom < top or right < left:
+                continue
+            (h, w, _), (oh, ow, _) = (
+                _shape(step.node.input_tensors[0]),
+                _shape(x.node.output_tensors[0]),
+            )
+            kernel, stride = _pair(x.op.pool_size), _pair(x.op.strides)
+            try:
+                made = (
+                    ceil_window_output(h, kernel[0], stride[0], (top, top)),
+                    ceil_window_output(w, kernel[1], stride[1], (left, left)),
+                )
+            except ShapeError:
+                continue
+            overhang = (
+                max((oh - 1) * stride[0] + kernel[0] - h - 2 * top, 0),
+                max((ow - 1) * stride[1] + kernel[1] - w - 2 * left, 0),
+            )
+            if made != (oh, ow) or overhang != (bottom - top, right - left):
+                continue
+        elif (top, left) == (0, 0):
+            continue
+        step.absorbed = True
+        x.fold_input = walk.resolve(step.node.input_tensors[0])
+        x.padding = "valid" if (top, left) == (0, 0) else (top, left)
+        x.ceil = ceil
+    producer = {id(walk.resolve(t)): s for s in walk.steps for t in s.node.output_tensors}
+    for step in walk.steps:  # a transposed convolution's explicit padding: `X.crop` after X
+        op = step.op
+        if (
+            not _is_layer(op)
+            or not op.name.endswith(".crop")
+            or _padding_class(op) != "Cropping2D"
+            or len(step.node.input_tensors) != 1
+            or getattr(op, "data_format", "channels_last") != "channels_last"
+        ):
+            continue
+        x = producer.get(id(walk.resolve(step.node.input_tensors[0])))
+        (top, bottom), (left, right) = op.cropping
+        if (
+            x is None
+            or not _is_layer(x.op)
+            or x.op.name + ".crop" != op.name
+            or _padding_class(x.op) != "Conv2DTranspose"
+            or len(walk.uses[id(x.op)]) != 1
+            or x.op.padding != "valid"
+            or walk.consumers.get(id(walk.resolve(x.node.output_tensors[0])), []) != [step]
+            or (top, left) != (bottom, right)
+            or (top, left) == (0, 0)
+        ):
+            continue
+        step.absorbed = True
+        x.padding, x.output = (top, left), walk.resolve(step.node.output_tensors[0])
+
+
+def _call_order(walk: _Walk) -> list[_Step]:
+    """The steps in the order the source model called its layers (a generated
+    model's: its spec's order), as far as Keras records it: each layer's calls on
+    a tensor are listed in call order (the producer's `_outbound_nodes`). The
+    reverse postorder of a walk from the input along the readers, each tensor's
+    readers taken last-called first, gives back that order for archc's branches
+    and skip connections (a U-Net's `@enc1 Crop(88)` after the decoder it joins),
+    where the walk back from the output places a layer at its input's first
+    reader. Readers Keras did not list (a nested model's) follow in walk order;
+    should the walk from the input not reach every step, the walk's order stays."""
+    index = {id(step): k for k, step in enumerate(walk.steps)}
+
+    def readers(step: _Step) -> list[_Step]:
+        called = {id(n): k for k, n in enumerate(getattr(step.op, "_outbound_nodes", []))}
+        found = {
+            id(r): r
+            for t in step.node.output_tensors
+            for r in walk.consumers.get(id(walk.resolve(t)), [])
+        }
+        order = sorted(
+            found.values(), key=lambda r: (called.get(id(r.node), len(called)), index[id(r)])
+        )
+        return order[::-1]
+
+    visited: set[int] = set()
+    post: list[_Step] = []
+    for root in walk.steps[::-1]:
+        if root.node.input_tensors or id(root) in visited:  # from the input(s) only
+            continue
+        visited.add(id(root))
+        stack = [(root, iter(readers(root)))]
+        while stack:
+            step, pending = stack[-1]
+            following = next((r for r in pending if id(r) not in visited), None)
+            if following is None:
+                post.append(step)
+                stack.pop()
+            else:
+                visited.add(id(following))
+                stack.append((following, iter(readers(following))))
+    return post[::-1] if len(post) == len(walk.steps) else walk.steps
+
+
 def _shape(t) -> tuple:
     return tuple(t.shape[1:])
 
@@ -830,7 +1039,9 @@ def import_keras(model, source: str) -> Imported:
         )
     for t in outputs:
         walk.visit(t)
+    walk.steps = _call_order(walk)
     _fold_patterns(walk)
+    _fold_padding(walk)
 
     taken: set[str] = set()
     names: dict[int, str] = {}  # a tensor -> the IR node that computes it
@@ -850,12 +1061,13 @@ def import_keras(model, source: str) -> Imported:
 
     def refuse(step: _Step, why: str) -> None:
         walk.problems.append(Problem(step.op.name, _class(step.op), where(step), why))
-        for t in step.node.output_tensors:  # downstream layers are still converted
+        outs = [*step.node.output_tensors, *([step.output] if step.output is not None else [])]
+        for t in outs:  # downstream layers are still converted
             names[id(walk.resolve(t))] = step.op.name
 
     for step in walk.steps:
         op, node = step.op, step.node
-        out = walk.resolve(node.output_tensors[0])
+        out = step.output if step.output is not None else walk.resolve(node.output_tensors[0])
         if step.absorbed:
             continue
         if _is_layer(op) and len(walk.uses[id(op)]) > 1:
@@ -883,7 +1095,7 @@ def import_keras(model, source: str) -> Imported:
             checks.append((name, shape))
             continue
         ins = [walk.resolve(x) for x in node.input_tensors]
-        if step.fold:
+        if step.fold_input is not None:
             ins = [step.fold_input]
         in_shapes = [_shape(x) for x in ins]
         if any(d is None for s in (*in_shapes, _shape(out)) for d in s):
@@ -894,6 +1106,9 @@ def import_keras(model, source: str) -> Imported:
             continue
         name = _valid_name(op.name, taken)
         call = Call(op, name, tuple(names[id(x)] for x in ins), in_shapes, _shape(out))
+        if step.padding is not None:
+            call.padding = None if step.padding == "valid" else step.padding
+            call.ceil = step.ceil
         try:
             if step.fold:
                 made = call.node("activation", fn=step.fold)
