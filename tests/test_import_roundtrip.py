@@ -109,6 +109,18 @@ def test_a_spec_built_in_pytorch_comes_back_exactly(spec):
     assert_comes_back(spec, "torch")
 
 
+@pytest.mark.parametrize("layer", ["Reshape(8)", "Flatten"])
+def test_a_vector_of_a_one_by_one_map_comes_back_as_written(layer):
+    """archc's PyTorch code flattens a 1 x 1 map plainly for Reshape(C) and after a
+    channels-last permute for Flatten: the importer reads each back as written."""
+    ir = compile_text(f"model v\ninput 4*4*3\nC(8*4*4) {layer} Dense(2)\n")
+    from backends.pytorch.importer import import_torch
+    from backends.runtime import build_torch
+
+    model = import_torch(build_torch(ir).eval(), ir.input_shape, "v").model
+    assert same_graph(model, ir) == []
+
+
 # What a PyTorch module cannot say, so the round trip differs from the spec in it
 # (each the same function):
 # - padding that adds the same zeros: `same` on a 1 x 1 window or where it adds none
