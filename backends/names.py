@@ -80,6 +80,19 @@ def problem(kind: str, name: str) -> str | None:
     return None
 
 
+def derived_node_names(name: str) -> dict[str, str]:
+    """The names other than `name` that a node called `name` also takes in some
+    generated module, each with what it is there (PyTorch's `self.<name>_pad`, the
+    padding helper of the layer): another node of one of these names in the same
+    scope would meet it."""
+    out: dict[str, str] = {}
+    for m in backends():
+        for form, text, what in m.forms("node", name):
+            if text != name:
+                out.setdefault(text, what)
+    return out
+
+
 def collision(kind_a: str, a: str, kind_b: str, b: str) -> str | None:
     """Why two declared names collide in some backend's module (the same text in
     forms that meet in one scope, as the backend's CLASHES say), as a hint; or None."""

@@ -203,6 +203,43 @@ def test_names_the_language_refuses_are_dropped(name):
         assert f"as {refused} " not in text and not text.endswith(f"as {refused}\n")
 
 
+def test_a_name_another_node_takes_in_generated_code_is_dropped():
+    """Keras names a convolution's padding `X_pad` beside `X` (EfficientNet,
+    MobileNetV3); PyTorch's generated code names X's own padding `self.X_pad`, so
+    the compiler refuses the pair (E211): the printer keeps `X` and drops `X_pad`,
+    at the top level, inside a block body, and beside a name the compiler makes up."""
+    spec = """
+        block Down(ch) { ZP(1) C(ch*3*3, s2, same) as dw B }
+        input 32*32*3
+        ZP(2) C(8*5*5, s2, same)
+        Down(8) as block1 Down(16) as block2
+        ZP(2) C(8*5*5, s2, same) GAP Dense(10)
+    """
+    model = bare(compile_text(spec))
+    pads = [n for n in model.nodes if n.kind == "zeropad"]
+    rename = {pads[0].name: "stem_pad", pads[-1].name: "c1_pad"}
+    for n in model.nodes:
+        if n.kind == "conv" and n.inputs[0] == pads[0].name:
+            rename[n.name] = "stem"
+    for n in model.nodes:  # in each block: `block1_1_conv_pad` beside `block1_1_conv`
+        if n.kind == "conv" and n.inputs[0] in [p.name for p in pads[1:-1]]:
+            rename[n.inputs[0]] = n.name + "_pad"
+    nodes = tuple(
+        n.model_copy(
+            update={
+                "name": rename.get(n.name, n.name),
+                "inputs": tuple(rename.get(x, x) for x in n.inputs),
+            }
+        )
+        for n in model.nodes
+    )
+    model = model.model_copy(update={"nodes": nodes})
+    assert {"stem_pad", "c1_pad"} <= {n.name for n in model.nodes}, nodes
+    assert sum(n.name.endswith("_conv_pad") for n in model.nodes) == 2, nodes
+    text = round_trip(model)
+    assert "_pad" not in text, text
+
+
 def test_model_names_are_made_valid():
     m = compile_str("input 8*8*3\nC(4*3*3)\n").model_copy(update={"name": "1st-model.v2"})
     text = round_trip(m)

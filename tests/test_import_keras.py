@@ -175,26 +175,9 @@ def test_application_imports_exactly(app):
     assert float(np.ptp(ref, axis=0).max()) > 1e3 * allowed(scale, "float64")
 
 
-# The spec printer (archc/language/decompile.py) keeps Keras's `X_pad` names beside
-# `X`, which clash with the PyTorch attribute archc gives X's own padding (E211):
-# the command then refuses to write, naming archc's bug. For s3/decompile to fix.
-PRINTER_CLASH = {"MobileNetV3Small", "MobileNetV3Large", "EfficientNetB0"}
-
-
 @pytest.mark.parametrize(
     "app",
-    [
-        pytest.param(
-            a,
-            marks=([pytest.mark.slow] if slow else [])
-            + (
-                [pytest.mark.xfail(reason="printer name clash (PRINTER_CLASH)", strict=False)]
-                if a in PRINTER_CLASH
-                else []
-            ),
-        )
-        for a, (_, slow) in APPS.items()
-    ],
+    [pytest.param(a, marks=[pytest.mark.slow] if slow else []) for a, (_, slow) in APPS.items()],
 )
 def test_application_prints_as_a_spec_of_the_same_graph(app):
     """What `archc import` does after importing: print the spec, compile it, check

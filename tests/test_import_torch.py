@@ -396,11 +396,11 @@ def test_a_generated_model_comes_back_as_its_spec(spec, file):
 
 
 # Every other spec whose generated model comes back exactly. Not here: convnext_tiny
-# (its depthwise convolution is written C(groups: 96), which imports as DW, and its
-# Normalization constants come back as the float32 values both builds use),
-# efficientnet_b0 and mobilenet_v3_* (Rescaling's scale comes back as the float32
-# value both builds multiply by), mobilenet (Reshape(1000) of a 1 x 1 x 1000 map
-# comes back as Flatten): the same functions, other spellings.
+# (its depthwise convolution is written C(groups: 96), the same nn.Conv2d as DW, and
+# its Normalization variance is the float32 of (255 * std)^2, not a short decimal),
+# efficientnet_b0 and mobilenet_v3_* (Rescaling's scale comes back as the shortest
+# decimal of the float32 both builds multiply by, not 1/255):
+# tests/test_import_roundtrip.py pins these differences.
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("spec", "file"),

@@ -81,6 +81,7 @@ class Graph:
             raise ValueError("the output must be the last node")
         self.ins = [tuple(self.pos[x] for x in n.inputs) for n in self.nodes]
         self.model_class = model_name(model.name).replace("_", "").lower()
+        self.derived = derived_names(n.name for n in self.nodes)  # see `usable`
         self.users: list[list[int]] = [[] for _ in self.nodes]
         for i, ins in enumerate(self.ins):
             for j in ins:
@@ -196,13 +197,33 @@ def model_name(name: str) -> str:
 BLOCK_FUNCTIONS = re.compile(r"^(residual|mixed|gated|stage)[0-9]*$")
 
 
-def usable(name: str, taken: set[str]) -> bool:
+def usable(name: str, taken: set[str], derived: set[str]) -> bool:
+    """`name` can be kept: the compiler accepts it, and it is not the name another
+    node of its scope (one of `derived`'s owners, or a name the compiler makes up)
+    also takes in generated code (`conv_pad`, PyTorch's padding helper of `conv`)."""
     return (
         name not in taken
         and not GENERATED.match(name)
         and not BLOCK_FUNCTIONS.match(name)
         and name not in ("flatten", "input")
+        and name not in derived
+        and not derived_from_generated(name)
         and name_problem(name) is None
+    )
+
+
+def derived_names(names) -> set[str]:
+    """Every name other than their own that nodes called `names` take in generated
+    code (backends/names.py, the compiler's rule for E211)."""
+    from backends.names import derived_node_names
+
+    return {text for name in names for text in derived_node_names(name)}
+
+
+def derived_from_generated(name: str) -> bool:
+    """`name` is what a node the compiler names (`c1`) also becomes (`c1_pad`)."""
+    return any(
+        GENERATED.match(name[:k]) and name in derived_names([name[:k]]) for k in range(1, len(name))
     )
 
 
@@ -498,14 +519,18 @@ def local_names(g: Graph, units: list[tuple[list, int, int]], params: set[str]) 
     taken = set(params)
     _, lo0, hi0 = units[0]
     prefixes = [label(g, lo, hi) for _, lo, hi in units]
+    candidates = []
     for p in range(hi0 - lo0):
         locals_ = set()
         for (_, lo, _), pre in zip(units, prefixes, strict=True):
             name = g.nodes[lo + p].name
             locals_.add(name[len(pre) :] if pre and name.startswith(pre) else name)
+        candidates.append(locals_)
+    derived = derived_names(set().union(*candidates))
+    for p, locals_ in enumerate(candidates):
         if len(locals_) == 1:
             (local,) = locals_
-            if local and usable(local, taken):
+            if local and usable(local, taken, derived):
                 out[lo0 + p] = local
                 taken.add(local)
     return out
@@ -521,7 +546,7 @@ def find_blocks(g: Graph, items: list) -> list:
     for _ in range(8):
         out = grouped(g, items, hidden)
         flat = [i for it in out if not isinstance(it, Instance) for i in nodes_of(it)]
-        again = frozenset(i for i in flat if not usable(g.nodes[i].name, set()))
+        again = frozenset(i for i in flat if not usable(g.nodes[i].name, set(), g.derived))
         if again == hidden:
             break
         hidden = again
@@ -739,13 +764,13 @@ def assign_names(g: Graph, items: list, referenced: set[int]) -> dict[int, str]:
     for it in items:
         if isinstance(it, Instance):
             pre = label(g, it.lo, it.hi).rstrip("_.")
-            if pre and usable(pre, taken) and not generated_instance(pre, blocks):
+            if pre and usable(pre, taken, g.derived) and not generated_instance(pre, blocks):
                 it.alias = pre
                 taken.add(pre)
                 names[it.hi - 1] = pre
             continue
         for i in nodes_of(it):
-            if usable(g.nodes[i].name, taken):
+            if usable(g.nodes[i].name, taken, g.derived):
                 names[i] = g.nodes[i].name
                 taken.add(names[i])
     k = 0
@@ -754,7 +779,7 @@ def assign_names(g: Graph, items: list, referenced: set[int]) -> dict[int, str]:
             continue
         while True:
             k += 1
-            if usable(f"t{k}", taken):
+            if usable(f"t{k}", taken, g.derived):
                 break
         names[i] = f"t{k}"
         taken.add(names[i])

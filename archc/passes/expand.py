@@ -1027,7 +1027,7 @@ def _check_collisions(program: Program, ex: Expander, model: str, diags: Diagnos
     """Names that are fine alone but meet in a generated module: a block and the
     model, two blocks, a parameter and a block, a layer and a block or the
     parameters of the block it is in (backends/names.py says which forms meet)."""
-    from backends.names import collision
+    from backends.names import collision, derived_node_names
 
     def clash(what: str, name: str, span, candidates: list[tuple[str, str]]) -> None:
         """Report `name` (a `what`) against the first candidate it meets in generated code."""
@@ -1052,20 +1052,25 @@ def _check_collisions(program: Program, ex: Expander, model: str, diags: Diagnos
     for b in used:
         for p in program.blocks[b].params:
             clash("parameter", p.name, p.span, others)
-    node_names = {n.name for n in ex.nodes}
-    for path, span in ex.declared.items():
+    refused: set[str] = set()
+    for path in dict.fromkeys(n.name for n in ex.nodes):
+        # a declared name another layer of its scope takes in generated code
+        # (backends/names.py: PyTorch's padding helper of `conv` is `self.conv_pad`)
         scope, _, local = path.rpartition(".")
-        # PyTorch names a layer's padding helper `<layer>_pad`
-        if local.endswith("_pad") and path[: -len("_pad")] in node_names:
-            diags.error(
-                "E211",
-                f"the name `{local}` clashes with the layer "
-                f"`{local[: -len('_pad')]}` in generated code",
-                span,
-                hint=f"rename the layer; PyTorch names the padding of "
-                f"`{local[: -len('_pad')]}` `self.{local}`",
-            )
+        for text, what in derived_node_names(local).items():
+            other = f"{scope}.{text}" if scope else text
+            if other in ex.declared and other not in refused:
+                refused.add(other)
+                diags.error(
+                    "E211",
+                    f"the name `{text}` clashes with the layer `{local}` in generated code",
+                    ex.declared[other],
+                    hint=f"rename the layer; `{local}` also becomes {what}",
+                )
+    for path, span in ex.declared.items():
+        if path in refused:
             continue
+        scope, _, local = path.rpartition(".")
         candidates = list(others)
         block = scope_block.get(scope)
         if block in program.blocks:

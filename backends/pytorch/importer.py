@@ -28,7 +28,9 @@ PyTorch's conventions, as archc writes them (the torchvision specs do the same):
   map (H * W > 1) is imported as Flatten, and the Linear layer that reads it
   (through dropout or activations) gets its weight's columns permuted to that
   order, so the imported model computes the same function. Anything else reading
-  the channels-first vector is a problem.
+  the channels-first vector is a problem. A flatten of a 1 x 1 map without that
+  permute is `Reshape(C)` (archc's Flatten always permutes first; its Reshape of
+  a 1 x 1 x C map to C is a plain flatten), the inverse of each generated form.
 - LocalResponseNorm: torch divides alpha by the window, archc does not.
 - archc's own generated helper modules (`Crop2d`, `SamePool2d`, `ChannelSplit`,
   `BatchNorm2dNoScale`, ...) are read as the layers they were generated from.
@@ -478,11 +480,35 @@ def layernorm(imp: _Import, node, m) -> None:
     imp.add(node, "layernorm", [imp.ir_input(x)], m, epsilon=m.eps)
 
 
+def float32_decimal(value: float) -> float:
+    """A float32 value as the shortest decimal that rounds to it in float32 (the
+    float32 of 0.3 -> 0.3), else `value` itself. For the constants both of archc's
+    builds round to float32 anyway (Rescaling, LeakyReLU's slope, Normalization's
+    given statistics, LayerScale's initial value: backends/pytorch/generator.py),
+    so the function is the same, and a decimal a spec wrote comes back as written."""
+    import struct
+
+    def f32(x: float) -> float:
+        return struct.unpack("<f", struct.pack("<f", x))[0]
+
+    value = float(value)
+    try:
+        if f32(value) != value:
+            return value
+    except OverflowError:  # beyond float32's range
+        return value
+    for digits in range(1, 10):  # 9 significant digits tell every float32 apart
+        shortest = float(f"{value:.{digits}g}")
+        if f32(shortest) == value:
+            return shortest
+    return value
+
+
 @converts("archc.LayerScale")
 def layerscale(imp: _Import, node, m) -> None:
     """archc's helper: x * gamma per channel. `init` (what training from scratch
     starts at) is gamma's value where every channel has the same, else ConvNeXt's 1e-6."""
-    values = {float(v) for v in m.gamma.detach().cpu().reshape(-1)}
+    values = {float32_decimal(v) for v in m.gamma.detach().cpu().reshape(-1)}
     init = values.pop() if len(values) == 1 else 1e-6
     imp.add(node, "layerscale", [imp.ir_input(node.args[0])], m, init=init)
 
@@ -492,8 +518,8 @@ def normalization(imp: _Import, node, m) -> None:
     """archc's helper: given statistics are constants (buffers it does not save),
     else weights (mean, variance, count)."""
     if "mean" in m._non_persistent_buffers_set:
-        mean = tuple(float(v) for v in m.mean.reshape(-1))
-        var = tuple(float(v) for v in m.variance.reshape(-1))
+        mean = tuple(float32_decimal(v) for v in m.mean.reshape(-1))
+        var = tuple(float32_decimal(v) for v in m.variance.reshape(-1))
         if len(set(mean)) == 1 and len(set(var)) == 1:  # one value for every channel
             mean, var = mean[:1], var[:1]
         imp.add(node, "normalization", [imp.ir_input(node.args[0])], mean=mean, variance=var)
@@ -596,7 +622,8 @@ def act_function(imp: _Import, node, f) -> None:
 
 @converts("nn.LeakyReLU")
 def leaky_relu(imp: _Import, node, m) -> None:
-    _activation(imp, node, node.args[0], "leaky_relu", alpha=m.negative_slope, module=m)
+    slope = float32_decimal(m.negative_slope)
+    _activation(imp, node, node.args[0], "leaky_relu", alpha=slope, module=m)
 
 
 @converts("F.leaky_relu")
@@ -831,9 +858,10 @@ def _flatten(imp: _Import, node, x) -> None:
         pool.fields["keepdims"] = False  # GAP then flatten: one GAP
         imp.value[node.name] = pool.name
         return
+    if h * w == 1:  # a 1 x 1 map's vector in either order: archc's Reshape(C) writes this
+        return imp.add(node, "reshape", [imp.ir_input(x)], shape=(c,))
     ir = imp.add(node, "flatten", [imp.ir_input(x)])
-    if h * w > 1:
-        imp.channels_first[ir.name] = (c, h, w)
+    imp.channels_first[ir.name] = (c, h, w)
 
 
 @converts("nn.Flatten")
@@ -989,7 +1017,8 @@ def _zeropad(imp, node, x, pad) -> None:
 
 @converts("archc.Rescaling")
 def rescaling(imp: _Import, node, m) -> None:
-    imp.add(node, "rescaling", [imp.ir_input(node.args[0])], scale=m.scale, offset=m.offset)
+    scale, offset = float32_decimal(m.scale), float32_decimal(m.offset)
+    imp.add(node, "rescaling", [imp.ir_input(node.args[0])], scale=scale, offset=offset)
 
 
 @converts("archc.Reshape")
