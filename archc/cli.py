@@ -95,6 +95,7 @@ def cmd_report(args) -> int:
     choice = report.memory_choice(model, args.batch, args.dtype, args.optimizer)
     if args.html:
         from archc import html_report
+        from archc.train.files import write_text
 
         sources = {}
         for path in (model.source, *html_report.included_files(model)):
@@ -106,14 +107,9 @@ def cmd_report(args) -> int:
                 return 1
         depth = 0 if args.depth is None else args.depth  # the page folds the rest
         page = html_report.page(model, sources.pop(model.source), sources, choice, depth)
-        partial = args.html + ".partial"  # renamed when whole: no half-written page
         try:
-            with open(partial, "w", encoding="utf-8", newline="\n") as f:
-                f.write(page)
-            os.replace(partial, args.html)
+            write_text(args.html, page)  # atomically: no half-written page
         except OSError as e:
-            if os.path.exists(partial):
-                os.remove(partial)
             print(
                 f"error: cannot write {args.html}: {e.strerror}\n"
                 "hint: the folder must exist and be writable",
@@ -242,23 +238,21 @@ def cmd_fmt(args) -> int:
 
 
 def _replace_file(path: str, text: str) -> None:
-    """Write `text` to `path` atomically (a temporary file in the same folder, then
-    os.replace), keeping the file's mode; a link's target is the file replaced."""
+    """Write `text` to `path` atomically (archc/train/files.py), keeping the file's
+    mode; a link's target is the file replaced."""
     import stat
-    import tempfile
+
+    from archc.train.files import atomic_write
 
     path = os.path.realpath(path)
     mode = stat.S_IMODE(os.stat(path).st_mode)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".archc-fmt-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
             f.write(text)
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_write(path, write)
 
 
 def _hwc(text: str) -> tuple[int, int, int]:

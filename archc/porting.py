@@ -299,17 +299,12 @@ def printed(imported: Imported, original, name: str | None, spec_path: str) -> P
 
 def write(ported: Ported, spec_path: str, weights_path: str | None) -> None:
     """Both files, each atomically (the spec last: it names the weights' nodes)."""
-    from archc.train.files import atomic_write
+    from archc.train.files import atomic_write, write_text
     from backends.transfer import save_weights
 
     if weights_path is not None:
         atomic_write(weights_path, lambda tmp: save_weights(tmp, ported.weights))
-
-    def spec(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(ported.spec)
-
-    atomic_write(spec_path, spec)
+    write_text(spec_path, ported.spec)
 
 
 # ---------------------------------------------------------------------------
